@@ -1,0 +1,310 @@
+#include "io/h5_file.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+
+namespace fresco::h5 {
+namespace {
+
+// HDF5 prints its error stack to stderr by default; Fresco reports errors itself, once.
+void silence_hdf5() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+herr_t innermost_message(unsigned n, const H5E_error2_t* err, void* out) {
+  if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
+  return 0;
+}
+
+// Creates the groups leading to an absolute dataset path.
+void create_parents(hid_t file, const std::string& name, const std::string& context) {
+  PlistId lcpl(FRESCO_H5_CHECK(H5Pcreate(H5P_LINK_CREATE), context));
+  FRESCO_H5_CHECK(H5Pset_create_intermediate_group(lcpl.get(), 1), context);
+  const auto slash = name.rfind('/');
+  if (slash == 0 || slash == std::string::npos) return;
+  const std::string parent = name.substr(0, slash);
+  if (H5Lexists(file, parent.c_str(), H5P_DEFAULT) > 0) return;
+  GroupId g(FRESCO_H5_CHECK(H5Gcreate2(file, parent.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+                            context));
+}
+
+}  // namespace
+
+std::string last_error_message() {
+  std::string msg;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, &msg);
+  return msg.empty() ? "no detail from HDF5" : msg;
+}
+
+void fail(const char* call, const std::string& context, const char* file, int line) {
+  throw ApiError("HDF5 call failed on " + context + ": " + last_error_message() + " [" + call +
+                 " at " + source_location(file, line) + "]");
+}
+
+namespace {
+// A little-endian 16-bit float type: sign bit 15, exponent bits [mpos+msize, 15), mantissa
+// bits [0, msize). HDF5 1.10 has no predefined half type, so both 16-bit types are built.
+TypeId float16_type(size_t exponent_bits, size_t mantissa_bits, size_t bias) {
+  TypeId t(FRESCO_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE), "16-bit float type"));
+  FRESCO_H5_CHECK(H5Tset_fields(t.get(), 15, mantissa_bits, exponent_bits, 0, mantissa_bits),
+                  "16-bit float type");
+  FRESCO_H5_CHECK(H5Tset_offset(t.get(), 0), "16-bit float type");
+  FRESCO_H5_CHECK(H5Tset_precision(t.get(), 16), "16-bit float type");
+  FRESCO_H5_CHECK(H5Tset_size(t.get(), 2), "16-bit float type");
+  FRESCO_H5_CHECK(H5Tset_ebias(t.get(), bias), "16-bit float type");
+  return t;
+}
+}  // namespace
+
+TypeId file_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE), "float32 type"));
+    case DType::f16: return float16_type(5, 10, 15);
+    case DType::bf16: return float16_type(8, 7, 127);
+  }
+  return TypeId();
+}
+
+std::optional<DType> stored_dtype(hid_t type) {
+  if (H5Tget_class(type) != H5T_FLOAT) return std::nullopt;
+  const size_t size = H5Tget_size(type);
+  size_t spos, epos, esize, mpos, msize;
+  H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize);
+  if (H5Tget_order(type) != H5T_ORDER_LE) return std::nullopt;
+  if (size == 4 && esize == 8 && msize == 23) return DType::f32;
+  if (size == 2 && esize == 5 && msize == 10 && H5Tget_ebias(type) == 15) return DType::f16;
+  if (size == 2 && esize == 8 && msize == 7 && H5Tget_ebias(type) == 127) return DType::bf16;
+  return std::nullopt;
+}
+
+std::string type_description(hid_t type) {
+  const size_t bits = H5Tget_size(type) * 8;
+  switch (H5Tget_class(type)) {
+    case H5T_FLOAT: return "float" + std::to_string(bits) + (stored_dtype(type) ? "" : " (unsupported layout)");
+    case H5T_INTEGER: return "int" + std::to_string(bits);
+    case H5T_STRING: return "string";
+    default: return "a non-numeric type";
+  }
+}
+
+File File::open(const std::string& path) {
+  silence_hdf5();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw InputError("file not found: " + path);
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path + " is a directory, not an HDF5 file");
+  const htri_t is_h5 = H5Fis_hdf5(path.c_str());
+  if (is_h5 <= 0) throw InputError(path + " is not an HDF5 file (or cannot be read)");
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0)
+    throw InputError("cannot open HDF5 file " + path + " (damaged or truncated?): " +
+                     last_error_message());
+  return File(path, FileId(id));
+}
+
+File File::create(const std::string& path) {
+  silence_hdf5();
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw IoError("cannot create HDF5 file " + path + ": " + last_error_message());
+  return File(path, FileId(id));
+}
+
+bool File::exists(const std::string& object) const {
+  if (object == "/") return true;
+  // Check each prefix: H5Lexists fails on a path whose parent is missing.
+  size_t pos = 0;
+  while ((pos = object.find('/', pos + 1)) != std::string::npos)
+    if (H5Lexists(id(), object.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  return H5Lexists(id(), object.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> File::list_children(const std::string& group) const {
+  // H5Gget_info and H5Lget_name_by_idx keep one signature across HDF5 1.10 to 1.14.
+  GroupId g(FRESCO_H5_CHECK(H5Gopen2(id(), group.c_str(), H5P_DEFAULT), where(group)));
+  H5G_info_t info;
+  FRESCO_H5_CHECK(H5Gget_info(g.get(), &info), where(group));
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = FRESCO_H5_CHECK(H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC,
+                                                           i, nullptr, 0, H5P_DEFAULT),
+                                        where(group));
+    std::string name(size_t(len) + 1, '\0');
+    FRESCO_H5_CHECK(H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
+                                       name.size(), H5P_DEFAULT),
+                    where(group));
+    name.resize(size_t(len));
+    names.push_back(name);
+  }
+  return names;
+}
+
+std::vector<std::string> File::list_datasets(const std::string& group) const {
+  std::vector<std::string> out;
+  const std::string prefix = group == "/" ? "/" : group + "/";
+  for (const std::string& child : list_children(group)) {
+    const std::string path = prefix + child;
+    const hid_t obj = FRESCO_H5_CHECK(H5Oopen(id(), path.c_str(), H5P_DEFAULT), where(path));
+    const H5I_type_t type = H5Iget_type(obj);
+    H5Oclose(obj);
+    if (type == H5I_DATASET) out.push_back(path);
+    else if (type == H5I_GROUP) {
+      const auto nested = list_datasets(path);
+      out.insert(out.end(), nested.begin(), nested.end());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+DatasetId File::open_dataset(const std::string& name) const {
+  if (!exists(name)) throw InputError(path_ + " has no dataset " + name);
+  return DatasetId(FRESCO_H5_CHECK(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), where(name)));
+}
+
+Shape File::dataset_shape(const std::string& name) const {
+  const DatasetId ds = open_dataset(name);
+  const SpaceId space(FRESCO_H5_CHECK(H5Dget_space(ds.get()), where(name)));
+  const int rank = FRESCO_H5_CHECK(H5Sget_simple_extent_ndims(space.get()), where(name));
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  FRESCO_H5_CHECK(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), where(name));
+  return Shape(dims.begin(), dims.end());
+}
+
+TypeId File::dataset_type(const std::string& name) const {
+  const DatasetId ds = open_dataset(name);
+  return TypeId(FRESCO_H5_CHECK(H5Dget_type(ds.get()), where(name)));
+}
+
+Tensor File::read_f32(const std::string& name, const std::optional<Shape>& expect) const {
+  const Shape shape = dataset_shape(name);
+  if (expect && *expect != shape)
+    throw InputError(where(name) + " has shape " + shape_string(shape) + ", expected " +
+                     shape_string(*expect));
+  const TypeId type = dataset_type(name);
+  if (H5Tget_class(type.get()) != H5T_FLOAT)
+    throw InputError(where(name) + " is stored as " + type_description(type.get()) +
+                     ", expected floating point");
+  Tensor t(shape, DType::f32);
+  const DatasetId ds = open_dataset(name);
+  FRESCO_H5_CHECK(H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()),
+                  where(name));
+  return t;
+}
+
+Tensor File::read_raw(const std::string& name) const {
+  const TypeId type = dataset_type(name);
+  const auto dtype = stored_dtype(type.get());
+  if (!dtype)
+    throw InputError(where(name) + " is stored as " + type_description(type.get()) +
+                     ", expected float32, float16 or bfloat16");
+  Tensor t(dataset_shape(name), *dtype);
+  const DatasetId ds = open_dataset(name);
+  FRESCO_H5_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()),
+                  where(name));
+  return t;
+}
+
+void File::write(const std::string& name, const Tensor& tensor) {
+  write_bytes(name, tensor.dtype(), tensor.shape(), tensor.raw());
+}
+
+void File::write_bytes(const std::string& name, DType dtype, const Shape& shape,
+                       const void* bytes) {
+  create_parents(id(), name, where(name));
+  const std::vector<hsize_t> dims(shape.begin(), shape.end());
+  const SpaceId space(FRESCO_H5_CHECK(H5Screate_simple(int(dims.size()), dims.data(), nullptr),
+                                      where(name)));
+  const TypeId type = file_type(dtype);
+  const DatasetId ds(FRESCO_H5_CHECK(H5Dcreate2(id(), name.c_str(), type.get(), space.get(),
+                                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                     where(name)));
+  FRESCO_H5_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes),
+                  where(name));
+}
+
+bool File::has_attr(const std::string& attr, const std::string& object) const {
+  return exists(object) &&
+         H5Aexists_by_name(id(), object.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
+}
+
+AttrId File::open_attr(const std::string& attr, const std::string& object) const {
+  if (!has_attr(attr, object))
+    throw InputError(where(object) + " has no attribute '" + attr + "'");
+  return AttrId(FRESCO_H5_CHECK(
+      H5Aopen_by_name(id(), object.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+      where(object) + " attribute " + attr));
+}
+
+std::string File::read_string_attr(const std::string& attr, const std::string& object) const {
+  const AttrId a = open_attr(attr, object);
+  const std::string ctx = where(object) + " attribute " + attr;
+  const TypeId type(FRESCO_H5_CHECK(H5Aget_type(a.get()), ctx));
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    throw InputError(ctx + " is not a string");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    const TypeId mem(H5Tcopy(H5T_C_S1));
+    FRESCO_H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE), ctx);
+    FRESCO_H5_CHECK(H5Tset_cset(mem.get(), H5Tget_cset(type.get())), ctx);
+    char* value = nullptr;
+    FRESCO_H5_CHECK(H5Aread(a.get(), mem.get(), &value), ctx);
+    std::string out = value ? value : "";
+    H5free_memory(value);
+    return out;
+  }
+  std::string out(H5Tget_size(type.get()), '\0');
+  FRESCO_H5_CHECK(H5Aread(a.get(), type.get(), out.data()), ctx);
+  out.resize(std::min(out.size(), out.find('\0')));
+  return out;
+}
+
+double File::read_double_attr(const std::string& attr, const std::string& object) const {
+  const AttrId a = open_attr(attr, object);
+  double v = 0;
+  FRESCO_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), where(object) + " attribute " + attr);
+  return v;
+}
+
+int64_t File::read_int_attr(const std::string& attr, const std::string& object) const {
+  const AttrId a = open_attr(attr, object);
+  const std::string ctx = where(object) + " attribute " + attr;
+  const TypeId type(FRESCO_H5_CHECK(H5Aget_type(a.get()), ctx));
+  if (H5Tget_class(type.get()) != H5T_INTEGER) throw InputError(ctx + " is not an integer");
+  int64_t v = 0;
+  FRESCO_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_INT64, &v), ctx);
+  return v;
+}
+
+namespace {
+// Writes a scalar attribute, replacing an existing one.
+void write_scalar_attr(hid_t file, const std::string& object, const std::string& attr,
+                       hid_t type, const void* value, const std::string& ctx) {
+  if (H5Aexists_by_name(file, object.c_str(), attr.c_str(), H5P_DEFAULT) > 0)
+    FRESCO_H5_CHECK(H5Adelete_by_name(file, object.c_str(), attr.c_str(), H5P_DEFAULT), ctx);
+  const SpaceId space(FRESCO_H5_CHECK(H5Screate(H5S_SCALAR), ctx));
+  const AttrId a(FRESCO_H5_CHECK(H5Acreate_by_name(file, object.c_str(), attr.c_str(), type,
+                                                   space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                                   H5P_DEFAULT),
+                                 ctx));
+  FRESCO_H5_CHECK(H5Awrite(a.get(), type, value), ctx);
+}
+}  // namespace
+
+void File::write_attr(const std::string& attr, const std::string& value, const std::string& object) {
+  const std::string ctx = where(object) + " attribute " + attr;
+  const TypeId type(H5Tcopy(H5T_C_S1));
+  FRESCO_H5_CHECK(H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)), ctx);
+  FRESCO_H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8), ctx);
+  std::string padded = value.empty() ? std::string(1, '\0') : value;
+  write_scalar_attr(id(), object, attr, type.get(), padded.data(), ctx);
+}
+
+void File::write_attr(const std::string& attr, double value, const std::string& object) {
+  write_scalar_attr(id(), object, attr, H5T_IEEE_F64LE, &value, where(object) + " attribute " + attr);
+}
+
+void File::write_attr(const std::string& attr, int64_t value, const std::string& object) {
+  write_scalar_attr(id(), object, attr, H5T_STD_I64LE, &value, where(object) + " attribute " + attr);
+}
+
+}  // namespace fresco::h5

@@ -1,0 +1,122 @@
+// HDF5 access for Fresco: one move-only owner per HDF5 id, one checking macro
+// (FRESCO_H5_CHECK) that names the call, file and line plus HDF5's own message, and the few
+// typed reads/writes the file formats need. Every message names the file and the object.
+#pragma once
+
+#include <hdf5.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/core/error.hpp"
+#include "src/core/tensor.hpp"
+
+namespace fresco::h5 {
+
+// The innermost message of HDF5's error stack (HDF5's automatic printing is turned off).
+std::string last_error_message();
+// Throws ApiError naming the call, the source location, `context` (file and object) and
+// HDF5's message.
+[[noreturn]] void fail(const char* call, const std::string& context, const char* file, int line);
+
+// A move-only HDF5 id closed by the matching H5*close.
+template <herr_t (*Close)(hid_t)>
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      o.id_ = H5I_INVALID_HID;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+  hid_t get() const { return id_; }
+  void reset() {
+    if (id_ >= 0) Close(id_);
+    id_ = H5I_INVALID_HID;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+using FileId = Handle<&H5Fclose>;
+using GroupId = Handle<&H5Gclose>;
+using DatasetId = Handle<&H5Dclose>;
+using SpaceId = Handle<&H5Sclose>;
+using TypeId = Handle<&H5Tclose>;
+using AttrId = Handle<&H5Aclose>;
+using PlistId = Handle<&H5Pclose>;
+
+// Element types Fresco stores: IEEE f32/f16 and bfloat16 (sign bit 15, exponent 7-14,
+// mantissa 0-6, bias 127).
+TypeId file_type(DType dtype);
+// The DType of a stored float type, or nothing (integers, float64, strings...).
+std::optional<DType> stored_dtype(hid_t type);
+std::string type_description(hid_t type);
+
+// An open HDF5 file. Paths inside it are absolute ("/double_blocks/0/...").
+class File {
+ public:
+  // Opens an existing file read-only; InputError when missing, not HDF5 or unreadable.
+  static File open(const std::string& path);
+  // Creates (truncates) a file for writing.
+  static File create(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  hid_t id() const { return id_.get(); }
+  bool exists(const std::string& object) const;
+  void close() { id_.reset(); }
+
+  // Every dataset under a group, as absolute paths (sorted).
+  std::vector<std::string> list_datasets(const std::string& group = "/") const;
+  std::vector<std::string> list_children(const std::string& group) const;
+
+  // Shape and stored type of a dataset.
+  Shape dataset_shape(const std::string& name) const;
+  TypeId dataset_type(const std::string& name) const;
+
+  // Reads a float dataset converted to f32, checking the shape when one is given.
+  Tensor read_f32(const std::string& name, const std::optional<Shape>& expect = std::nullopt) const;
+  // Reads a dataset in its stored dtype (f32, f16 or bf16) without conversion.
+  Tensor read_raw(const std::string& name) const;
+  // Writes a tensor as a dataset of its dtype (groups created as needed).
+  void write(const std::string& name, const Tensor& tensor);
+  // Writes raw bytes of a dtype and shape (the converter's path).
+  void write_bytes(const std::string& name, DType dtype, const Shape& shape, const void* bytes);
+
+  // Attributes of an object (default the root group).
+  bool has_attr(const std::string& attr, const std::string& object = "/") const;
+  std::string read_string_attr(const std::string& attr, const std::string& object = "/") const;
+  double read_double_attr(const std::string& attr, const std::string& object = "/") const;
+  int64_t read_int_attr(const std::string& attr, const std::string& object = "/") const;
+  void write_attr(const std::string& attr, const std::string& value, const std::string& object = "/");
+  void write_attr(const std::string& attr, double value, const std::string& object = "/");
+  void write_attr(const std::string& attr, int64_t value, const std::string& object = "/");
+
+ private:
+  File(std::string path, FileId id) : path_(std::move(path)), id_(std::move(id)) {}
+  std::string where(const std::string& object) const { return path_ + ":" + object; }
+  DatasetId open_dataset(const std::string& name) const;
+  AttrId open_attr(const std::string& attr, const std::string& object) const;
+  std::string path_;
+  FileId id_;
+};
+
+}  // namespace fresco::h5
+
+// Checks an HDF5 call (negative id or status means failure); `context` names the file/object.
+#define FRESCO_H5_CHECK(call, context)                                                  \
+  ([&]() {                                                                              \
+    auto fresco_h5_status_ = (call);                                                    \
+    if (fresco_h5_status_ < 0) ::fresco::h5::fail(#call, (context), __FILE__, __LINE__); \
+    return fresco_h5_status_;                                                           \
+  }())

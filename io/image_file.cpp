@@ -1,0 +1,35 @@
+#include "io/image_file.hpp"
+
+#include "fresco/version.hpp"
+#include "io/atomic_output.hpp"
+#include "io/h5_file.hpp"
+
+namespace fresco {
+
+std::string image_result_path(const std::string& dir, int64_t index) {
+  return dir + "/img_" + std::to_string(index) + ".h5";
+}
+
+void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p) {
+  AtomicOutput out(path);
+  {
+    h5::File file = h5::File::create(out.temp_path());
+    file.write("/latent", latent);
+    file.write_attr("format", std::string(kImageFormat));
+    file.write_attr("format_version", kImageFormatVersion);
+    file.write_attr("prompt_index", p.prompt_index);
+    file.write_attr("seed", p.seed);
+    file.write_attr("steps", p.steps);
+    file.write_attr("width", p.width);
+    file.write_attr("height", p.height);
+    file.write_attr("guidance", p.guidance);
+    file.write_attr("model", p.model);
+    file.write_attr("fresco_version", std::string(kVersion));
+    file.write_attr("command_line", p.command_line);
+    file.write_attr("ranks", p.ranks);
+    file.write_attr("seconds_per_step", p.seconds_per_step);
+  }
+  out.commit();
+}
+
+}  // namespace fresco

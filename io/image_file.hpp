@@ -1,0 +1,31 @@
+// The per-image result of `fresco generate` (docs/file-formats.md, "Image result"):
+// DIR/img_{i}.h5 with /latent f32 [16, h, w] and provenance attributes on the root.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "src/core/tensor.hpp"
+
+namespace fresco {
+
+inline constexpr const char* kImageFormat = "fresco-image";
+inline constexpr int64_t kImageFormatVersion = 1;
+
+struct ImageProvenance {
+  int64_t prompt_index = 0;
+  int64_t seed = 0;
+  int64_t steps = 0;
+  int64_t width = 0, height = 0;
+  double guidance = 0.0;
+  std::string model;
+  std::string command_line;
+  int64_t ranks = 1;
+  double seconds_per_step = 0.0;
+};
+
+std::string image_result_path(const std::string& dir, int64_t index);
+// Published atomically (temporary file, fsync, rename).
+void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p);
+
+}  // namespace fresco

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Fresco builds against, skipping those already present.
+# Used by `make demo` / `make test`; cluster users load modules instead (docs/cluster.md).
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  openmpi-bin libopenmpi-dev          # MPI
+  libhdf5-dev hdf5-tools              # weights, prompts, outputs (h5diff is used by tests)
+  libboost-program-options-dev        # CLI
+  libucx-dev                          # one-sided inter-node transport (later issues)
+  libopenblas-dev                     # CPU matrix products
+  nlohmann-json3-dev                  # safetensors header
+  librandom123-dev                    # counter-based RNG for the initial noise
+  libpng-dev                          # image output
+  libgtest-dev                        # unit tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

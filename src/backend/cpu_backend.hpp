@@ -1,0 +1,43 @@
+// The CPU reference backend: f32 only, plain loops threaded with OpenMP, matrix products
+// through CBLAS (OpenBLAS). This backend *is* the specification the other backends are
+// tested against, so clarity wins over speed here.
+#pragma once
+
+#include "src/backend/backend.hpp"
+
+namespace fresco {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::cpu; }
+  bool supports(Op op, DType dtype) const override;
+
+  Tensor alloc(const Shape& shape, DType dtype) override { return Tensor(shape, dtype); }
+  Tensor upload(const Tensor& host) override { return host; }
+  Tensor download(const Tensor& t) override { return t; }
+
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias,
+              const Tensor& y) override;
+  void layer_norm(const Tensor& x, float eps, const Tensor& y) override;
+  void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                const Tensor& y) override;
+  void rms_norm_heads(const Tensor& x, const Tensor& scale, float eps, const Tensor& y) override;
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                 const Tensor& lse) override;
+  void gelu_tanh(const Tensor& x, const Tensor& y) override;
+  void silu(const Tensor& x, const Tensor& y) override;
+  void gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) override;
+  void add(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void axpy(float alpha, const Tensor& x, const Tensor& y) override;
+  void timestep_embedding(float t, const Tensor& out) override;
+  void concat_rows(std::span<const Tensor> parts, const Tensor& out) override;
+  void split_rows(const Tensor& in, std::span<const Tensor> parts) override;
+  void copy_columns(const Tensor& src, int64_t col0, const Tensor& dst) override;
+  void paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) override;
+  void pack_latent(const Tensor& latent, const Tensor& tokens) override;
+  void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
+};
+
+}  // namespace fresco

@@ -1,0 +1,212 @@
+// `fresco generate`: a batch of images, data parallel over ranks (each rank takes whole
+// images). Every image is published atomically as DIR/img_{i}.h5; an image whose file exists
+// is skipped, so re-running the same command resumes a preempted batch.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "io/atomic_output.hpp"
+#include "io/image_file.hpp"
+#include "io/prompts_file.hpp"
+#include "io/weights_file.hpp"
+#include "mpi/progress.hpp"
+#include "src/cli/commands.hpp"
+#include "src/model/flux_model.hpp"
+#include "src/model/noise.hpp"
+#include "src/model/sampler.hpp"
+
+namespace fresco::cli {
+namespace {
+
+// Everything about one image, resolved from the batch file and the command line.
+struct ImageJob {
+  int64_t index = 0;
+  uint64_t seed = 0;
+  int64_t width = 0, height = 0, steps = 0;
+  double guidance = 0.0;
+};
+
+// An option given explicitly on the command line (or config file) overrides the batch file;
+// a batch value overrides the option's default.
+template <typename T>
+T pick(const po::variables_map& vm, const std::string& name, const std::optional<T>& from_file) {
+  if (!vm[name].defaulted() || !from_file) return vm[name].as<T>();
+  return *from_file;
+}
+
+ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, int64_t index,
+                     const FluxConfig& config) {
+  const PromptSettings s = prompts.settings(index);
+  ImageJob job;
+  job.index = index;
+  // The seed: the prompt's own, else the batch's (or the option's) plus the image index.
+  const bool seed_given = !vm["seed"].defaulted();
+  if (!seed_given && s.seed) job.seed = uint64_t(*s.seed);
+  else job.seed = uint64_t(vm["seed"].as<int64_t>() + index);
+  job.width = pick<int64_t>(vm, "width", s.width);
+  job.height = pick<int64_t>(vm, "height", s.height);
+  job.steps = pick<int64_t>(vm, "steps", s.steps);
+  if (job.steps == 0 && vm["steps"].defaulted() && !s.steps) job.steps = config.default_steps;
+  job.guidance = pick<double>(vm, "guidance", s.guidance);
+  if (vm["guidance"].defaulted() && !s.guidance) job.guidance = config.default_guidance;
+
+  const std::string what = "image " + std::to_string(index) + ": ";
+  require_input(job.width > 0 && job.height > 0 && job.width % 16 == 0 && job.height % 16 == 0,
+                what + "width and height must be positive multiples of 16 (got " +
+                    std::to_string(job.width) + "x" + std::to_string(job.height) + ")");
+  require_input(job.steps > 0, what + "the number of steps must be positive (got " +
+                                   std::to_string(job.steps) + ")");
+  return job;
+}
+
+struct GenerateRun {
+  const MpiSession& mpi;
+  std::string command_line;
+  std::string out_dir;
+  FluxConfig config;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<FluxTransformer> model;
+  std::unique_ptr<PromptsFile> prompts;
+  std::vector<ImageJob> jobs;
+
+  // Indices of images whose result is missing, decided by rank 0 and shared with all.
+  std::vector<int64_t> pending() const;
+  // Denoises one image; false when its result was not finite (reported, not written).
+  bool generate_one(const ImageJob& job, BatchProgress& progress);
+  int operator()();
+};
+
+std::vector<int64_t> GenerateRun::pending() const {
+  std::vector<int64_t> todo;
+  if (mpi.rank() == 0)
+    for (const ImageJob& j : jobs)
+      if (!std::filesystem::exists(image_result_path(out_dir, j.index))) todo.push_back(j.index);
+  int64_t n = int64_t(todo.size());
+  FRESCO_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, 0, mpi.world()));
+  todo.resize(size_t(n));
+  FRESCO_MPI_CHECK(MPI_Bcast(todo.data(), int(n), MPI_INT64_T, 0, mpi.world()));
+  return todo;
+}
+
+bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const PromptEntry prompt = prompts->read(job.index);
+  const int64_t c = config.latent_channels(), h = job.height / 8, w = job.width / 8;
+  const int64_t Limg = (h / 2) * (w / 2);
+
+  Tensor latent({c, h, w});  // [16, h, w] initial noise, keyed by (seed, element)
+  fill_normal(latent, job.seed, RandomStream::initial_noise);
+  const Tensor tokens = backend->alloc({Limg, config.in_channels}, DType::f32);    // [Limg, 64]
+  const Tensor velocity = backend->alloc({Limg, config.in_channels}, DType::f32);  // [Limg, 64]
+  backend->pack_latent(backend->upload(latent), tokens);
+  model->set_condition(prompt.txt, prompt.y, h / 2, w / 2);
+
+  const auto t = flux_timesteps(int(job.steps), Limg, config.time_shift);
+  for (int64_t i = 0; i < job.steps; ++i) {
+    model->forward(tokens, float(t[size_t(i)]), float(job.guidance), velocity);
+    backend->axpy(float(t[size_t(i) + 1] - t[size_t(i)]), velocity, tokens);  // Euler step
+    progress.poll();
+  }
+  const Tensor result = backend->alloc({c, h, w}, DType::f32);
+  backend->unpack_latent(tokens, result);
+  const Tensor host = backend->download(result);
+  const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+  const double per_step = seconds / double(job.steps);
+
+  int64_t bad = 0;
+  for (float v : host.to_vector()) bad += !std::isfinite(v);
+  if (bad) {
+    std::cerr << "fresco: error (rank " << mpi.rank() << "): image " << job.index << ": " << bad
+              << " non-finite latent values; " << image_result_path(out_dir, job.index)
+              << " not written" << std::endl;
+    progress.image_done(job.index, per_step, seconds, false);
+    return false;
+  }
+  ImageProvenance p;
+  p.prompt_index = job.index;
+  p.seed = int64_t(job.seed);
+  p.steps = job.steps;
+  p.width = job.width;
+  p.height = job.height;
+  p.guidance = job.guidance;
+  p.model = config.name;
+  p.command_line = command_line;
+  p.ranks = mpi.size();
+  p.seconds_per_step = per_step;
+  write_image_result(image_result_path(out_dir, job.index), host, p);
+  progress.image_done(job.index, per_step, seconds, true);
+  return true;
+}
+
+int GenerateRun::operator()() {
+  const std::vector<int64_t> todo = pending();
+  BatchProgress progress(mpi, int64_t(todo.size()), int64_t(jobs.size() - todo.size()));
+  int64_t failures = 0;
+  // Round-robin over the images still to do, so a resumed batch stays balanced.
+  for (size_t k = size_t(mpi.rank()); k < todo.size(); k += size_t(mpi.size()))
+    failures += !generate_one(jobs[size_t(todo[k])], progress);
+  progress.finish();
+  int64_t total_failures = 0;
+  FRESCO_MPI_CHECK(MPI_Allreduce(&failures, &total_failures, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
+  if (mpi.rank() == 0)
+    std::printf("fresco generate: %lld image(s) in %s, %lld failed\n",
+                (long long)(jobs.size() - size_t(total_failures)), out_dir.c_str(),
+                (long long)total_failures);
+  return total_failures ? ComputeError("").exit_code() : 0;
+}
+
+}  // namespace
+
+Command generate_command() {
+  Command c;
+  c.name = "generate";
+  c.summary = "denoise a batch of prompts into latents, data parallel over ranks (resumable)";
+  c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
+  c.details =
+      "Each rank takes whole images. Image i is written atomically to DIR/img_{i}.h5 (final\n"
+      "latent /latent [16, H/8, W/8] plus provenance); images whose file exists are skipped,\n"
+      "so re-running the same command after preemption finishes the batch. --seed, --width,\n"
+      "--height, --steps and --guidance apply where the prompt file gives no value, and\n"
+      "override it when given explicitly. Image i's noise seed is the prompt's own seed\n"
+      "attribute, else (--seed or the batch's seed) + i.";
+  c.add_options = [](po::options_description& o, po::positional_options_description&) {
+    o.add_options()
+        ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
+        ("prompts", po::value<std::string>()->required(), "prompt batch (HDF5, fresco-prompts)")
+        ("out", po::value<std::string>()->required(), "output directory")
+        ("model", po::value<std::string>()->default_value("auto"),
+         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
+        ("seed", po::value<int64_t>()->default_value(0), "base seed of the initial noise")
+        ("width", po::value<int64_t>()->default_value(256), "image width in pixels (multiple of 16)")
+        ("height", po::value<int64_t>()->default_value(256), "image height in pixels (multiple of 16)")
+        ("steps", po::value<int64_t>()->default_value(0), "denoising steps (0: the preset's default)")
+        ("guidance", po::value<double>()->default_value(-1.0),
+         "guidance scale for models with a guidance embedder (negative: the preset's default)")
+        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: cores / ranks on the node)");
+  };
+  c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
+    require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
+                  "option --steps must be positive (got " + std::to_string(vm["steps"].as<int64_t>()) + ")");
+    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
+    auto run = std::make_shared<GenerateRun>(GenerateRun{ctx.mpi, ctx.command_line,
+                                                         vm["out"].as<std::string>(), {}, nullptr,
+                                                         nullptr, nullptr, {}});
+    ensure_writable_directory(run->out_dir);
+    const std::string weights_path = vm["weights"].as<std::string>();
+    run->config = preset_for_weights(weights_path, vm["model"].as<std::string>());
+    run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
+    run->prompts->validate(run->config);
+    for (int64_t i = 0; i < run->prompts->size(); ++i)
+      run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
+    run->backend = make_cpu_backend();
+    run->model = std::make_unique<FluxTransformer>(
+        run->config, load_flux_weights(weights_path, run->config, *run->backend), *run->backend);
+    return [run]() { return (*run)(); };
+  };
+  return c;
+}
+
+}  // namespace fresco::cli

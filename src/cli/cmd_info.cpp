@@ -1,0 +1,48 @@
+// `fresco info`: what this build and this node offer (backends, ops, GPUs, MPI ranks).
+#include <cstdio>
+
+#include "src/backend/backend.hpp"
+#include "src/cli/commands.hpp"
+#include "src/model/flux_weights.hpp"
+#ifdef FRESCO_HAVE_CUDA
+#include "cuda/device_info.hpp"
+#endif
+
+namespace fresco::cli {
+
+Command info_command() {
+  Command c;
+  c.name = "info";
+  c.summary = "show the build, backends, presets and visible GPUs";
+  c.usage = "[mpiexec -n N] fresco info";
+  c.details = "Prints what this build supports and what the node offers; rank 0 prints.";
+  c.add_options = [](po::options_description&, po::positional_options_description&) {};
+  c.setup = [](const po::variables_map&, const RunContext& ctx) -> std::function<int()> {
+    return [&mpi = ctx.mpi]() {
+      if (mpi.rank() != 0) return 0;
+      std::printf("MPI ranks: %d (%d on this node)\n", mpi.size(), mpi.local_size());
+      for (const auto& b : available_backends()) {
+        int n = 0;
+        for (Op op : all_ops()) n += b->supports(op, DType::f32);
+        std::printf("backend %s: %d of %d ops in f32\n", b->name().c_str(), n, int(Op::count));
+      }
+      for (const auto& name : flux_preset_names())
+        std::printf("preset %-13s %lld parameters\n", name.c_str(),
+                    (long long)flux_parameter_count(flux_preset(name)));
+#ifdef FRESCO_HAVE_CUDA
+      const auto devices = cuda::list_devices();
+      std::printf("CUDA runtime %d: %zu device(s)%s%s\n", cuda::runtime_version(), devices.size(),
+                  devices.empty() ? " - " : "", devices.empty() ? cuda::no_device_reason().c_str() : "");
+      for (const auto& d : devices)
+        std::printf("  GPU %d: %s, sm_%d%d, %.1f GiB, %d SMs\n", d.index, d.name.c_str(), d.major,
+                    d.minor, double(d.total_memory) / (1 << 30), d.multiprocessors);
+#else
+      std::printf("CUDA: not built (no CUDA compiler found or -DFRESCO_CUDA=OFF)\n");
+#endif
+      return 0;
+    };
+  };
+  return c;
+}
+
+}  // namespace fresco::cli

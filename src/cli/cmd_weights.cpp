@@ -1,0 +1,89 @@
+// `fresco init-weights` (random weights of a preset) and `fresco convert` (safetensors
+// checkpoint to Fresco's HDF5 weights format).
+#include <cstdio>
+
+#include "io/atomic_output.hpp"
+#include "io/safetensors.hpp"
+#include "io/weights_file.hpp"
+#include "src/cli/commands.hpp"
+
+namespace fresco::cli {
+namespace {
+
+DType parse_dtype_option(const std::string& s) {
+  if (s == "f32" || s == "float32") return DType::f32;
+  if (s == "bf16" || s == "bfloat16") return DType::bf16;
+  if (s == "f16" || s == "float16") return DType::f16;
+  throw InputError("option --dtype must be f32, bf16 or f16 (got '" + s + "')");
+}
+
+// Only rank 0 writes a single output file; the other ranks have nothing to do.
+bool writes_here(const RunContext& ctx) { return ctx.mpi.rank() == 0; }
+
+}  // namespace
+
+Command init_weights_command() {
+  Command c;
+  c.name = "init-weights";
+  c.summary = "write random weights of a preset (tests, demos, benchmarks)";
+  c.usage = "fresco init-weights --model PRESET [--seed S] [--dtype f32|bf16|f16] OUT.h5";
+  c.details =
+      "Linear weights are N(0, 0.02), biases N(0, 0.002), RMSNorm scales 1, drawn from a\n"
+      "counter-based RNG: the same seed always gives the same file.";
+  c.add_options = [](po::options_description& o, po::positional_options_description& p) {
+    o.add_options()
+        ("model", po::value<std::string>()->required(), "preset: flux-dev, flux-schnell, flux-small, flux-tiny")
+        ("seed", po::value<uint64_t>()->default_value(0), "random seed")
+        ("dtype", po::value<std::string>()->default_value("f32"), "stored type: f32, bf16 or f16")
+        ("output", po::value<std::string>()->required(), "output file (also the positional argument)");
+    p.add("output", 1);
+  };
+  c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
+    const FluxConfig config = flux_preset(vm["model"].as<std::string>());
+    const DType dtype = parse_dtype_option(vm["dtype"].as<std::string>());
+    const std::string out = vm["output"].as<std::string>();
+    ensure_output_path(out);
+    const uint64_t seed = vm["seed"].as<uint64_t>();
+    return [=]() {
+      if (!writes_here(ctx)) return 0;
+      write_random_weights(out, config, seed, dtype);
+      std::printf("fresco init-weights: wrote %s (%s, %lld parameters, %s)\n", out.c_str(),
+                  config.name.c_str(), (long long)flux_parameter_count(config), dtype_name(dtype));
+      return 0;
+    };
+  };
+  return c;
+}
+
+Command convert_command() {
+  Command c;
+  c.name = "convert";
+  c.summary = "convert a FLUX safetensors checkpoint to a Fresco weights file";
+  c.usage = "fresco convert [--model auto|PRESET] IN.safetensors OUT.h5";
+  c.details =
+      "Keeps each tensor's dtype (F32, F16, BF16); keys become HDF5 paths with '.' -> '/'.\n"
+      "The checkpoint must match the preset's weight table exactly (all problems are listed).";
+  c.add_options = [](po::options_description& o, po::positional_options_description& p) {
+    o.add_options()
+        ("input", po::value<std::string>()->required(), "safetensors checkpoint (first positional)")
+        ("output", po::value<std::string>()->required(), "output HDF5 file (second positional)")
+        ("model", po::value<std::string>()->default_value("auto"),
+         "preset the checkpoint is for; auto picks the preset whose weight table matches");
+    p.add("input", 1).add("output", 1);
+  };
+  c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
+    const std::string in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
+    const std::string model = vm["model"].as<std::string>();
+    if (model != "auto") flux_preset(model);  // rejects an unknown name before any work
+    ensure_output_path(out);
+    return [=]() {
+      if (!writes_here(ctx)) return 0;
+      const std::string preset = convert_safetensors(in, out, model);
+      std::printf("fresco convert: wrote %s (preset %s)\n", out.c_str(), preset.c_str());
+      return 0;
+    };
+  };
+  return c;
+}
+
+}  // namespace fresco::cli

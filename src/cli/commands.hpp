@@ -1,0 +1,22 @@
+// The subcommands of `fresco`, one factory per command (each in its cmd_*.cpp).
+#pragma once
+
+#include <vector>
+
+#include "src/cli/options.hpp"
+
+namespace fresco::cli {
+
+Command forward_command();
+Command generate_command();
+Command init_weights_command();
+Command convert_command();
+Command make_prompts_command();
+Command info_command();
+
+inline std::vector<Command> all_commands() {
+  return {generate_command(), forward_command(),      init_weights_command(),
+          convert_command(),  make_prompts_command(), info_command()};
+}
+
+}  // namespace fresco::cli

@@ -1,0 +1,47 @@
+// Subcommands and their options: Boost.ProgramOptions, an INI config file (--config) with the
+// same option names, command line over file, unknown options rejected, and the effective
+// configuration echoed at start.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mpi/mpi_context.hpp"
+
+namespace fresco::cli {
+
+namespace po = boost::program_options;
+
+// What a command needs at run time besides its options.
+struct RunContext {
+  const MpiSession& mpi;
+  std::string command_line;  // the whole invocation, for provenance
+};
+
+struct Command {
+  std::string name;
+  std::string summary;  // one line for `fresco --help`
+  std::string usage;    // "fresco forward --weights W.h5 --inputs IN.h5 --out OUT.h5"
+  std::string details;  // paragraph shown by `fresco CMD --help`
+  std::function<void(po::options_description&, po::positional_options_description&)> add_options;
+  // Set-up runs collectively (same on every rank, errors reported once); it returns the work.
+  std::function<std::function<int()>(const po::variables_map&, const RunContext&)> setup;
+};
+
+// Parses argv (after the subcommand) for `cmd`, merging --config FILE. Returns false when
+// --help was asked for (the help text is then in `help`). Throws InputError on bad options.
+bool parse_options(const Command& cmd, const std::vector<std::string>& args,
+                   po::variables_map& vm, std::string& help);
+
+// "  name = value" lines of every option (given or default), for the start-up echo.
+std::string effective_configuration(const po::variables_map& vm);
+
+// Checks an option for a positive value, naming it in the error.
+void require_positive(const po::variables_map& vm, const std::string& name);
+
+// Sets OpenMP and OpenBLAS threads: `requested`, or cores shared among the node's ranks.
+int configure_threads(int requested, int ranks_on_node);
+
+}  // namespace fresco::cli

@@ -1,0 +1,70 @@
+// The FLUX.1 transformer (spec: ../shared/spec/flux-transformer.md) on any Backend.
+//
+// Usage per image: set_condition(txt, y, grid) once (embeds the text, builds the RoPE tables,
+// allocates every activation buffer), then forward(img, t, g, velocity) once per denoising
+// step with no allocation. The joint attention goes through an AttentionStrategy so that the
+// sequence-parallel plans replace it without touching the block code.
+#pragma once
+
+#include <memory>
+
+#include "src/backend/backend.hpp"
+#include "src/model/flux_config.hpp"
+#include "src/model/flux_weights.hpp"
+
+namespace fresco {
+
+class AttentionStrategy {
+ public:
+  virtual ~AttentionStrategy() = default;
+  // q, k, v: [L, H, D] (after QK-norm and RoPE); o: [L, H, D]
+  virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+                      const Tensor& o) = 0;
+};
+
+// All tokens on this rank: the backend's attention op over the whole joint sequence.
+class LocalAttention final : public AttentionStrategy {
+ public:
+  void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+              const Tensor& o) override {
+    backend.attention(q, k, v, o, Tensor());
+  }
+};
+
+class FluxTransformer {
+ public:
+  FluxTransformer(FluxConfig config, FluxWeights weights, Backend& backend,
+                  std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>());
+  ~FluxTransformer();
+  FluxTransformer(FluxTransformer&&) noexcept;
+
+  const FluxConfig& config() const { return config_; }
+  Backend& backend() const { return backend_; }
+
+  // txt: [Ltxt, context_in_dim], y: [vec_in_dim] (host or device); the image is a
+  // grid_h x grid_w grid of packed tokens.
+  void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w);
+  // img: [Limg, in_channels] packed tokens; velocity: [Limg, in_channels] (device tensors).
+  void forward(const Tensor& img, float t, float guidance, const Tensor& velocity);
+
+ private:
+  struct Buffers;  // activations of one sequence layout, allocated in set_condition
+  void embed_vector(float t, float guidance);
+  void double_block(int index);
+  void single_block(int index);
+  void final_layer(const Tensor& velocity);
+  // q/k/v rows of one stream from its fused projection: RMS-normed q, k and plain v.
+  void scatter_qkv(const Tensor& qkv, int64_t row0, const std::string& norm_prefix);
+  void apply_rope_and_attend();
+  void norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& out);
+  void linear(const std::string& name, const Tensor& x, const Tensor& y);
+  const Tensor& w(const std::string& name) const { return weights_.get(name); }
+
+  FluxConfig config_;
+  FluxWeights weights_;
+  Backend& backend_;
+  std::unique_ptr<AttentionStrategy> attention_;
+  std::unique_ptr<Buffers> buf_;
+};
+
+}  // namespace fresco

@@ -1,0 +1,95 @@
+#include "src/model/flux_weights.hpp"
+
+#include "src/core/error.hpp"
+
+namespace fresco {
+namespace {
+
+void add_linear(std::vector<WeightSpec>& specs, const std::string& prefix, int64_t out,
+                int64_t in) {
+  specs.push_back({prefix + ".weight", {out, in}});
+  specs.push_back({prefix + ".bias", {out}});
+}
+
+void add_mlp_embedder(std::vector<WeightSpec>& specs, const std::string& prefix, int64_t in,
+                      int64_t d) {
+  add_linear(specs, prefix + ".in_layer", d, in);
+  add_linear(specs, prefix + ".out_layer", d, d);
+}
+
+void add_qk_norm(std::vector<WeightSpec>& specs, const std::string& prefix, int64_t D) {
+  specs.push_back({prefix + ".norm.query_norm.scale", {D}});
+  specs.push_back({prefix + ".norm.key_norm.scale", {D}});
+}
+
+}  // namespace
+
+std::vector<WeightSpec> flux_weight_specs(const FluxConfig& c) {
+  const int64_t d = c.hidden, D = c.head_dim(), m = c.mlp_hidden();
+  std::vector<WeightSpec> s;
+  add_linear(s, "img_in", d, c.in_channels);
+  add_mlp_embedder(s, "time_in", 256, d);
+  add_mlp_embedder(s, "vector_in", c.vec_in_dim, d);
+  if (c.guidance_embed) add_mlp_embedder(s, "guidance_in", 256, d);
+  add_linear(s, "txt_in", d, c.context_in_dim);
+  for (int i = 0; i < c.depth; ++i) {
+    const std::string b = "double_blocks." + std::to_string(i) + ".";
+    for (const char* stream : {"img", "txt"}) {
+      const std::string p = b + stream;
+      add_linear(s, p + "_mod.lin", 6 * d, d);
+      add_linear(s, p + "_attn.qkv", 3 * d, d);
+      add_qk_norm(s, p + "_attn", D);
+      add_linear(s, p + "_attn.proj", d, d);
+      add_linear(s, p + "_mlp.0", m, d);
+      add_linear(s, p + "_mlp.2", d, m);
+    }
+  }
+  for (int i = 0; i < c.depth_single; ++i) {
+    const std::string p = "single_blocks." + std::to_string(i);
+    add_linear(s, p + ".linear1", 3 * d + m, d);
+    add_linear(s, p + ".linear2", d, d + m);
+    add_qk_norm(s, p, D);
+    add_linear(s, p + ".modulation.lin", 3 * d, d);
+  }
+  add_linear(s, "final_layer.linear", c.in_channels, d);
+  add_linear(s, "final_layer.adaLN_modulation.1", 2 * d, d);
+  return s;
+}
+
+int64_t flux_parameter_count(const FluxConfig& config) {
+  int64_t n = 0;
+  for (const auto& spec : flux_weight_specs(config)) n += shape_numel(spec.shape);
+  return n;
+}
+
+std::vector<std::string> validate_weight_table(const FluxConfig& config,
+                                               const std::map<std::string, StoredTensorInfo>& found) {
+  std::vector<std::string> problems;
+  std::map<std::string, bool> expected;
+  for (const auto& spec : flux_weight_specs(config)) {
+    expected[spec.name] = true;
+    const auto it = found.find(spec.name);
+    if (it == found.end()) {
+      problems.push_back("missing tensor " + spec.name + " " + shape_string(spec.shape));
+      continue;
+    }
+    if (it->second.shape != spec.shape)
+      problems.push_back("tensor " + spec.name + " has shape " + shape_string(it->second.shape) +
+                         ", " + config.name + " expects " + shape_string(spec.shape));
+    if (!it->second.dtype)
+      problems.push_back("tensor " + spec.name + " is stored as " + it->second.stored_type +
+                         " (expected float32, float16 or bfloat16)");
+  }
+  for (const auto& [name, info] : found)
+    if (!expected.count(name))
+      problems.push_back("unexpected tensor " + name + " (not part of " + config.name + ")");
+  return problems;
+}
+
+const Tensor& FluxWeights::get(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  FRESCO_ASSERT(it != tensors_.end(), "weight " + name + " was not loaded");
+  return it->second;
+}
+
+}  // namespace fresco

@@ -1,0 +1,47 @@
+// The weight table of a FLUX preset (every checkpoint key with its shape) and validation of
+// what a file holds against it, reporting every problem at once.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/core/tensor.hpp"
+#include "src/model/flux_config.hpp"
+
+namespace fresco {
+
+struct WeightSpec {
+  std::string name;  // checkpoint key, e.g. "double_blocks.0.img_attn.qkv.weight"
+  Shape shape;       // PyTorch layout: Linear weight [out, in], bias [out]
+};
+
+// Every tensor of the preset, in checkpoint order.
+std::vector<WeightSpec> flux_weight_specs(const FluxConfig& config);
+int64_t flux_parameter_count(const FluxConfig& config);
+
+// What a file says about one tensor; dtype is empty when the stored type is not f32/f16/bf16.
+struct StoredTensorInfo {
+  Shape shape;
+  std::optional<DType> dtype;
+  std::string stored_type;  // human-readable stored type, for messages
+};
+
+// Problems of a file's tensors against the preset (missing, unexpected, wrong shape or dtype);
+// empty when the file is valid.
+std::vector<std::string> validate_weight_table(const FluxConfig& config,
+                                               const std::map<std::string, StoredTensorInfo>& found);
+
+// The weights of one model, keyed by checkpoint name, on one backend's device.
+class FluxWeights {
+ public:
+  void set(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }
+  const Tensor& get(const std::string& name) const;
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+
+ private:
+  std::map<std::string, Tensor> tensors_;
+};
+
+}  // namespace fresco
