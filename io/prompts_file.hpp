@@ -34,6 +34,7 @@ class PromptsFile {
   // Opens the batch and checks its structure (format, contiguous indices) up front.
   PromptsFile(const std::string& path);
   int64_t size() const { return count_; }
+  const std::string& path() const { return path_; }
   // Checks every prompt's dataset shapes against the model (reads no data); InputError
   // naming the first bad dataset.
   void validate(const FluxConfig& config) const;

@@ -72,7 +72,7 @@ std::vector<Case> make_cases() {
             const Tensor x = random_tensor({M, K}), w = random_tensor({N, K}), bias = random_tensor({N});
             const Tensor y = out(b, {M, N}), bd = up(b, bias);
             b.linear(up(b, x), up(b, w), with_bias ? &bd : nullptr, y);
-            Vec ref(size_t(M * N));
+            Vec ref(static_cast<size_t>(M * N));
             for (int m = 0; m < M; ++m)
               for (int n = 0; n < N; ++n) {
                 double s = with_bias ? bias.f32()[n] : 0.0;
@@ -90,7 +90,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({L, C}, 3.0);
       const Tensor y = out(b, {L, C});
       b.layer_norm(up(b, x), 1e-6f, y);
-      Vec ref(size_t(L * C));
+      Vec ref(static_cast<size_t>(L * C));
       for (int l = 0; l < L; ++l) {
         double mean = 0, var = 0;
         for (int c = 0; c < C; ++c) mean += x.f32()[l * C + c] / double(C);
@@ -103,7 +103,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({L, C}), sh = random_tensor({C}), sc = random_tensor({C});
       const Tensor y = out(b, {L, C});
       b.modulate(up(b, x), up(b, sh), up(b, sc), y);
-      Vec ref(size_t(L * C));
+      Vec ref(static_cast<size_t>(L * C));
       for (int l = 0; l < L; ++l)
         for (int c = 0; c < C; ++c)
           ref[size_t(l * C + c)] = (1.0 + sc.f32()[c]) * x.f32()[l * C + c] + sh.f32()[c];
@@ -113,7 +113,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({L, C}), g = random_tensor({C}), yv = random_tensor({L, C});
       const Tensor acc = up(b, x.clone());
       b.gated_residual(acc, up(b, g), up(b, yv));
-      Vec ref(size_t(L * C));
+      Vec ref(static_cast<size_t>(L * C));
       for (int l = 0; l < L; ++l)
         for (int c = 0; c < C; ++c)
           ref[size_t(l * C + c)] = x.f32()[l * C + c] + double(g.f32()[c]) * yv.f32()[l * C + c];
@@ -127,7 +127,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({n}, 3.0);
       const Tensor y = out(b, {n});
       b.gelu_tanh(up(b, x), y);
-      Vec ref(size_t(n));
+      Vec ref(static_cast<size_t>(n));
       const double k = std::sqrt(2.0 / std::numbers::pi);
       for (int i = 0; i < n; ++i) {
         const double v = x.f32()[i];
@@ -139,7 +139,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({n}, 3.0);
       const Tensor y = out(b, {n});
       b.silu(up(b, x), y);
-      Vec ref(size_t(n));
+      Vec ref(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) ref[size_t(i)] = x.f32()[i] / (1 + std::exp(-double(x.f32()[i])));
       return Outcome{down(b, y), ref};
     });
@@ -147,7 +147,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({n}), z = random_tensor({n});
       const Tensor y = out(b, {n});
       b.add(up(b, x), up(b, z), y);
-      Vec ref(size_t(n));
+      Vec ref(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) ref[size_t(i)] = double(x.f32()[i]) + z.f32()[i];
       return Outcome{down(b, y), ref};
     });
@@ -155,7 +155,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({n}), z = random_tensor({n});
       const Tensor y = up(b, z.clone());
       b.axpy(-0.37f, up(b, x), y);
-      Vec ref(size_t(n));
+      Vec ref(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) ref[size_t(i)] = z.f32()[i] + double(-0.37f) * x.f32()[i];
       return Outcome{down(b, y), ref};
     });
@@ -167,7 +167,7 @@ std::vector<Case> make_cases() {
       const Tensor x = random_tensor({L, H, D}, 2.0), s = random_tensor({D});
       const Tensor y = out(b, {L, H, D});
       b.rms_norm_heads(up(b, x), up(b, s), 1e-6f, y);
-      Vec ref(size_t(L * H * D));
+      Vec ref(static_cast<size_t>(L * H * D));
       for (int r = 0; r < L * H; ++r) {
         double ms = 0;
         for (int d = 0; d < D; ++d) ms += std::pow(x.f32()[r * D + d], 2) / D;
@@ -186,7 +186,7 @@ std::vector<Case> make_cases() {
       }
       const Tensor y = out(b, {L, H, D});
       b.rope(up(b, x), up(b, c), up(b, s), y);
-      Vec ref(size_t(L * H * D));
+      Vec ref(static_cast<size_t>(L * H * D));
       for (int l = 0; l < L; ++l)
         for (int h = 0; h < H; ++h)
           for (int k = 0; k < P; ++k) {
@@ -209,10 +209,10 @@ std::vector<Case> make_cases() {
                        v = random_tensor({Lk, H, D});
           const Tensor o = out(b, {Lq, H, D}), lse = out(b, {Lq, H});
           b.attention(up(b, q), up(b, k), up(b, v), o, lse);
-          Vec ref_o(size_t(Lq * H * D)), ref_lse(size_t(Lq * H));
+          Vec ref_o(static_cast<size_t>(Lq * H * D)), ref_lse(static_cast<size_t>(Lq * H));
           for (int h = 0; h < H; ++h)
             for (int i = 0; i < Lq; ++i) {
-              Vec s(size_t(Lk));
+              Vec s(static_cast<size_t>(Lk));
               double mx = -1e300;
               for (int j = 0; j < Lk; ++j) {
                 double dot = 0;
@@ -305,7 +305,7 @@ std::vector<Case> make_cases() {
       const Tensor lat = random_tensor({c, h, w});
       const Tensor tok = out(b, {(h / 2) * (w / 2), 4 * c});
       b.pack_latent(up(b, lat), tok);
-      Vec ref(size_t(c * h * w));
+      Vec ref(static_cast<size_t>(c * h * w));
       for (int ch = 0; ch < c; ++ch)
         for (int y = 0; y < h; ++y)
           for (int x = 0; x < w; ++x) ref[size_t(packed_index(ch, y, x))] = lat.f32()[(ch * h + y) * w + x];
@@ -315,7 +315,7 @@ std::vector<Case> make_cases() {
       const Tensor tok = random_tensor({(h / 2) * (w / 2), 4 * c});
       const Tensor lat = out(b, {c, h, w});
       b.unpack_latent(up(b, tok), lat);
-      Vec ref(size_t(c * h * w));
+      Vec ref(static_cast<size_t>(c * h * w));
       for (int ch = 0; ch < c; ++ch)
         for (int y = 0; y < h; ++y)
           for (int x = 0; x < w; ++x) ref[size_t((ch * h + y) * w + x)] = tok.f32()[packed_index(ch, y, x)];

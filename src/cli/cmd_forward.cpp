@@ -27,7 +27,7 @@ Command forward_command() {
         ("out", po::value<std::string>()->required(), "output file for /velocity")
         ("model", po::value<std::string>()->default_value("auto"),
          "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
-        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: cores / ranks on the node)");
+        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(ctx.mpi.size() == 1,

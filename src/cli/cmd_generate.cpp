@@ -52,7 +52,7 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   job.guidance = pick<double>(vm, "guidance", s.guidance);
   if (vm["guidance"].defaulted() && !s.guidance) job.guidance = config.default_guidance;
 
-  const std::string what = "image " + std::to_string(index) + ": ";
+  const std::string what = prompts.path() + " image " + std::to_string(index) + ": ";
   require_input(job.width > 0 && job.height > 0 && job.width % 16 == 0 && job.height % 16 == 0,
                 what + "width and height must be positive multiples of 16 (got " +
                     std::to_string(job.width) + "x" + std::to_string(job.height) + ")");
@@ -185,7 +185,7 @@ Command generate_command() {
         ("steps", po::value<int64_t>()->default_value(0), "denoising steps (0: the preset's default)")
         ("guidance", po::value<double>()->default_value(-1.0),
          "guidance scale for models with a guidance embedder (negative: the preset's default)")
-        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: cores / ranks on the node)");
+        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,

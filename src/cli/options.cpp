@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -83,7 +84,9 @@ void require_positive(const po::variables_map& vm, const std::string& name) {
 
 int configure_threads(int requested, int ranks_on_node) {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const int n = requested > 0 ? requested : std::max(1, cores / std::max(1, ranks_on_node));
+  int n = std::max(1, cores / std::max(1, ranks_on_node));
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) n = std::atoi(env);
+  if (requested > 0) n = requested;
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
   return n;

@@ -41,7 +41,10 @@ std::string effective_configuration(const po::variables_map& vm);
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);
 
-// Sets OpenMP and OpenBLAS threads: `requested`, or cores shared among the node's ranks.
+// Sets OpenMP and OpenBLAS threads: `requested` if positive, else OMP_NUM_THREADS if set
+// (what Slurm scripts set from --cpus-per-task), else the node's cores shared among its ranks.
+// Returns the count. Results are bitwise reproducible for a given thread count per rank
+// (BLAS blocking depends on it), whatever the number of ranks.
 int configure_threads(int requested, int ranks_on_node);
 
 }  // namespace fresco::cli

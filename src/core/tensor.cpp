@@ -85,7 +85,7 @@ int64_t Tensor::dim(int i) const {
 
 int64_t Tensor::row_numel() const {
   FRESCO_ASSERT(rank() >= 1, "row_numel of a scalar");
-  return shape_[0] == 0 ? 0 : numel() / shape_[0];
+  return shape_numel(Shape(shape_.begin() + 1, shape_.end()));
 }
 
 void* Tensor::raw() const {

@@ -1,0 +1,72 @@
+// Test helper for the command-line tests: compares datasets and makes broken files.
+//   h5_tool compare A.h5 B.h5 DATASET MAX_REL_L2  exit 0 when relative L2 <= limit (0: identical)
+//   h5_tool delete FILE DATASET                    removes a dataset
+//   h5_tool reshape FILE DATASET                   replaces a dataset with a [3, 3] float32 one
+//   h5_tool retype FILE DATASET                    replaces a dataset with an int32 one
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "io/h5_file.hpp"
+
+using namespace fresco;
+
+namespace {
+
+int compare(const std::string& a_path, const std::string& b_path, const std::string& name,
+            double limit) {
+  const Tensor a = h5::File::open(a_path).read_f32(name);
+  const Tensor b = h5::File::open(b_path).read_f32(name);
+  if (a.shape() != b.shape()) {
+    std::printf("shapes differ: %s vs %s\n", shape_string(a.shape()).c_str(),
+                shape_string(b.shape()).c_str());
+    return 1;
+  }
+  double num = 0, den = 0, max_abs = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = double(a.f32()[i]) - b.f32()[i];
+    num += d * d;
+    den += double(b.f32()[i]) * b.f32()[i];
+    max_abs = std::max(max_abs, std::fabs(d));
+  }
+  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  std::printf("%s: relative L2 %.3e, max abs %.3e (limit %.1e)\n", name.c_str(), rel, max_abs, limit);
+  return (limit == 0 ? num == 0 : rel <= limit) ? 0 : 1;
+}
+
+void edit(const std::string& op, const std::string& path, const std::string& name) {
+  const hid_t file = FRESCO_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), path);
+  FRESCO_H5_CHECK(H5Ldelete(file, name.c_str(), H5P_DEFAULT), path + ":" + name);
+  if (op != "delete") {
+    const bool as_int = op == "retype";
+    const std::vector<hsize_t> dims = as_int ? std::vector<hsize_t>{64} : std::vector<hsize_t>{3, 3};
+    const hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
+    const hid_t type = as_int ? H5T_STD_I32LE : H5T_IEEE_F32LE;
+    const hid_t ds = FRESCO_H5_CHECK(
+        H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path);
+    const std::vector<int32_t> zeros(64 * 9, 0);  // all-zero bits: 0 as int and as float
+    FRESCO_H5_CHECK(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data()), path);
+    H5Dclose(ds);
+    H5Sclose(space);
+  }
+  H5Fclose(file);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> a(argv + 1, argv + argc);
+  try {
+    if (a.size() == 5 && a[0] == "compare") return compare(a[1], a[2], a[3], std::stod(a[4]));
+    if (a.size() == 3 && (a[0] == "delete" || a[0] == "reshape" || a[0] == "retype")) {
+      edit(a[0], a[1], a[2]);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "h5_tool: %s\n", e.what());
+    return 2;
+  }
+  std::fprintf(stderr, "usage: see the comment at the top of tests/h5_tool.cpp\n");
+  return 2;
+}

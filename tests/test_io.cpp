@@ -1,0 +1,205 @@
+// HDF5 weights and 16-bit types, the safetensors converter, atomic outputs, and the golden
+// forward against the independent PyTorch reference (tests/golden/make_golden.py).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_output.hpp"
+#include "io/forward_io.hpp"
+#include "io/h5_file.hpp"
+#include "io/safetensors.hpp"
+#include "io/weights_file.hpp"
+#include "src/model/flux_model.hpp"
+#include "src/model/noise.hpp"
+
+using namespace fresco;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("fresco-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+double relative_l2(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    num += std::pow(double(a.f32()[i]) - b.f32()[i], 2);
+    den += std::pow(double(b.f32()[i]), 2);
+  }
+  return std::sqrt(num / den);
+}
+
+// Writes a safetensors file holding `tensors` (name -> f32 tensor stored as `dtype`).
+void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                       DType dtype, const char* dtype_tag) {
+  nlohmann::json header;
+  header["__metadata__"] = {{"format", "pt"}};
+  std::string data;
+  for (const auto& [name, t] : tensors) {
+    const Tensor stored = t.to_dtype(dtype);
+    header[name] = {{"dtype", dtype_tag},
+                    {"shape", t.shape()},
+                    {"data_offsets", {data.size(), data.size() + stored.bytes()}}};
+    data.append(static_cast<const char*>(stored.raw()), stored.bytes());
+  }
+  const std::string h = header.dump();
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out.put(char((n >> (8 * i)) & 0xff));
+  out << h << data;
+}
+
+std::map<std::string, Tensor> random_flux_tensors(const FluxConfig& c) {
+  std::map<std::string, Tensor> m;
+  uint32_t i = 0;
+  for (const auto& s : flux_weight_specs(c)) {
+    Tensor t(s.shape);
+    fill_normal(t, 99, RandomStream::weights, i++);
+    m[s.name] = t;
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST(Hdf5, SixteenBitTypesRoundTrip) {
+  TempDir dir;
+  const float values[] = {1.0f, -0.5f, 3.25f, 256.0f};  // exact in both 16-bit types
+  const Tensor t = Tensor::from_floats({2, 2}, values);
+  {
+    h5::File f = h5::File::create(dir.file("t.h5"));
+    f.write("/a/bf16", t.to_dtype(DType::bf16));
+    f.write("/a/f16", t.to_dtype(DType::f16));
+    f.write_attr("name", std::string("x"), "/a");
+  }
+  const h5::File f = h5::File::open(dir.file("t.h5"));
+  EXPECT_EQ(f.list_datasets(), (std::vector<std::string>{"/a/bf16", "/a/f16"}));
+  EXPECT_EQ(f.read_raw("/a/bf16").dtype(), DType::bf16);
+  EXPECT_EQ(f.read_raw("/a/f16").dtype(), DType::f16);
+  // HDF5's own conversion of our 16-bit layouts to float agrees with ours.
+  for (const char* name : {"/a/bf16", "/a/f16"}) {
+    const Tensor back = f.read_f32(name);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(back.f32()[i], values[i]) << name;
+  }
+  EXPECT_EQ(f.read_string_attr("name", "/a"), "x");
+  EXPECT_THROW(f.read_f32("/a/missing"), InputError);
+}
+
+TEST(Hdf5, NotHdf5AndMissingFiles) {
+  TempDir dir;
+  std::ofstream(dir.file("text.h5")) << "not an HDF5 file";
+  EXPECT_THROW(h5::File::open(dir.file("text.h5")), InputError);
+  EXPECT_THROW(h5::File::open(dir.file("none.h5")), InputError);
+}
+
+TEST(Weights, RandomWeightsLoadInEveryDtype) {
+  TempDir dir;
+  const FluxConfig c = flux_preset("flux-tiny");
+  auto cpu = make_cpu_backend();
+  for (DType d : {DType::f32, DType::bf16, DType::f16}) {
+    const std::string path = dir.file(std::string("w_") + dtype_name(d) + ".h5");
+    write_random_weights(path, c, 5, d);
+    EXPECT_EQ(weights_file_model(path), "flux-tiny");
+    const FluxWeights w = load_flux_weights(path, c, *cpu);
+    const Tensor& qkv = w.get("double_blocks.1.img_attn.qkv.weight");
+    EXPECT_EQ(qkv.shape(), (Shape{192, 64}));
+    EXPECT_EQ(w.get("single_blocks.0.norm.key_norm.scale").f32()[3], 1.0f);
+  }
+  EXPECT_THROW(load_flux_weights(dir.file("w_f32.h5"), flux_preset("flux-small"), *cpu), InputError);
+}
+
+TEST(Safetensors, ConvertRoundTrip) {
+  TempDir dir;
+  const FluxConfig c = flux_preset("flux-tiny");
+  const auto tensors = random_flux_tensors(c);
+  write_safetensors(dir.file("ckpt.safetensors"), tensors, DType::bf16, "BF16");
+  EXPECT_EQ(convert_safetensors(dir.file("ckpt.safetensors"), dir.file("w.h5"), "auto"), "flux-tiny");
+  // The HDF5 file keeps bf16 and the values survive bit for bit.
+  const h5::File f = h5::File::open(dir.file("w.h5"));
+  EXPECT_EQ(f.read_raw("/double_blocks/0/txt_mlp/2/weight").dtype(), DType::bf16);
+  auto cpu = make_cpu_backend();
+  const FluxWeights w = load_flux_weights(dir.file("w.h5"), c, *cpu);
+  for (const auto& [name, t] : tensors) {
+    const Tensor expect = t.to_dtype(DType::bf16).to_f32();
+    const Tensor& got = w.get(name);
+    ASSERT_EQ(got.numel(), expect.numel());
+    for (int64_t i = 0; i < got.numel(); ++i) ASSERT_EQ(got.f32()[i], expect.f32()[i]) << name;
+  }
+}
+
+TEST(Safetensors, RejectsBadCheckpoints) {
+  TempDir dir;
+  const FluxConfig c = flux_preset("flux-tiny");
+  auto tensors = random_flux_tensors(c);
+  // Another preset named explicitly: every mismatch listed, no output file.
+  write_safetensors(dir.file("tiny.safetensors"), tensors, DType::f32, "F32");
+  try {
+    convert_safetensors(dir.file("tiny.safetensors"), dir.file("out.h5"), "flux-small");
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("img_in.weight has shape"), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(dir.file("out.h5")));
+  // A missing tensor: no preset matches.
+  tensors.erase("final_layer.linear.bias");
+  write_safetensors(dir.file("partial.safetensors"), tensors, DType::f32, "F32");
+  EXPECT_THROW(convert_safetensors(dir.file("partial.safetensors"), dir.file("out.h5"), "auto"), InputError);
+  // An unsupported dtype names the tensor.
+  write_safetensors(dir.file("i32.safetensors"), {{"x", Tensor::zeros({2})}}, DType::f32, "I32");
+  EXPECT_THROW(SafetensorsFile(dir.file("i32.safetensors")), InputError);
+  // Truncated data section.
+  fs::resize_file(dir.file("tiny.safetensors"), fs::file_size(dir.file("tiny.safetensors")) - 100);
+  EXPECT_THROW(SafetensorsFile(dir.file("tiny.safetensors")), InputError);
+  EXPECT_FALSE(fs::exists(dir.file("out.h5")));
+}
+
+TEST(AtomicOutput, NothingVisibleWithoutCommit) {
+  TempDir dir;
+  {
+    AtomicOutput out(dir.file("result.h5"));
+    std::ofstream(out.temp_path()) << "partial";
+    EXPECT_TRUE(fs::exists(out.temp_path()));
+  }  // destroyed without commit: an error happened
+  EXPECT_FALSE(fs::exists(dir.file("result.h5")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.file("")), fs::directory_iterator()), 0);
+  {
+    AtomicOutput out(dir.file("result.h5"));
+    std::ofstream(out.temp_path()) << "complete";
+    out.commit();
+  }
+  EXPECT_TRUE(fs::exists(dir.file("result.h5")));
+  EXPECT_THROW(AtomicOutput(dir.file("result.h5") + "/sub/x.h5"), IoError);
+}
+
+TEST(Golden, ForwardMatchesPyTorchReference) {
+  const std::string g = FRESCO_GOLDEN_DIR;
+  const FluxConfig c = preset_for_weights(g + "/flux_tiny_weights.h5", "auto");
+  auto cpu = make_cpu_backend();
+  FluxTransformer model(c, load_flux_weights(g + "/flux_tiny_weights.h5", c, *cpu), *cpu);
+  const ForwardInputs in = read_forward_inputs(g + "/flux_tiny_inputs.h5", c);
+  model.set_condition(in.txt, in.y, in.grid_h, in.grid_w);
+  Tensor v1({in.grid_h * in.grid_w, 64}), v2({in.grid_h * in.grid_w, 64});
+  model.forward(in.img, float(in.t), float(in.guidance), v1);
+  model.forward(in.img, float(in.t), float(in.guidance), v2);  // buffers reused: same bits
+  const Tensor expect = h5::File::open(g + "/flux_tiny_velocity.h5").read_f32("/velocity");
+  EXPECT_LT(relative_l2(v1, expect), 1e-5);
+  EXPECT_EQ(std::memcmp(v1.raw(), v2.raw(), v1.bytes()), 0);
+}
