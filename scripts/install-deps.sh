@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   openmpi-bin libopenmpi-dev          # MPI
-  libhdf5-dev hdf5-tools              # weights, prompts, outputs (h5diff is used by tests)
+  libhdf5-dev                         # weights, prompts, outputs
   libboost-program-options-dev        # CLI
   libucx-dev                          # one-sided inter-node transport (later issues)
   libopenblas-dev                     # CPU matrix products

@@ -3,6 +3,8 @@
 //   h5_tool delete FILE DATASET                    removes a dataset
 //   h5_tool reshape FILE DATASET                   replaces a dataset with a [3, 3] float32 one
 //   h5_tool retype FILE DATASET                    replaces a dataset with an int32 one
+//   h5_tool attr FILE NAME                         prints a root attribute
+//   h5_tool shape FILE DATASET                     prints a dataset's shape, e.g. [16, 6, 8]
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -53,12 +55,34 @@ void edit(const std::string& op, const std::string& path, const std::string& nam
   H5Fclose(file);
 }
 
+// Prints a root attribute whatever its type (string, integer or float).
+void print_attr(const std::string& path, const std::string& name) {
+  const h5::File f = h5::File::open(path);
+  try {
+    std::printf("%s\n", f.read_string_attr(name).c_str());
+  } catch (const InputError&) {
+    try {
+      std::printf("%lld\n", (long long)f.read_int_attr(name));
+    } catch (const InputError&) {
+      std::printf("%.17g\n", f.read_double_attr(name));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   try {
     if (a.size() == 5 && a[0] == "compare") return compare(a[1], a[2], a[3], std::stod(a[4]));
+    if (a.size() == 3 && a[0] == "attr") {
+      print_attr(a[1], a[2]);
+      return 0;
+    }
+    if (a.size() == 3 && a[0] == "shape") {
+      std::printf("%s\n", shape_string(h5::File::open(a[1]).dataset_shape(a[2])).c_str());
+      return 0;
+    }
     if (a.size() == 3 && (a[0] == "delete" || a[0] == "reshape" || a[0] == "retype")) {
       edit(a[0], a[1], a[2]);
       return 0;

@@ -21,8 +21,8 @@ INI
 grep -q "steps = 2$" run.log || fail "config value not echoed"
 grep -q "seed = 12$" run.log || fail "command line did not override the config file"
 [ -e from_cli/img_0.h5 ] && [ ! -e from_file ] || fail "--out from the command line was not used"
-h5dump -a /steps from_cli/img_0.h5 | grep -q ": 2$" || fail "steps from the config file not applied"
-h5dump -a /seed from_cli/img_0.h5 | grep -q ": 12$" || fail "seed from the command line not applied"
+[ "$("$H5_TOOL" attr from_cli/img_0.h5 steps)" = 2 ] || fail "steps from the config file not applied"
+[ "$("$H5_TOOL" attr from_cli/img_0.h5 seed)" = 12 ] || fail "seed from the command line not applied"
 echo "stepz = 3" >> run.ini
 expect_error "unrecognised option 'stepz'" -- "$FRESCO" generate --config run.ini
 expect_error "cannot read config file none.ini" -- "$FRESCO" generate --config none.ini
