@@ -1,0 +1,22 @@
+# jobs/generate.sbatch runs end to end outside Slurm: a stand-in `srun` (mpiexec with 2 ranks)
+# checks the script's options and environment; a second submission resumes (skips all).
+source "$(dirname "$0")/common.sh"
+SCRIPT=${1:?path to jobs/generate.sbatch}
+make_tiny_fixtures 3
+mkdir bin
+cat > bin/srun <<SH
+#!/bin/bash
+# Stand-in for Slurm's srun: accepts its options, starts the program on 2 MPI ranks.
+while [ \$# -gt 0 ]; do
+  case "\$1" in --mpi=pmix|--cpu-bind=*) shift ;; -*) echo "srun: unexpected \$1" >&2; exit 1 ;; *) break ;; esac
+done
+exec "$MPIEXEC" -n 2 --oversubscribe "\$@"
+SH
+chmod +x bin/srun
+export PATH=$PWD/bin:$PATH SLURM_CPUS_PER_TASK=1 SLURM_JOB_NAME=fresco-test
+export WEIGHTS=$PWD/weights.h5 PROMPTS=$PWD/prompts.h5 OUT=$PWD/out
+bash "$SCRIPT" > first.log
+ls out/img_0.h5 out/img_1.h5 out/img_2.h5 >/dev/null || fail "the batch script did not produce every image"
+bash "$SCRIPT" > second.log
+grep -q "3 image(s) already done, 0 to compute" second.log || fail "a resubmitted job recomputed images"
+echo "slurm script: ok"
