@@ -1,6 +1,5 @@
 #include "io/forward_io.hpp"
 
-#include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 
 namespace fresco {
@@ -26,9 +25,7 @@ ForwardInputs read_forward_inputs(const std::string& path, const FluxConfig& con
 }
 
 void write_forward_inputs(const std::string& path, const ForwardInputs& in) {
-  AtomicOutput out(path);
-  {
-    h5::File file = h5::File::create(out.temp_path());
+  h5::write_atomically(path, [&](h5::File& file) {
     file.write("/img", in.img);
     file.write("/txt", in.txt);
     file.write("/y", in.y);
@@ -36,17 +33,13 @@ void write_forward_inputs(const std::string& path, const ForwardInputs& in) {
     file.write_attr("guidance", in.guidance);
     file.write_attr("grid_h", in.grid_h);
     file.write_attr("grid_w", in.grid_w);
-  }
-  out.commit();
+  });
 }
 
 void write_velocity(const std::string& path, const Tensor& velocity) {
-  AtomicOutput out(path);
-  {
-    h5::File file = h5::File::create(out.temp_path());
+  h5::write_atomically(path, [&](h5::File& file) {
     file.write("/velocity", velocity);
-  }
-  out.commit();
+  });
 }
 
 }  // namespace fresco

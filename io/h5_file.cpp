@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include "io/atomic_output.hpp"
+
 namespace fresco::h5 {
 namespace {
 
@@ -305,6 +307,15 @@ void File::write_attr(const std::string& attr, double value, const std::string& 
 
 void File::write_attr(const std::string& attr, int64_t value, const std::string& object) {
   write_scalar_attr(id(), object, attr, H5T_STD_I64LE, &value, where(object) + " attribute " + attr);
+}
+
+void write_atomically(const std::string& path, const std::function<void(File&)>& fill) {
+  AtomicOutput out(path);
+  {
+    File file = File::create(out.temp_path());
+    fill(file);
+  }  // closed before the rename
+  out.commit();
 }
 
 }  // namespace fresco::h5

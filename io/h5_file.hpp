@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -110,6 +111,10 @@ class File {
   std::string path_;
   FileId id_;
 };
+
+// Creates `path` through AtomicOutput: `fill` writes into a temporary HDF5 file, which is
+// then closed, fsynced and renamed; on an exception nothing appears at `path`.
+void write_atomically(const std::string& path, const std::function<void(File&)>& fill);
 
 }  // namespace fresco::h5
 

@@ -1,7 +1,6 @@
 #include "io/image_file.hpp"
 
 #include "fresco/version.hpp"
-#include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 
 namespace fresco {
@@ -11,9 +10,7 @@ std::string image_result_path(const std::string& dir, int64_t index) {
 }
 
 void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p) {
-  AtomicOutput out(path);
-  {
-    h5::File file = h5::File::create(out.temp_path());
+  h5::write_atomically(path, [&](h5::File& file) {
     file.write("/latent", latent);
     file.write_attr("format", std::string(kImageFormat));
     file.write_attr("format_version", kImageFormatVersion);
@@ -28,8 +25,7 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("command_line", p.command_line);
     file.write_attr("ranks", p.ranks);
     file.write_attr("seconds_per_step", p.seconds_per_step);
-  }
-  out.commit();
+  });
 }
 
 }  // namespace fresco

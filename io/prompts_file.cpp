@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 #include "src/model/noise.hpp"
 
@@ -81,9 +80,7 @@ PromptEntry PromptsFile::read(int64_t index) const {
 void write_random_prompts(const std::string& path, const FluxConfig& config,
                           const PromptBatchSpec& spec) {
   require_input(spec.count > 0 && spec.txt_len > 0, "make-prompts: --count and --txt-len must be positive");
-  AtomicOutput out(path);
-  {
-    h5::File file = h5::File::create(out.temp_path());
+  h5::write_atomically(path, [&](h5::File& file) {
     file.write_attr("format", std::string(kPromptsFormat));
     file.write_attr("format_version", kPromptsFormatVersion);
     file.write_attr("model", config.name);
@@ -103,8 +100,7 @@ void write_random_prompts(const std::string& path, const FluxConfig& config,
       file.write(group + "/y", y);
       file.write_attr("seed", int64_t(spec.seed) + i, group);
     }
-  }
-  out.commit();
+  });
 }
 
 }  // namespace fresco

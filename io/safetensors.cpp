@@ -9,7 +9,6 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 #include "io/weights_file.hpp"
 #include "src/model/flux_weights.hpp"
@@ -97,23 +96,16 @@ std::string convert_safetensors(const std::string& in, const std::string& out,
   } else {
     problems = validate_weight_table(flux_preset(model), found);
   }
-  if (!problems.empty()) {
-    std::string msg = in + " does not match preset " + model + ":";
-    for (const auto& p : problems) msg += "\n  - " + p;
-    throw InputError(msg);
-  }
+  if (!problems.empty()) throw InputError(describe_weight_problems(in, model, problems));
 
-  AtomicOutput output(out);
-  {
-    h5::File file = h5::File::create(output.temp_path());
+  h5::write_atomically(out, [&](h5::File& file) {
     file.write_attr("format", std::string(kWeightsFormat));
     file.write_attr("format_version", kWeightsFormatVersion);
     file.write_attr("model", preset);
     file.write_attr("source", in);
     for (const auto& [name, e] : st.entries())
       file.write_bytes(checkpoint_key_to_h5(name), e.dtype, e.shape, st.data(e));
-  }
-  output.commit();
+  });
   return preset;
 }
 

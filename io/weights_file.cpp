@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 #include "src/model/noise.hpp"
 
@@ -60,13 +59,7 @@ FluxWeights load_flux_weights(const std::string& path, const FluxConfig& config,
                                        h5::type_description(type.get())};
   }
   const auto problems = validate_weight_table(config, found);
-  if (!problems.empty()) {
-    std::string msg = path + " does not match preset " + config.name + " (" +
-                      std::to_string(problems.size()) + " problem" +
-                      (problems.size() > 1 ? "s" : "") + "):";
-    for (const auto& p : problems) msg += "\n  - " + p;
-    throw InputError(msg);
-  }
+  if (!problems.empty()) throw InputError(describe_weight_problems(path, config.name, problems));
   FluxWeights weights;
   for (const auto& spec : flux_weight_specs(config))
     weights.set(spec.name, backend.upload(file.read_raw(checkpoint_key_to_h5(spec.name)).to_f32()));
@@ -75,9 +68,7 @@ FluxWeights load_flux_weights(const std::string& path, const FluxConfig& config,
 
 void write_random_weights(const std::string& path, const FluxConfig& config, uint64_t seed,
                           DType dtype) {
-  AtomicOutput out(path);
-  {
-    h5::File file = h5::File::create(out.temp_path());
+  h5::write_atomically(path, [&](h5::File& file) {
     file.write_attr("format", std::string(kWeightsFormat));
     file.write_attr("format_version", kWeightsFormatVersion);
     file.write_attr("model", config.name);
@@ -94,8 +85,7 @@ void write_random_weights(const std::string& path, const FluxConfig& config, uin
       }
       file.write(checkpoint_key_to_h5(spec.name), t.to_dtype(dtype));
     }
-  }
-  out.commit();
+  });
 }
 
 }  // namespace fresco

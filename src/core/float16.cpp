@@ -40,21 +40,26 @@ uint16_t float_to_f16(float value) {
   return sign | uint16_t(((bits >> 23) - 112) << 10 | ((bits >> 13) & 0x3ff));
 }
 
-void bf16_to_float(const uint16_t* src, float* dst, size_t n) {
+namespace {
+// Applies a scalar conversion to n elements, threaded for large tensors.
+template <typename Src, typename Dst, typename Convert>
+void convert_all(const Src* src, Dst* dst, size_t n, Convert convert) {
 #pragma omp parallel for if (n > 65536)
-  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+  for (size_t i = 0; i < n; ++i) dst[i] = convert(src[i]);
+}
+}  // namespace
+
+void bf16_to_float(const uint16_t* src, float* dst, size_t n) {
+  convert_all(src, dst, n, [](uint16_t v) { return bf16_to_float(v); });
 }
 void float_to_bf16(const float* src, uint16_t* dst, size_t n) {
-#pragma omp parallel for if (n > 65536)
-  for (size_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
+  convert_all(src, dst, n, [](float v) { return float_to_bf16(v); });
 }
 void f16_to_float(const uint16_t* src, float* dst, size_t n) {
-#pragma omp parallel for if (n > 65536)
-  for (size_t i = 0; i < n; ++i) dst[i] = f16_to_float(src[i]);
+  convert_all(src, dst, n, [](uint16_t v) { return f16_to_float(v); });
 }
 void float_to_f16(const float* src, uint16_t* dst, size_t n) {
-#pragma omp parallel for if (n > 65536)
-  for (size_t i = 0; i < n; ++i) dst[i] = float_to_f16(src[i]);
+  convert_all(src, dst, n, [](float v) { return float_to_f16(v); });
 }
 
 }  // namespace fresco

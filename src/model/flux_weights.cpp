@@ -86,6 +86,15 @@ std::vector<std::string> validate_weight_table(const FluxConfig& config,
   return problems;
 }
 
+std::string describe_weight_problems(const std::string& source, const std::string& preset,
+                                     const std::vector<std::string>& problems) {
+  std::string msg = source + " does not match preset " + preset + " (" +
+                    std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") +
+                    "):";
+  for (const auto& p : problems) msg += "\n  - " + p;
+  return msg;
+}
+
 const Tensor& FluxWeights::get(const std::string& name) const {
   const auto it = tensors_.find(name);
   FRESCO_ASSERT(it != tensors_.end(), "weight " + name + " was not loaded");

@@ -33,6 +33,11 @@ struct StoredTensorInfo {
 std::vector<std::string> validate_weight_table(const FluxConfig& config,
                                                const std::map<std::string, StoredTensorInfo>& found);
 
+// One message for all problems of `source` against `preset`: "<source> does not match preset
+// <preset> (N problems):" followed by one line per problem.
+std::string describe_weight_problems(const std::string& source, const std::string& preset,
+                                     const std::vector<std::string>& problems);
+
 // The weights of one model, keyed by checkpoint name, on one backend's device.
 class FluxWeights {
  public:
