@@ -53,6 +53,34 @@ double nmse(const Vec& a, const Vec& b) {
   return ref > 0 ? err / ref : err;
 }
 
+// softmax(q k^T / sqrt(D)) v per head in double, with the log-sum-exp of each query row.
+// q: [Lq, H, D]; k, v: [Lk, H, D]; o: [Lq, H, D]; lse: [Lq, H]
+void reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, Vec& o, Vec& lse) {
+  const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
+  o.assign(static_cast<size_t>(Lq * H * D), 0.0);
+  lse.assign(static_cast<size_t>(Lq * H), 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Lq; ++i) {
+      Vec s(static_cast<size_t>(Lk));
+      double mx = -1e300;
+      for (int64_t j = 0; j < Lk; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d)
+          dot += double(q.f32()[(i * H + h) * D + d]) * k.f32()[(j * H + h) * D + d];
+        s[size_t(j)] = dot / std::sqrt(double(D));
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      double sum = 0;
+      for (double& e : s) sum += (e = std::exp(e - mx));
+      lse[size_t(i * H + h)] = mx + std::log(sum);
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < Lk; ++j) acc += s[size_t(j)] / sum * v.f32()[(j * H + h) * D + d];
+        o[size_t((i * H + h) * D + d)] = acc;
+      }
+    }
+}
+
 // Helpers that move data through a backend.
 Tensor up(Backend& b, const Tensor& t) { return b.upload(t); }
 Tensor out(Backend& b, const Shape& s) { return b.alloc(s, DType::f32); }
@@ -209,31 +237,35 @@ std::vector<Case> make_cases() {
                        v = random_tensor({Lk, H, D});
           const Tensor o = out(b, {Lq, H, D}), lse = out(b, {Lq, H});
           b.attention(up(b, q), up(b, k), up(b, v), o, lse);
-          Vec ref_o(static_cast<size_t>(Lq * H * D)), ref_lse(static_cast<size_t>(Lq * H));
-          for (int h = 0; h < H; ++h)
-            for (int i = 0; i < Lq; ++i) {
-              Vec s(static_cast<size_t>(Lk));
-              double mx = -1e300;
-              for (int j = 0; j < Lk; ++j) {
-                double dot = 0;
-                for (int d = 0; d < D; ++d)
-                  dot += double(q.f32()[(i * H + h) * D + d]) * k.f32()[(j * H + h) * D + d];
-                s[size_t(j)] = dot / std::sqrt(double(D));
-                mx = std::max(mx, s[size_t(j)]);
-              }
-              double sum = 0;
-              for (double& e : s) sum += (e = std::exp(e - mx));
-              ref_lse[size_t(i * H + h)] = mx + std::log(sum);
-              for (int d = 0; d < D; ++d) {
-                double acc = 0;
-                for (int j = 0; j < Lk; ++j) acc += s[size_t(j)] / sum * v.f32()[(j * H + h) * D + d];
-                ref_o[size_t((i * H + h) * D + d)] = acc;
-              }
-            }
+          Vec ref_o, ref_lse;
+          reference_attention(q, k, v, ref_o, ref_lse);
           Vec got = down(b, o), got_lse = down(b, lse);
           got.insert(got.end(), got_lse.begin(), got_lse.end());
           ref_o.insert(ref_o.end(), ref_lse.begin(), ref_lse.end());
           return Outcome{got, ref_o};
+        });
+  }
+
+  // Merging the attention over two key blocks must equal the attention over all keys.
+  for (auto [Lq, Lk1, Lk2, H, D] : {std::tuple{1, 1, 1, 1, 4}, {7, 5, 12, 3, 16}, {64, 100, 1, 2, 32}}) {
+    add(Op::attention_merge,
+        "Lq=" + std::to_string(Lq) + " Lk=" + std::to_string(Lk1) + "+" + std::to_string(Lk2) +
+            " H=" + std::to_string(H) + " D=" + std::to_string(D),
+        [=](Backend& b) {
+          const Tensor q = random_tensor({Lq, H, D}), k = random_tensor({Lk1 + Lk2, H, D}),
+                       v = random_tensor({Lk1 + Lk2, H, D});
+          const Tensor o = out(b, {Lq, H, D}), lse = out(b, {Lq, H});
+          const Tensor o2 = out(b, {Lq, H, D}), lse2 = out(b, {Lq, H});
+          const Tensor q_d = up(b, q), k_d = up(b, k), v_d = up(b, v);
+          b.attention(q_d, k_d.rows(0, Lk1), v_d.rows(0, Lk1), o, lse);
+          b.attention(q_d, k_d.rows(Lk1, Lk2), v_d.rows(Lk1, Lk2), o2, lse2);
+          b.attention_merge(o, lse, o2, lse2);
+          Vec ref, ref_lse;  // the attention over all keys at once
+          reference_attention(q, k, v, ref, ref_lse);
+          Vec got = down(b, o), got_lse = down(b, lse);
+          got.insert(got.end(), got_lse.begin(), got_lse.end());
+          ref.insert(ref.end(), ref_lse.begin(), ref_lse.end());
+          return Outcome{got, ref};
         });
   }
 

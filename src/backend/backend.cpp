@@ -10,6 +10,7 @@ const char* op_name(Op op) {
     case Op::rms_norm_heads: return "rms_norm_heads";
     case Op::rope: return "rope";
     case Op::attention: return "attention";
+    case Op::attention_merge: return "attention_merge";
     case Op::gelu_tanh: return "gelu_tanh";
     case Op::silu: return "silu";
     case Op::gated_residual: return "gated_residual";

@@ -23,6 +23,7 @@ enum class Op {
   rms_norm_heads,      // y[L,H,D] = x * rsqrt(mean_D(x^2) + eps) * scale[D]
   rope,                // pairs of x[L,H,D] rotated by cos/sin[L,D/2]
   attention,           // o[Lq,H,D], lse[Lq,H] = softmax(q k^T / sqrt(D)) v
+  attention_merge,     // (o, lse) <- merge of two partial attentions by the log-sum-exp rule
   gelu_tanh,           // y = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
   silu,                // y = x * sigmoid(x)
   gated_residual,      // x[L,C] += gate[C] * y[L,C]
@@ -65,6 +66,11 @@ class Backend {
   // lse may be undefined when the caller does not need it.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                          const Tensor& lse) = 0;
+  // Merges a partial attention over other keys into the running one, in fp32:
+  // lse' = log(e^lse + e^lse_part), o' = e^(lse - lse') o + e^(lse_part - lse') o_part.
+  // o, o_part: [L, H, D]; lse, lse_part: [L, H]; o and lse are updated in place.
+  virtual void attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
+                               const Tensor& lse_part) = 0;
   virtual void gelu_tanh(const Tensor& x, const Tensor& y) = 0;
   virtual void silu(const Tensor& x, const Tensor& y) = 0;
   virtual void gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) = 0;

@@ -56,4 +56,24 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   }
 }
 
+void CpuBackend::attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
+                                 const Tensor& lse_part) {
+  // o, o_part: [L, H, D]; lse, lse_part: [L, H]
+  FRESCO_ASSERT(o.rank() == 3 && o.shape() == o_part.shape() && lse.shape() == lse_part.shape() &&
+                    lse.numel() == o.dim(0) * o.dim(1),
+                "attention_merge: o " + o.describe() + ", lse " + lse.describe());
+  const int64_t rows = lse.numel(), D = o.dim(2);
+  float *po = o.f32(), *pl = lse.f32();
+  const float *pp = o_part.f32(), *plp = lse_part.f32();
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    const float a = pl[r], b = plp[r];
+    const float mx = std::max(a, b);
+    const float merged = mx + std::log(std::exp(a - mx) + std::exp(b - mx));
+    const float wa = std::exp(a - merged), wb = std::exp(b - merged);
+    for (int64_t d = 0; d < D; ++d) po[r * D + d] = wa * po[r * D + d] + wb * pp[r * D + d];
+    pl[r] = merged;
+  }
+}
+
 }  // namespace fresco

@@ -26,6 +26,8 @@ class CpuBackend final : public Backend {
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                  const Tensor& lse) override;
+  void attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
+                       const Tensor& lse_part) override;
   void gelu_tanh(const Tensor& x, const Tensor& y) override;
   void silu(const Tensor& x, const Tensor& y) override;
   void gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) override;

@@ -10,13 +10,15 @@ constexpr float kNormEps = 1e-6f;
 constexpr int kTimeEmbedWidth = 256;
 }  // namespace
 
-// Activation buffers for one (Ltxt, Limg) layout. L = Ltxt + Limg, d hidden, m MLP width.
+// Activation buffers for one shard. n = rows of the shard (text rows first, then image rows),
+// d hidden, m MLP width; nt/ni = text/image rows of the shard.
 struct FluxTransformer::Buffers {
-  int64_t txt_len = 0, img_len = 0;
-  Tensor txt_embedded;  // [Ltxt, d]   txt_in(txt), fixed for the image
+  SequenceShard shard;
+  int64_t txt_len = 0, img_len = 0;  // rows of the shard: nt and ni
+  Tensor txt_embedded;  // [nt, d]     txt_in(txt rows), fixed for the image
   Tensor y_embedded;    // [d]         vector_in(y), fixed for the image
-  Tensor rope_cos;      // [L, D/2]
-  Tensor rope_sin;      // [L, D/2]
+  Tensor rope_cos;      // [n, D/2]    angles of each row's true position ids
+  Tensor rope_sin;      // [n, D/2]
   Tensor temb;          // [256]
   Tensor embed_hidden;  // [d]
   Tensor embed_out;     // [d]
@@ -24,16 +26,16 @@ struct FluxTransformer::Buffers {
   Tensor vec_silu;      // [d]
   Tensor mod;           // [6, d]      modulation chunks (shift, scale, gate, ...)
   Tensor mod_txt;       // [6, d]
-  Tensor x;             // [L, d]      residual stream, text rows first
-  Tensor normed;        // [L, d]
-  Tensor qkv;           // [L, 3d]
-  Tensor q, k, v;       // [L, H, D]
-  Tensor attn;          // [L, H, D]
-  Tensor proj;          // [L, d]
-  Tensor mlp_hidden;    // [L, m]
-  Tensor fused;         // [L, 3d + m] single-block linear1 output
-  Tensor concat;        // [L, d + m]  single-block linear2 input
-  Tensor img_in;        // [Limg, d]
+  Tensor x;             // [n, d]      residual stream, text rows first
+  Tensor normed;        // [n, d]
+  Tensor qkv;           // [n, 3d]
+  Tensor q, k, v;       // [n, H, D]
+  Tensor attn;          // [n, H, D]
+  Tensor proj;          // [n, d]
+  Tensor mlp_hidden;    // [n, m]
+  Tensor fused;         // [n, 3d + m] single-block linear1 output
+  Tensor concat;        // [n, d + m]  single-block linear2 input
+  Tensor img_in;        // [ni, d]
 };
 
 FluxTransformer::FluxTransformer(FluxConfig config, FluxWeights weights, Backend& backend,
@@ -59,18 +61,21 @@ void FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const 
 }
 
 void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h,
-                                    int64_t grid_w) {
+                                    int64_t grid_w, std::optional<SequenceShard> shard) {
   const FluxConfig& c = config_;
-  const int64_t Lt = txt.dim(0), Li = grid_h * grid_w, L = Lt + Li;
   const int64_t d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
-  FRESCO_ASSERT(txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim,
+  FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim,
                 "set_condition: txt " + txt.describe() + " / y " + y.describe());
+  const SequenceShard sh = shard.value_or(SequenceShard::whole(txt.dim(0), grid_h * grid_w));
+  FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w && sh.end() <= sh.txt_len + sh.img_len,
+                "set_condition: shard does not fit the sequence");
+  const int64_t n = sh.count, nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
-  if (b.txt_len != Lt || b.img_len != Li) {
+  if (b.txt_len != nt || b.img_len != ni) {
     auto alloc = [&](Shape s) { return backend_.alloc(s, DType::f32); };
-    b.txt_len = Lt;
-    b.img_len = Li;
-    b.txt_embedded = alloc({Lt, d});
+    b.txt_len = nt;
+    b.img_len = ni;
+    b.txt_embedded = alloc({nt, d});
     b.y_embedded = alloc({d});
     b.temb = alloc({kTimeEmbedWidth});
     b.embed_hidden = alloc({d});
@@ -79,29 +84,34 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
     b.vec_silu = alloc({d});
     b.mod = alloc({6, d});
     b.mod_txt = alloc({6, d});
-    b.x = alloc({L, d});
-    b.normed = alloc({L, d});
-    b.qkv = alloc({L, 3 * d});
-    b.q = alloc({L, H, D});
-    b.k = alloc({L, H, D});
-    b.v = alloc({L, H, D});
-    b.attn = alloc({L, H, D});
-    b.proj = alloc({L, d});
-    b.mlp_hidden = alloc({L, m});
-    b.fused = alloc({L, 3 * d + m});
-    b.concat = alloc({L, d + m});
-    b.img_in = alloc({Li, d});
+    b.x = alloc({n, d});
+    b.normed = alloc({n, d});
+    b.qkv = alloc({n, 3 * d});
+    b.q = alloc({n, H, D});
+    b.k = alloc({n, H, D});
+    b.v = alloc({n, H, D});
+    b.attn = alloc({n, H, D});
+    b.proj = alloc({n, d});
+    b.mlp_hidden = alloc({n, m});
+    b.fused = alloc({n, 3 * d + m});
+    b.concat = alloc({n, d + m});
+    b.img_in = alloc({ni, d});
   }
-  const RopeTables rope = make_rope_tables(c, joint_position_ids(Lt, grid_h, grid_w));
+  b.shard = sh;
+  const auto all_ids = joint_position_ids(sh.txt_len, grid_h, grid_w);
+  const std::vector<PositionId> ids(all_ids.begin() + sh.begin, all_ids.begin() + sh.end());
+  const RopeTables rope = make_rope_tables(c, ids);
   b.rope_cos = backend_.upload(rope.cos);
   b.rope_sin = backend_.upload(rope.sin);
 
-  // txt = txt_in(txt); vector_in(y) = out_layer(silu(in_layer(y)))
-  linear("txt_in", backend_.upload(txt), b.txt_embedded);
+  // txt = txt_in(txt rows of the shard); vector_in(y) = out_layer(silu(in_layer(y)))
+  linear("txt_in", backend_.upload(txt.rows(sh.begin, nt)), b.txt_embedded);
   linear("vector_in.in_layer", backend_.upload(y), b.embed_hidden);
   backend_.silu(b.embed_hidden, b.embed_hidden);
   linear("vector_in.out_layer", b.embed_hidden, b.y_embedded);
 }
+
+const SequenceShard& FluxTransformer::shard() const { return buf_->shard; }
 
 void FluxTransformer::embed_vector(float t, float guidance) {
   // vec = time_in(temb(t)) [+ guidance_in(temb(g))] + vector_in(y)
@@ -177,7 +187,7 @@ void FluxTransformer::double_block(int index) {
 void FluxTransformer::single_block(int index) {
   Buffers& b = *buf_;
   const std::string p = "single_blocks." + std::to_string(index);
-  const int64_t d = config_.hidden, L = b.x.dim(0);
+  const int64_t d = config_.hidden, L = b.x.dim(0);  // L: rows of this shard
   const Tensor mod = b.mod.rows(0, 3);  // [3, d]: shift, scale, gate
   linear(p + ".modulation.lin", b.vec_silu, mod.reshape({3 * d}));
   norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), b.normed);
@@ -204,7 +214,7 @@ void FluxTransformer::final_layer(const Tensor& velocity) {
 
 void FluxTransformer::forward(const Tensor& img, float t, float guidance, const Tensor& velocity) {
   Buffers& b = *buf_;
-  FRESCO_ASSERT(b.txt_len > 0 || b.img_len > 0, "forward before set_condition");
+  FRESCO_ASSERT(b.shard.count > 0, "forward before set_condition");
   FRESCO_ASSERT(img.dim(0) == b.img_len && img.dim(1) == config_.in_channels,
                 "forward: img " + img.describe() + " does not match the condition's grid");
   embed_vector(t, guidance);

@@ -1,23 +1,28 @@
 // The FLUX.1 transformer (spec: ../shared/spec/flux-transformer.md) on any Backend.
 //
-// Usage per image: set_condition(txt, y, grid) once (embeds the text, builds the RoPE tables,
-// allocates every activation buffer), then forward(img, t, g, velocity) once per denoising
-// step with no allocation. The joint attention goes through an AttentionStrategy so that the
-// sequence-parallel plans replace it without touching the block code.
+// Usage per image: set_condition(txt, y, grid, shard) once (embeds the text, builds the RoPE
+// tables, allocates every activation buffer), then forward(img, t, g, velocity) once per
+// denoising step with no allocation. A rank holds one shard of the joint sequence cat(txt, img)
+// (the whole sequence on one rank); everything but the attention is row-local, and the joint
+// attention goes through an AttentionStrategy, so the sequence-parallel plans (mpi/) replace
+// it without touching the block code.
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "src/backend/backend.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/sequence_shard.hpp"
 
 namespace fresco {
 
 class AttentionStrategy {
  public:
   virtual ~AttentionStrategy() = default;
-  // q, k, v: [L, H, D] (after QK-norm and RoPE); o: [L, H, D]
+  // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE);
+  // o: [n, H, D] the attention output of the same rows over the whole sequence.
   virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                       const Tensor& o) = 0;
 };
@@ -41,10 +46,14 @@ class FluxTransformer {
   const FluxConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
 
-  // txt: [Ltxt, context_in_dim], y: [vec_in_dim] (host or device); the image is a
-  // grid_h x grid_w grid of packed tokens.
-  void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w);
-  // img: [Limg, in_channels] packed tokens; velocity: [Limg, in_channels] (device tensors).
+  // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
+  // is a grid_h x grid_w grid of packed tokens; `shard` says which rows of cat(txt, img) this
+  // rank holds (default: all).
+  void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w,
+                     std::optional<SequenceShard> shard = std::nullopt);
+  const SequenceShard& shard() const;
+  // img: [shard.img_rows(), in_channels] this rank's packed image tokens;
+  // velocity: [shard.img_rows(), in_channels] (device tensors).
   void forward(const Tensor& img, float t, float guidance, const Tensor& velocity);
 
  private:
