@@ -1,25 +1,64 @@
 // `fresco forward`: one transformer evaluation from an inputs file, for checking Fresco
-// against other implementations (schema in docs/file-formats.md).
+// against other implementations (schema in docs/file-formats.md); on one rank or split over a
+// sequence-parallel group (--ulysses/--ring), which must give the same result.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/weights_file.hpp"
+#include "mpi/sequence_parallel.hpp"
 #include "src/cli/commands.hpp"
-#include "src/model/flux_model.hpp"
 
 namespace fresco::cli {
+namespace {
+
+struct ForwardRun {
+  const MpiSession& mpi;
+  std::string out;
+  std::unique_ptr<ParallelLayout> layout;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<FluxTransformer> model;
+  ForwardInputs inputs;
+
+  int operator()() {
+    const auto shards = image_shards(*layout, inputs.txt.dim(0), inputs.grid_h * inputs.grid_w);
+    const SequenceShard& mine = shards[size_t(layout->position())];
+    model->set_condition(inputs.txt, inputs.y, inputs.grid_h, inputs.grid_w, shards, layout->position());
+    const int64_t C = model->config().in_channels;
+    const Tensor img = backend->upload(inputs.img.rows(mine.img_begin(), mine.img_rows()));  // [ni, C]
+    const Tensor velocity = backend->alloc({mine.img_rows(), C}, DType::f32);              // [ni, C]
+
+    layout->reset_stats();
+    const auto start = std::chrono::steady_clock::now();
+    model->forward(img, float(inputs.t), float(inputs.guidance), velocity);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const Tensor all = gather_image_rows(*layout, shards, backend->download(velocity));  // [Limg, C]
+    const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
+    if (mpi.rank() == 0 && layout->group_size() > 1)
+      std::printf("fresco forward: communication of the step, group 0:\n%s", acc.table("").c_str());
+    if (layout->group_index() != 0 || !layout->group_leader()) return 0;
+    for (float v : all.to_vector())
+      if (!std::isfinite(v)) throw ComputeError("the forward produced non-finite values; nothing written");
+    write_velocity(out, all);
+    std::printf("fresco forward: wrote %s %s in %.3f s\n", out.c_str(), shape_string(all.shape()).c_str(), seconds);
+    return 0;
+  }
+};
+
+}  // namespace
 
 Command forward_command() {
   Command c;
   c.name = "forward";
   c.summary = "run the transformer once on an inputs file (checks against other implementations)";
-  c.usage = "fresco forward --weights W.h5 --inputs IN.h5 --out OUT.h5";
+  c.usage = "[mpiexec -n N] fresco forward --weights W.h5 --inputs IN.h5 --out OUT.h5 [--ulysses U --ring R]";
   c.details =
       "Reads /img [Limg, in_channels], /txt [Ltxt, context_in_dim], /y [vec_in_dim] and the\n"
       "attributes t, guidance, grid_h, grid_w from IN.h5, and writes the predicted velocity\n"
-      "/velocity [Limg, in_channels] (float32) to OUT.h5, published atomically. Runs on one rank.";
+      "/velocity [Limg, in_channels] (float32) to OUT.h5, published atomically. On several ranks\n"
+      "the sequence is split over U x R ranks (default: all ranks); the result is the same.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
         ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
@@ -28,31 +67,23 @@ Command forward_command() {
         ("model", po::value<std::string>()->default_value("auto"),
          "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+    add_layout_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
-    require_input(ctx.mpi.size() == 1,
-                  "fresco forward runs on one rank; start it without mpiexec or with -n 1");
+    auto run = std::make_shared<ForwardRun>(ForwardRun{ctx.mpi, vm["out"].as<std::string>(), {}, {}, {}, {}});
+    // The layout first: it is collective, and every rank reaches it with the same options.
+    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, layout_request(vm), 1);
+    if (ctx.mpi.rank() == 0) std::printf("%s\n", run->layout->describe().c_str());
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
-    const std::string out = vm["out"].as<std::string>();
-    ensure_output_path(out);
+    ensure_output_path(run->out);
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    auto backend = std::shared_ptr<Backend>(make_cpu_backend());
-    auto model = std::make_shared<FluxTransformer>(
-        config, load_flux_weights(weights_path, config, *backend), *backend);
-    auto inputs = std::make_shared<ForwardInputs>(read_forward_inputs(vm["inputs"].as<std::string>(), config));
-    return [backend, model, inputs, out]() {
-      const int64_t Limg = inputs->grid_h * inputs->grid_w;
-      model->set_condition(inputs->txt, inputs->y, inputs->grid_h, inputs->grid_w);
-      const Tensor velocity = backend->alloc({Limg, model->config().in_channels}, DType::f32);
-      model->forward(inputs->img, float(inputs->t), float(inputs->guidance), velocity);
-      const Tensor host = backend->download(velocity);
-      for (float v : host.to_vector())
-        if (!std::isfinite(v)) throw ComputeError("the forward produced non-finite values; nothing written");
-      write_velocity(out, host);
-      std::printf("fresco forward: wrote %s %s\n", out.c_str(), shape_string(host.shape()).c_str());
-      return 0;
-    };
+    run->backend = make_cpu_backend();
+    run->model = std::make_unique<FluxTransformer>(config, load_flux_weights(weights_path, config, *run->backend),
+                                                   *run->backend, make_attention(*run->layout, config));
+    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
+    image_shards(*run->layout, run->inputs.txt.dim(0), run->inputs.grid_h * run->inputs.grid_w);  // checks L >= G
+    return [run]() { return (*run)(); };
   };
   return c;
 }

@@ -74,6 +74,21 @@ std::string effective_configuration(const po::variables_map& vm) {
   return s.str();
 }
 
+void add_layout_options(po::options_description& o) {
+  o.add_options()
+      ("ulysses", po::value<int>()->default_value(0),
+       "Ulysses degree U: ranks of an image that exchange heads by all-to-all (0: automatic)")
+      ("ring", po::value<int>()->default_value(0),
+       "Ring degree R: groups of U ranks that pass K/V around a ring (0: automatic); U x R ranks\n"
+       "compute one image, the rest of the world is data parallel")
+      ("ranks-per-node", po::value<int>()->default_value(0),
+       "emulate nodes of this many consecutive ranks (0: detect the real nodes)");
+}
+
+LayoutRequest layout_request(const po::variables_map& vm) {
+  return {vm["ulysses"].as<int>(), vm["ring"].as<int>(), vm["ranks-per-node"].as<int>()};
+}
+
 void require_positive(const po::variables_map& vm, const std::string& name) {
   const boost::any& v = vm[name].value();
   double x = 1;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mpi/mpi_context.hpp"
+#include "mpi/parallel_layout.hpp"
 
 namespace fresco::cli {
 
@@ -37,6 +38,10 @@ bool parse_options(const Command& cmd, const std::vector<std::string>& args,
 
 // "  name = value" lines of every option (given or default), for the start-up echo.
 std::string effective_configuration(const po::variables_map& vm);
+
+// --ulysses, --ring, --ranks-per-node (shared by forward and generate) and their values.
+void add_layout_options(po::options_description& options);
+LayoutRequest layout_request(const po::variables_map& vm);
 
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);

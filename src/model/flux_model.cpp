@@ -1,5 +1,7 @@
 #include "src/model/flux_model.hpp"
 
+#include <algorithm>
+
 #include "src/core/error.hpp"
 #include "src/model/rope.hpp"
 
@@ -61,12 +63,16 @@ void FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const 
 }
 
 void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h,
-                                    int64_t grid_w, std::optional<SequenceShard> shard) {
+                                    int64_t grid_w, const std::vector<SequenceShard>& shards,
+                                    int position) {
   const FluxConfig& c = config_;
   const int64_t d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
   FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim,
                 "set_condition: txt " + txt.describe() + " / y " + y.describe());
-  const SequenceShard sh = shard.value_or(SequenceShard::whole(txt.dim(0), grid_h * grid_w));
+  const std::vector<SequenceShard> all =
+      shards.empty() ? std::vector{SequenceShard::whole(txt.dim(0), grid_h * grid_w)} : shards;
+  FRESCO_ASSERT(position >= 0 && position < int(all.size()), "set_condition: position");
+  const SequenceShard sh = all[size_t(position)];
   FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w && sh.end() <= sh.txt_len + sh.img_len,
                 "set_condition: shard does not fit the sequence");
   const int64_t n = sh.count, nt = sh.txt_rows(), ni = sh.img_rows();
@@ -98,6 +104,7 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
     b.img_in = alloc({ni, d});
   }
   b.shard = sh;
+  attention_->prepare(backend_, all, position);
   const auto all_ids = joint_position_ids(sh.txt_len, grid_h, grid_w);
   const std::vector<PositionId> ids(all_ids.begin() + sh.begin, all_ids.begin() + sh.end());
   const RopeTables rope = make_rope_tables(c, ids);
@@ -105,7 +112,7 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   b.rope_sin = backend_.upload(rope.sin);
 
   // txt = txt_in(txt rows of the shard); vector_in(y) = out_layer(silu(in_layer(y)))
-  linear("txt_in", backend_.upload(txt.rows(sh.begin, nt)), b.txt_embedded);
+  linear("txt_in", backend_.upload(txt.rows(std::min(sh.begin, sh.txt_len), nt)), b.txt_embedded);
   linear("vector_in.in_layer", backend_.upload(y), b.embed_hidden);
   backend_.silu(b.embed_hidden, b.embed_hidden);
   linear("vector_in.out_layer", b.embed_hidden, b.y_embedded);

@@ -9,7 +9,7 @@
 #pragma once
 
 #include <memory>
-#include <optional>
+#include <vector>
 
 #include "src/backend/backend.hpp"
 #include "src/model/flux_config.hpp"
@@ -21,6 +21,10 @@ namespace fresco {
 class AttentionStrategy {
  public:
   virtual ~AttentionStrategy() = default;
+  // Called once per image, before its steps: the shards of every rank of the group (in
+  // position order) and this rank's position. Allocates what attend() needs.
+  virtual void prepare(Backend& /*backend*/, const std::vector<SequenceShard>& /*shards*/,
+                       int /*position*/) {}
   // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE);
   // o: [n, H, D] the attention output of the same rows over the whole sequence.
   virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -47,10 +51,10 @@ class FluxTransformer {
   Backend& backend() const { return backend_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
-  // is a grid_h x grid_w grid of packed tokens; `shard` says which rows of cat(txt, img) this
-  // rank holds (default: all).
+  // is a grid_h x grid_w grid of packed tokens. `shards` lists the rows of cat(txt, img) held
+  // by each rank of the group and `position` is this rank's (default: one rank holds all).
   void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w,
-                     std::optional<SequenceShard> shard = std::nullopt);
+                     const std::vector<SequenceShard>& shards = {}, int position = 0);
   const SequenceShard& shard() const;
   // img: [shard.img_rows(), in_channels] this rank's packed image tokens;
   // velocity: [shard.img_rows(), in_channels] (device tensors).

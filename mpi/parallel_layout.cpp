@@ -1,0 +1,107 @@
+#include "mpi/parallel_layout.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <sstream>
+
+namespace fresco {
+
+LayoutDegrees resolve_degrees(int world, int ranks_per_node, const LayoutRequest& req,
+                              int64_t work_items) {
+  require_input(req.ulysses >= 0 && req.ring >= 0, "--ulysses and --ring must not be negative");
+  LayoutDegrees d;
+  if (req.ulysses > 0 || req.ring > 0) {
+    d.ulysses = std::max(req.ulysses, 1);
+    d.ring = std::max(req.ring, 1);
+  } else {
+    // Smallest group size G dividing the world with world / G <= images, so no rank idles.
+    int G = world;
+    for (int g = 1; g <= world; ++g)
+      if (world % g == 0 && int64_t(world / g) <= std::max<int64_t>(work_items, 1)) {
+        G = g;
+        break;
+      }
+    d.ulysses = std::gcd(G, std::max(ranks_per_node, 1));  // Ulysses inside a node
+    d.ring = G / d.ulysses;
+  }
+  require_input(world % d.group_size() == 0,
+                "--ulysses " + std::to_string(d.ulysses) + " x --ring " + std::to_string(d.ring) +
+                    " = " + std::to_string(d.group_size()) + " ranks per image does not divide the " +
+                    std::to_string(world) + " ranks of the job");
+  return d;
+}
+
+ParallelLayout::ParallelLayout(const MpiSession& mpi, const LayoutRequest& req, int64_t work_items) {
+  const int world = mpi.size(), me = mpi.rank();
+  require_input(req.ranks_per_node >= 0, "--ranks-per-node must not be negative");
+  // Node of every rank: emulated blocks of ranks_per_node, or the shared-memory split.
+  int my_node = 0;
+  if (req.ranks_per_node > 0) {
+    my_node = me / req.ranks_per_node;
+  } else {
+    MPI_Comm node;
+    FRESCO_MPI_CHECK(MPI_Comm_split_type(mpi.world(), MPI_COMM_TYPE_SHARED, me, MPI_INFO_NULL, &node));
+    int leader = me;  // the node's lowest world rank names it
+    FRESCO_MPI_CHECK(MPI_Allreduce(&me, &leader, 1, MPI_INT, MPI_MIN, node));
+    FRESCO_MPI_CHECK(MPI_Comm_free(&node));
+    my_node = leader;
+  }
+  std::vector<int> node_of(static_cast<size_t>(world));
+  FRESCO_MPI_CHECK(MPI_Allgather(&my_node, 1, MPI_INT, node_of.data(), 1, MPI_INT, mpi.world()));
+  std::vector<int> distinct = node_of;
+  std::sort(distinct.begin(), distinct.end());
+  nodes_ = int(std::unique(distinct.begin(), distinct.end()) - distinct.begin());
+  const int per_node = req.ranks_per_node > 0 ? req.ranks_per_node : world / nodes_;
+
+  degrees_ = resolve_degrees(world, per_node, req, work_items);
+  const int G = group_size(), U = ulysses();
+  groups_ = world / G;
+
+  // Placement order: by node, then rank; consecutive places form groups, then Ulysses groups.
+  std::vector<int> order(static_cast<size_t>(world));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return node_of[size_t(a)] < node_of[size_t(b)]; });
+  const int place = int(std::find(order.begin(), order.end(), me) - order.begin());
+  group_index_ = place / G;
+  position_ = place % G;
+  const int u = position_ % U, r = position_ / U;
+  for (int p = 0; p < G; ++p) world_ranks_of_group_.push_back(order[size_t(group_index_ * G + p)]);
+  for (int q = 0; q < world; q += U)
+    for (int i = 1; i < U; ++i)
+      if (node_of[size_t(order[size_t(q + i)])] != node_of[size_t(order[size_t(q)])])
+        ulysses_within_nodes_ = false;
+
+  group_comm_ = MpiCommunicator::split(mpi.world(), group_index_, position_, "group");
+  ulysses_comm_ = MpiCommunicator::split(mpi.world(), group_index_ * degrees_.ring + r, u, "ulysses");
+  ring_comm_ = MpiCommunicator::split(mpi.world(), group_index_ * U + u, r, "ring");
+}
+
+void ParallelLayout::reset_stats() const {
+  group_comm_->stats().reset();
+  ulysses_comm_->stats().reset();
+  ring_comm_->stats().reset();
+}
+
+CommStats ParallelLayout::stats() const {
+  CommStats s;
+  for (const Communicator* c : {group_comm_.get(), ulysses_comm_.get(), ring_comm_.get()}) {
+    s.bytes_sent += c->stats().bytes_sent;
+    s.wait_seconds += c->stats().wait_seconds;
+  }
+  return s;
+}
+
+std::string ParallelLayout::describe() const {
+  std::ostringstream s;
+  s << "layout: " << groups_ << " data-parallel group(s) of " << group_size() << " rank(s): Ulysses "
+    << ulysses() << " x Ring " << ring() << " on " << nodes_ << " node(s)";
+  if (ulysses() > 1)
+    s << (ulysses_within_nodes_ ? "; Ulysses groups within nodes"
+                                : "; WARNING: Ulysses groups span nodes (all-to-all over the network)");
+  s << "\n  group " << group_index_ << " ranks by position:";
+  for (int r : world_ranks_of_group_) s << ' ' << r;
+  return s.str();
+}
+
+}  // namespace fresco

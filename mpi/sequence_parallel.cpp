@@ -1,0 +1,57 @@
+#include "mpi/sequence_parallel.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "mpi/usp_attention.hpp"
+
+namespace fresco {
+
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config) {
+  if (layout.group_size() == 1) return std::make_unique<LocalAttention>();
+  return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), config.heads,
+                                        config.head_dim());
+}
+
+std::vector<SequenceShard> image_shards(const ParallelLayout& layout, int64_t txt_len, int64_t img_len) {
+  return partition_sequence(txt_len, img_len, layout.group_size());
+}
+
+Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,
+                         const Tensor& local) {
+  // local: [img_rows, C] of this rank -> all: [Limg, C]; image rows are in position order.
+  const int64_t C = local.row_numel(), Limg = shards.front().img_len;
+  std::vector<size_t> counts;
+  for (const SequenceShard& s : shards) counts.push_back(size_t(s.img_rows() * C) * sizeof(float));
+  Tensor all({Limg, C});
+  layout.group().all_gather(local.raw(), all.raw(), Displacements::packed(std::move(counts)));
+  return all;
+}
+
+StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, double seconds) {
+  const double send[3] = {mine.bytes_sent, mine.wait_seconds, seconds};
+  std::vector<double> all(size_t(3 * comm.size()));
+  comm.all_gather(send, all.data(), Displacements::packed(std::vector<size_t>(size_t(comm.size()), sizeof send)));
+  StepAccounting acc;
+  for (int r = 0; r < comm.size(); ++r) {
+    acc.per_rank.push_back({all[size_t(3 * r)], all[size_t(3 * r + 1)]});
+    acc.seconds.push_back(all[size_t(3 * r + 2)]);
+  }
+  return acc;
+}
+
+std::string StepAccounting::table(const std::string& what) const {
+  std::ostringstream s;
+  for (size_t r = 0; r < per_rank.size(); ++r) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "  %s rank %zu: sent %.3f MiB, waited on communication %.1f ms, computed %.1f ms\n",
+                  what.c_str(), r, per_rank[r].bytes_sent / (1 << 20), 1e3 * per_rank[r].wait_seconds,
+                  1e3 * (seconds[r] - per_rank[r].wait_seconds));
+    s << line;
+  }
+  return s.str();
+}
+
+}  // namespace fresco

@@ -1,0 +1,36 @@
+// Glue between a ParallelLayout and the transformer: the attention strategy of the layout, the
+// sequence shards of an image, gathering a group's image-token rows, and the per-step
+// communication accounting.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mpi/parallel_layout.hpp"
+#include "src/model/flux_model.hpp"
+
+namespace fresco {
+
+// LocalAttention for groups of one rank, UspAttention otherwise.
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config);
+
+// The shards of an image over the group (position order).
+std::vector<SequenceShard> image_shards(const ParallelLayout& layout, int64_t txt_len, int64_t img_len);
+
+// Rows [shard.img_begin(), + shard.img_rows()) of every rank, gathered on every rank of the
+// group: local [img_rows, C] -> [Limg, C] (host tensors).
+Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,
+                         const Tensor& local);
+
+// What each rank of a group sent and waited during a span of work of `seconds`; collective
+// over `comm`, every rank gets the table.
+struct StepAccounting {
+  std::vector<CommStats> per_rank;  // by rank of the group
+  std::vector<double> seconds;      // wall time of the span per rank
+  // "rank r: sent X MiB, waited Y ms, computed Z ms" lines.
+  std::string table(const std::string& what) const;
+};
+StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, double seconds);
+
+}  // namespace fresco
