@@ -24,6 +24,8 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("fresco_version", std::string(kVersion));
     file.write_attr("command_line", p.command_line);
     file.write_attr("ranks", p.ranks);
+    file.write_attr("ulysses", p.ulysses);
+    file.write_attr("ring", p.ring);
     file.write_attr("seconds_per_step", p.seconds_per_step);
   });
 }

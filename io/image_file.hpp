@@ -20,7 +20,8 @@ struct ImageProvenance {
   double guidance = 0.0;
   std::string model;
   std::string command_line;
-  int64_t ranks = 1;
+  int64_t ranks = 1;           // ranks of the job
+  int64_t ulysses = 1, ring = 1;  // ranks that computed this image: U x R
   double seconds_per_step = 0.0;
 };
 

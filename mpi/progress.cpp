@@ -7,8 +7,8 @@ namespace {
 constexpr int kProgressTag = 7001;
 }
 
-BatchProgress::BatchProgress(const MpiSession& mpi, int64_t todo, int64_t skipped)
-    : mpi_(mpi), todo_(todo), skipped_(skipped) {
+BatchProgress::BatchProgress(const MpiSession& mpi, int64_t todo, int64_t skipped, int workers)
+    : mpi_(mpi), todo_(todo), skipped_(skipped), workers_(workers) {
   if (mpi_.rank() == 0 && skipped_ > 0)
     std::printf("fresco: %lld image(s) already done, %lld to compute\n", (long long)skipped_,
                 (long long)todo_);
@@ -52,7 +52,7 @@ void BatchProgress::print(const Report& r) {
   ++received_;
   total_seconds_ += r[2];
   const double per_image = total_seconds_ / double(received_);
-  const double eta = per_image * double(todo_ - received_) / double(mpi_.size());
+  const double eta = per_image * double(todo_ - received_) / double(workers_);
   if (r[3] != 0.0)
     std::printf("fresco: image %lld/%lld done (img_%lld, rank %d): %.3f s/step, ETA %.0f s\n",
                 (long long)(skipped_ + received_), (long long)(skipped_ + todo_),

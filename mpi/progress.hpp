@@ -13,8 +13,9 @@ namespace fresco {
 
 class BatchProgress {
  public:
-  // `todo` images are computed in this run across all ranks, `skipped` were already done.
-  BatchProgress(const MpiSession& mpi, int64_t todo, int64_t skipped);
+  // `todo` images are computed in this run by `workers` groups of ranks working in parallel,
+  // `skipped` were already done.
+  BatchProgress(const MpiSession& mpi, int64_t todo, int64_t skipped, int workers);
   ~BatchProgress();
   BatchProgress(const BatchProgress&) = delete;
   BatchProgress& operator=(const BatchProgress&) = delete;
@@ -31,6 +32,7 @@ class BatchProgress {
   void print(const Report& r);
   const MpiSession& mpi_;
   int64_t todo_, skipped_, received_ = 0;
+  int workers_;
   double total_seconds_ = 0.0;
   std::deque<Report> outgoing_;          // buffers of sends still in flight
   std::deque<MPI_Request> requests_;

@@ -41,14 +41,16 @@ StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, doub
   return acc;
 }
 
-std::string StepAccounting::table(const std::string& what) const {
+std::string StepAccounting::table(const std::string& what, int64_t steps) const {
+  const double per = 1.0 / double(steps);
   std::ostringstream s;
   for (size_t r = 0; r < per_rank.size(); ++r) {
     char line[200];
     std::snprintf(line, sizeof line,
                   "  %s rank %zu: sent %.3f MiB, waited on communication %.1f ms, computed %.1f ms\n",
-                  what.c_str(), r, per_rank[r].bytes_sent / (1 << 20), 1e3 * per_rank[r].wait_seconds,
-                  1e3 * (seconds[r] - per_rank[r].wait_seconds));
+                  what.c_str(), r, per * per_rank[r].bytes_sent / (1 << 20),
+                  per * 1e3 * per_rank[r].wait_seconds,
+                  per * 1e3 * (seconds[r] - per_rank[r].wait_seconds));
     s << line;
   }
   return s.str();

@@ -28,8 +28,8 @@ Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<Sequenc
 struct StepAccounting {
   std::vector<CommStats> per_rank;  // by rank of the group
   std::vector<double> seconds;      // wall time of the span per rank
-  // "rank r: sent X MiB, waited Y ms, computed Z ms" lines.
-  std::string table(const std::string& what) const;
+  // "rank r: sent X MiB, waited Y ms, computed Z ms" lines, divided by `steps` (per step).
+  std::string table(const std::string& what, int64_t steps = 1) const;
 };
 StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, double seconds);
 

@@ -34,8 +34,8 @@ struct ForwardRun {
     const auto start = std::chrono::steady_clock::now();
     model->forward(img, float(inputs.t), float(inputs.guidance), velocity);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const Tensor all = gather_image_rows(*layout, shards, backend->download(velocity));  // [Limg, C]
     const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
+    const Tensor all = gather_image_rows(*layout, shards, backend->download(velocity));  // [Limg, C]
     if (mpi.rank() == 0 && layout->group_size() > 1)
       std::printf("fresco forward: communication of the step, group 0:\n%s", acc.table("").c_str());
     if (layout->group_index() != 0 || !layout->group_leader()) return 0;

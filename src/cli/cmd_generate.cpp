@@ -12,6 +12,7 @@
 #include "io/prompts_file.hpp"
 #include "io/weights_file.hpp"
 #include "mpi/progress.hpp"
+#include "mpi/sequence_parallel.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/noise.hpp"
@@ -65,6 +66,7 @@ struct GenerateRun {
   const MpiSession& mpi;
   std::string command_line;
   std::string out_dir;
+  std::unique_ptr<ParallelLayout> layout;
   FluxConfig config;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<FluxTransformer> model;
@@ -95,29 +97,46 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const auto start = clock::now();
   const PromptEntry prompt = prompts->read(job.index);
   const int64_t c = config.latent_channels(), h = job.height / 8, w = job.width / 8;
-  const int64_t Limg = (h / 2) * (w / 2);
+  const int64_t Limg = (h / 2) * (w / 2), C = config.in_channels;
+  const auto shards = image_shards(*layout, prompt.txt.dim(0), Limg);
+  const SequenceShard& mine = shards[size_t(layout->position())];
 
-  Tensor latent({c, h, w});  // [16, h, w] initial noise, keyed by (seed, element)
+  // Every rank of the group draws the whole initial noise (it is cheap and keyed by element,
+  // so no rank count changes it) and keeps its own rows of the packed tokens.
+  Tensor latent({c, h, w});  // [16, h, w]
   fill_normal(latent, job.seed, RandomStream::initial_noise);
-  const Tensor tokens = backend->alloc({Limg, config.in_channels}, DType::f32);    // [Limg, 64]
-  const Tensor velocity = backend->alloc({Limg, config.in_channels}, DType::f32);  // [Limg, 64]
-  backend->pack_latent(backend->upload(latent), tokens);
-  model->set_condition(prompt.txt, prompt.y, h / 2, w / 2);
+  const Tensor packed = backend->alloc({Limg, C}, DType::f32);  // [Limg, 64]
+  backend->pack_latent(backend->upload(latent), packed);
+  const Tensor tokens = backend->alloc({mine.img_rows(), C}, DType::f32);  // [ni, 64]
+  const Tensor own_rows = packed.rows(mine.img_begin(), mine.img_rows());
+  backend->concat_rows(std::span<const Tensor>(&own_rows, 1), tokens);
+  const Tensor velocity = backend->alloc({mine.img_rows(), C}, DType::f32);                       // [ni, 64]
+  model->set_condition(prompt.txt, prompt.y, h / 2, w / 2, shards, layout->position());
 
+  layout->reset_stats();
   const auto t = flux_timesteps(int(job.steps), Limg, config.time_shift);
   for (int64_t i = 0; i < job.steps; ++i) {
     model->forward(tokens, float(t[size_t(i)]), float(job.guidance), velocity);
     backend->axpy(float(t[size_t(i) + 1] - t[size_t(i)]), velocity, tokens);  // Euler step
     progress.poll();
   }
-  const Tensor result = backend->alloc({c, h, w}, DType::f32);
-  backend->unpack_latent(tokens, result);
-  const Tensor host = backend->download(result);
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
   const double per_step = seconds / double(job.steps);
+  if (layout->group_size() > 1) {  // before the final gather, which is not part of a step
+    const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
+    if (layout->group_leader())
+      std::printf("fresco: image %lld, communication per step (mean of %lld):\n%s", (long long)job.index,
+                  (long long)job.steps,
+                  acc.table("group " + std::to_string(layout->group_index()), job.steps).c_str());
+  }
+  const Tensor all_tokens = gather_image_rows(*layout, shards, backend->download(tokens));  // [Limg, 64]
+  if (!layout->group_leader()) return true;  // the leader reports and writes
 
+  const Tensor unpacked = backend->alloc({c, h, w}, DType::f32);  // [16, h, w]
+  backend->unpack_latent(backend->upload(all_tokens), unpacked);
+  const Tensor result = backend->download(unpacked);
   int64_t bad = 0;
-  for (float v : host.to_vector()) bad += !std::isfinite(v);
+  for (float v : result.to_vector()) bad += !std::isfinite(v);
   if (bad) {
     std::cerr << "fresco: error (rank " << mpi.rank() << "): image " << job.index << ": " << bad
               << " non-finite latent values; " << image_result_path(out_dir, job.index)
@@ -135,18 +154,23 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   p.model = config.name;
   p.command_line = command_line;
   p.ranks = mpi.size();
+  p.ulysses = layout->ulysses();
+  p.ring = layout->ring();
   p.seconds_per_step = per_step;
-  write_image_result(image_result_path(out_dir, job.index), host, p);
+  write_image_result(image_result_path(out_dir, job.index), result, p);
   progress.image_done(job.index, per_step, seconds, true);
   return true;
 }
 
 int GenerateRun::operator()() {
   const std::vector<int64_t> todo = pending();
-  BatchProgress progress(mpi, int64_t(todo.size()), int64_t(jobs.size() - todo.size()));
+  BatchProgress progress(mpi, int64_t(todo.size()), int64_t(jobs.size() - todo.size()),
+                         layout->groups());
   int64_t failures = 0;
-  // Round-robin over the images still to do, so a resumed batch stays balanced.
-  for (size_t k = size_t(mpi.rank()); k < todo.size(); k += size_t(mpi.size()))
+  // Round-robin of the images still to do over the data-parallel groups, so a resumed batch
+  // stays balanced.
+  const size_t groups = size_t(layout->groups());
+  for (size_t k = size_t(layout->group_index()); k < todo.size(); k += groups)
     failures += !generate_one(jobs[size_t(todo[k])], progress);
   progress.finish();
   int64_t total_failures = 0;
@@ -166,7 +190,8 @@ Command generate_command() {
   c.summary = "denoise a batch of prompts into latents, data parallel over ranks (resumable)";
   c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
   c.details =
-      "Each rank takes whole images. Image i is written atomically to DIR/img_{i}.h5 (final\n"
+      "Groups of U x R ranks (--ulysses, --ring) each take whole images; by default the groups\n"
+      "are as small as keeps every rank busy. Image i is written atomically to DIR/img_{i}.h5 (final\n"
       "latent /latent [16, H/8, W/8] plus provenance); images whose file exists are skipped,\n"
       "so re-running the same command after preemption finishes the batch. --seed, --width,\n"
       "--height, --steps and --guidance apply where the prompt file gives no value, and\n"
@@ -186,24 +211,30 @@ Command generate_command() {
         ("guidance", po::value<double>()->default_value(-1.0),
          "guidance scale for models with a guidance embedder (negative: the preset's default)")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+    add_layout_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
                   "option --steps must be positive (got " + std::to_string(vm["steps"].as<int64_t>()) + ")");
-    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     auto run = std::make_shared<GenerateRun>(GenerateRun{ctx.mpi, ctx.command_line,
-                                                         vm["out"].as<std::string>(), {}, nullptr,
-                                                         nullptr, nullptr, {}});
+                                                         vm["out"].as<std::string>(), nullptr, {},
+                                                         nullptr, nullptr, nullptr, {}});
+    // The prompt count sizes the automatic layout; the layout is collective, so it comes
+    // before any check that only some ranks could fail.
+    run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
+    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, layout_request(vm), run->prompts->size());
+    if (ctx.mpi.rank() == 0) std::printf("%s\n", run->layout->describe().c_str());
+    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_writable_directory(run->out_dir);
     const std::string weights_path = vm["weights"].as<std::string>();
     run->config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
     run->prompts->validate(run->config);
     for (int64_t i = 0; i < run->prompts->size(); ++i)
       run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
     run->backend = make_cpu_backend();
     run->model = std::make_unique<FluxTransformer>(
-        run->config, load_flux_weights(weights_path, run->config, *run->backend), *run->backend);
+        run->config, load_flux_weights(weights_path, run->config, *run->backend), *run->backend,
+        make_attention(*run->layout, run->config));
     return [run]() { return (*run)(); };
   };
   return c;
