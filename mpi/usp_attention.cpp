@@ -33,10 +33,10 @@ void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& s
   ulysses_rows_.assign(size_t(U_), 0);
   chunk_rows_.assign(size_t(R_), 0);
   for (int p = 0; p < U_ * R_; ++p) {
-    chunk_rows_[size_t(p / U_)] += shards[size_t(p)].count;
-    if (p / U_ == r) ulysses_rows_[size_t(p % U_)] = shards[size_t(p)].count;
+    chunk_rows_[size_t(p / U_)] += shards[size_t(p)].count();
+    if (p / U_ == r) ulysses_rows_[size_t(p % U_)] = shards[size_t(p)].count();
   }
-  rows_ = shards[size_t(position)].count;
+  rows_ = shards[size_t(position)].count();
   const int64_t n = rows_, N = chunk_rows_[size_t(r)];
   const int64_t N_max = *std::max_element(chunk_rows_.begin(), chunk_rows_.end());
   scatter_send_ = packed_rows(std::vector<int64_t>(size_t(U_), n), HD);

@@ -88,14 +88,26 @@ TEST(Communicator, AllGatherUnevenAndAllReduce) {
 TEST(SequencePartition, EvenAndUnevenShards) {
   const auto s = partition_sequence(7, 24, 4);  // 31 rows: 8, 8, 8, 7
   ASSERT_EQ(s.size(), 4u);
-  EXPECT_EQ(s[0].count, 8);
-  EXPECT_EQ(s[3].count, 7);
+  EXPECT_EQ(s[0].count(), 8);
+  EXPECT_EQ(s[3].count(), 7);
   EXPECT_EQ(s[0].txt_rows(), 7);
   EXPECT_EQ(s[0].img_rows(), 1);
   EXPECT_EQ(s[1].txt_rows(), 0);
   EXPECT_EQ(s[1].img_begin(), 1);
-  EXPECT_EQ(s[3].begin + s[3].count, 31);
+  EXPECT_EQ(s[3].img_begin() + s[3].img_rows(), 24);
   EXPECT_THROW(partition_sequence(1, 2, 4), InputError);
+}
+
+TEST(SequencePartition, PatchesAreBandsOfRows) {
+  const auto s = partition_patches(7, 5, 6, 2);  // rows 3 + 2, text 4 + 3
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].img_rows(), 18);
+  EXPECT_EQ(s[1].img_begin(), 18);
+  EXPECT_EQ(s[1].img_rows(), 12);
+  EXPECT_EQ(s[0].txt_rows(), 4);
+  EXPECT_EQ(s[1].txt_begin, 4);
+  EXPECT_EQ(s[1].txt_rows(), 3);
+  EXPECT_THROW(partition_patches(7, 3, 6, 4), InputError);
 }
 
 TEST(Layout, AutomaticDegrees) {

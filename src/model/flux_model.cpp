@@ -73,9 +73,10 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
       shards.empty() ? std::vector{SequenceShard::whole(txt.dim(0), grid_h * grid_w)} : shards;
   FRESCO_ASSERT(position >= 0 && position < int(all.size()), "set_condition: position");
   const SequenceShard sh = all[size_t(position)];
-  FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w && sh.end() <= sh.txt_len + sh.img_len,
+  FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w &&
+                    sh.txt_begin + sh.txt_count <= sh.txt_len && sh.img_start + sh.img_count <= sh.img_len,
                 "set_condition: shard does not fit the sequence");
-  const int64_t n = sh.count, nt = sh.txt_rows(), ni = sh.img_rows();
+  const int64_t n = sh.count(), nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
   if (b.txt_len != nt || b.img_len != ni) {
     auto alloc = [&](Shape s) { return backend_.alloc(s, DType::f32); };
@@ -105,14 +106,18 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   }
   b.shard = sh;
   attention_->prepare(backend_, all, position);
+  // Position ids of the rows held here: text rows sit at the origin, image token i*grid_w+j at
+  // (0, i, j).
   const auto all_ids = joint_position_ids(sh.txt_len, grid_h, grid_w);
-  const std::vector<PositionId> ids(all_ids.begin() + sh.begin, all_ids.begin() + sh.end());
+  std::vector<PositionId> ids(size_t(nt), PositionId{0, 0, 0});
+  const auto first_img = all_ids.begin() + sh.txt_len + sh.img_start;
+  ids.insert(ids.end(), first_img, first_img + ni);
   const RopeTables rope = make_rope_tables(c, ids);
   b.rope_cos = backend_.upload(rope.cos);
   b.rope_sin = backend_.upload(rope.sin);
 
   // txt = txt_in(txt rows of the shard); vector_in(y) = out_layer(silu(in_layer(y)))
-  linear("txt_in", backend_.upload(txt.rows(std::min(sh.begin, sh.txt_len), nt)), b.txt_embedded);
+  linear("txt_in", backend_.upload(txt.rows(sh.txt_begin, nt)), b.txt_embedded);
   linear("vector_in.in_layer", backend_.upload(y), b.embed_hidden);
   backend_.silu(b.embed_hidden, b.embed_hidden);
   linear("vector_in.out_layer", b.embed_hidden, b.y_embedded);
@@ -221,7 +226,7 @@ void FluxTransformer::final_layer(const Tensor& velocity) {
 
 void FluxTransformer::forward(const Tensor& img, float t, float guidance, const Tensor& velocity) {
   Buffers& b = *buf_;
-  FRESCO_ASSERT(b.shard.count > 0, "forward before set_condition");
+  FRESCO_ASSERT(b.shard.count() > 0, "forward before set_condition");
   FRESCO_ASSERT(img.dim(0) == b.img_len && img.dim(1) == config_.in_channels,
                 "forward: img " + img.describe() + " does not match the condition's grid");
   embed_vector(t, guidance);
