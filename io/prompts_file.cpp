@@ -66,6 +66,10 @@ void PromptsFile::validate(const FluxConfig& config) const {
   }
 }
 
+int64_t PromptsFile::txt_len(int64_t index) const {
+  return h5::File::open(path_).dataset_shape("/prompts/" + std::to_string(index) + "/txt").at(0);
+}
+
 PromptSettings PromptsFile::settings(int64_t index) const {
   const h5::File file = h5::File::open(path_);
   return merge(read_settings(file, "/"), read_settings(file, "/prompts/" + std::to_string(index)));

@@ -38,6 +38,8 @@ class PromptsFile {
   // Checks every prompt's dataset shapes against the model (reads no data); InputError
   // naming the first bad dataset.
   void validate(const FluxConfig& config) const;
+  // Text tokens of prompt i (no data read).
+  int64_t txt_len(int64_t index) const;
   // The attributes of prompt i over the batch's (no data read).
   PromptSettings settings(int64_t index) const;
   // Reads prompt i (validate() first).

@@ -92,11 +92,12 @@ CommStats ParallelLayout::stats() const {
   return s;
 }
 
-std::string ParallelLayout::describe() const {
+std::string ParallelLayout::describe(bool with_degrees) const {
   std::ostringstream s;
-  s << "layout: " << groups_ << " data-parallel group(s) of " << group_size() << " rank(s): Ulysses "
-    << ulysses() << " x Ring " << ring() << " on " << nodes_ << " node(s)";
-  if (ulysses() > 1)
+  s << "layout: " << groups_ << " data-parallel group(s) of " << group_size() << " rank(s)";
+  if (with_degrees) s << ": Ulysses " << ulysses() << " x Ring " << ring();
+  s << " on " << nodes_ << " node(s)";
+  if (with_degrees && ulysses() > 1)
     s << (ulysses_within_nodes_ ? "; Ulysses groups within nodes"
                                 : "; WARNING: Ulysses groups span nodes (all-to-all over the network)");
   s << "\n  group " << group_index_ << " ranks by position:";

@@ -55,8 +55,9 @@ class ParallelLayout {
   void reset_stats() const;
   CommStats stats() const;
 
-  // A few lines for the start-up report (rank 0 prints it).
-  std::string describe() const;
+  // A few lines for the start-up report (rank 0 prints it); `with_degrees` adds the Ulysses
+  // and Ring degrees (meaningful for the sequence method only).
+  std::string describe(bool with_degrees = true) const;
 
  private:
   LayoutDegrees degrees_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "src/backend/backend.hpp"
+#include "src/core/float16.hpp"
 
 using namespace fresco;
 
@@ -353,6 +354,23 @@ std::vector<Case> make_cases() {
           for (int x = 0; x < w; ++x) ref[size_t((ch * h + y) * w + x)] = tok.f32()[packed_index(ch, y, x)];
       return Outcome{down(b, lat), ref};
     });
+  }
+  // Conversions: the round trip through a 16-bit type equals rounding to it (checked with the
+  // scalar reference conversions), within the f32 NMSE bound.
+  for (DType half : {DType::bf16, DType::f16}) {
+    for (int n : {1, 1000}) {
+      add(Op::convert, std::string(dtype_name(half)) + " n=" + std::to_string(n), [=](Backend& b) {
+        const Tensor x = random_tensor({n});
+        const Tensor h = b.alloc({n}, half), y = out(b, {n});
+        b.convert(up(b, x), h);
+        b.convert(h, y);
+        Vec ref(static_cast<size_t>(n));
+        for (int i = 0; i < n; ++i)
+          ref[size_t(i)] = half == DType::bf16 ? bf16_to_float(float_to_bf16(x.f32()[i]))
+                                               : f16_to_float(float_to_f16(x.f32()[i]));
+        return Outcome{down(b, y), ref};
+      });
+    }
   }
   return cases;
 }

@@ -7,7 +7,7 @@
 
 #include "mpi/mpi_communicator.hpp"
 #include "mpi/parallel_layout.hpp"
-#include "mpi/sequence_parallel.hpp"
+#include "mpi/parallel_plan.hpp"
 #include "src/model/sequence_shard.hpp"
 
 using namespace fresco;

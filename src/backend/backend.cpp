@@ -23,6 +23,7 @@ const char* op_name(Op op) {
     case Op::paste_columns: return "paste_columns";
     case Op::pack_latent: return "pack_latent";
     case Op::unpack_latent: return "unpack_latent";
+    case Op::convert: return "convert";
     case Op::count: break;
   }
   return "?";

@@ -36,6 +36,7 @@ enum class Op {
   paste_columns,       // dst[L, col0:col0+n] = src[L,n]
   pack_latent,         // latent[16,h,w] -> tokens[(h/2)(w/2), 64]
   unpack_latent,       // tokens -> latent
+  convert,             // y = x in another dtype (f32 <-> bf16/f16), e.g. half-precision buffers
   count
 };
 
@@ -83,6 +84,8 @@ class Backend {
   virtual void paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) = 0;
   virtual void pack_latent(const Tensor& latent, const Tensor& tokens) = 0;
   virtual void unpack_latent(const Tensor& tokens, const Tensor& latent) = 0;
+  // y = x converted to y's dtype (same element count); f32 <-> bf16 and f32 <-> f16.
+  virtual void convert(const Tensor& x, const Tensor& y) = 0;
 };
 
 // The backends compiled into this build, CPU first; used by the op test program and the CLI.

@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "src/core/error.hpp"
+#include "src/core/float16.hpp"
 
 namespace fresco {
 namespace {
@@ -26,6 +27,7 @@ int64_t rows_of(const Tensor& t) { return t.numel() / cols_of(t); }
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 bool CpuBackend::supports(Op op, DType dtype) const {
+  if (op == Op::convert) return true;  // f32 <-> any of f32, bf16, f16
   return op != Op::count && dtype == DType::f32;
 }
 
@@ -260,6 +262,22 @@ void CpuBackend::unpack_latent(const Tensor& tokens, const Tensor& latent) {
   float* out = latent.f32();
   for_each_packed_element(latent, tokens, "unpack_latent",
                           [&](int64_t tok, int64_t lat) { out[lat] = in[tok]; });
+}
+
+void CpuBackend::convert(const Tensor& x, const Tensor& y) {
+  // x, y: same element count; one of them f32
+  FRESCO_ASSERT(x.numel() == y.numel() && (x.dtype() == DType::f32 || y.dtype() == DType::f32),
+                "convert: " + x.describe() + " -> " + y.describe());
+  const size_t n = size_t(x.numel());
+  if (x.dtype() == y.dtype()) {
+    std::memmove(y.raw(), x.raw(), x.bytes());
+  } else if (x.dtype() == DType::f32) {
+    if (y.dtype() == DType::bf16) float_to_bf16(x.f32(), y.data<uint16_t>(), n);
+    else float_to_f16(x.f32(), y.data<uint16_t>(), n);
+  } else {
+    if (x.dtype() == DType::bf16) bf16_to_float(x.data<uint16_t>(), y.f32(), n);
+    else f16_to_float(x.data<uint16_t>(), y.f32(), n);
+  }
 }
 
 }  // namespace fresco

@@ -1,4 +1,4 @@
-// The CPU reference backend: f32 only, plain loops threaded with OpenMP, matrix products
+// The CPU reference backend: f32 (plus dtype conversion to and from bf16/f16), plain loops threaded with OpenMP, matrix products
 // through CBLAS (OpenBLAS). This backend *is* the specification the other backends are
 // tested against, so clarity wins over speed here.
 #pragma once
@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
   void paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) override;
   void pack_latent(const Tensor& latent, const Tensor& tokens) override;
   void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
+  void convert(const Tensor& x, const Tensor& y) override;
 };
 
 }  // namespace fresco

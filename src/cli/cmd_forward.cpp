@@ -8,7 +8,7 @@
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/weights_file.hpp"
-#include "mpi/sequence_parallel.hpp"
+#include "mpi/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
 
 namespace fresco::cli {
@@ -17,13 +17,14 @@ namespace {
 struct ForwardRun {
   const MpiSession& mpi;
   std::string out;
+  ParallelChoice choice;
   std::unique_ptr<ParallelLayout> layout;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<FluxTransformer> model;
   ForwardInputs inputs;
 
   int operator()() {
-    const auto shards = image_shards(*layout, inputs.txt.dim(0), inputs.grid_h * inputs.grid_w);
+    const auto shards = image_shards(*layout, choice.plan, inputs.txt.dim(0), inputs.grid_h, inputs.grid_w);
     const SequenceShard& mine = shards[size_t(layout->position())];
     model->set_condition(inputs.txt, inputs.y, inputs.grid_h, inputs.grid_w, shards, layout->position());
     const int64_t C = model->config().in_channels;
@@ -58,7 +59,9 @@ Command forward_command() {
       "Reads /img [Limg, in_channels], /txt [Ltxt, context_in_dim], /y [vec_in_dim] and the\n"
       "attributes t, guidance, grid_h, grid_w from IN.h5, and writes the predicted velocity\n"
       "/velocity [Limg, in_channels] (float32) to OUT.h5, published atomically. On several ranks\n"
-      "the sequence is split over U x R ranks (default: all ranks); the result is the same.";
+      "the image is split over a group (default: all ranks); with --parallel sequence the\n"
+      "result is the same as on one rank; a forward is one step, hence a warm-up (exact) step\n"
+      "for --parallel patch.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
         ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
@@ -67,22 +70,24 @@ Command forward_command() {
         ("model", po::value<std::string>()->default_value("auto"),
          "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
-    add_layout_options(o);
+    add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
-    auto run = std::make_shared<ForwardRun>(ForwardRun{ctx.mpi, vm["out"].as<std::string>(), {}, {}, {}, {}});
+    auto run = std::make_shared<ForwardRun>(
+        ForwardRun{ctx.mpi, vm["out"].as<std::string>(), parallel_choice(vm), {}, {}, {}, {}});
     // The layout first: it is collective, and every rank reaches it with the same options.
-    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, layout_request(vm), 1);
-    if (ctx.mpi.rank() == 0) std::printf("%s\n", run->layout->describe().c_str());
+    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_output_path(run->out);
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
     run->backend = make_cpu_backend();
     run->model = std::make_unique<FluxTransformer>(config, load_flux_weights(weights_path, config, *run->backend),
-                                                   *run->backend, make_attention(*run->layout, config));
+                                                   *run->backend, make_attention(*run->layout, config, run->choice.plan));
     run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
-    image_shards(*run->layout, run->inputs.txt.dim(0), run->inputs.grid_h * run->inputs.grid_w);  // checks L >= G
+    const ForwardInputs& in = run->inputs;
+    image_shards(*run->layout, run->choice.plan, in.txt.dim(0), in.grid_h, in.grid_w);  // fits?
+    report_plan(ctx.mpi, *run->layout, run->choice, config, in.txt.dim(0) + in.grid_h * in.grid_w);
     return [run]() { return (*run)(); };
   };
   return c;

@@ -12,7 +12,7 @@
 #include "io/prompts_file.hpp"
 #include "io/weights_file.hpp"
 #include "mpi/progress.hpp"
-#include "mpi/sequence_parallel.hpp"
+#include "mpi/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/noise.hpp"
@@ -66,6 +66,7 @@ struct GenerateRun {
   const MpiSession& mpi;
   std::string command_line;
   std::string out_dir;
+  ParallelChoice choice;
   std::unique_ptr<ParallelLayout> layout;
   FluxConfig config;
   std::unique_ptr<Backend> backend;
@@ -98,7 +99,7 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const PromptEntry prompt = prompts->read(job.index);
   const int64_t c = config.latent_channels(), h = job.height / 8, w = job.width / 8;
   const int64_t Limg = (h / 2) * (w / 2), C = config.in_channels;
-  const auto shards = image_shards(*layout, prompt.txt.dim(0), Limg);
+  const auto shards = image_shards(*layout, choice.plan, prompt.txt.dim(0), h / 2, w / 2);
   const SequenceShard& mine = shards[size_t(layout->position())];
 
   // Every rank of the group draws the whole initial noise (it is cheap and keyed by element,
@@ -190,8 +191,8 @@ Command generate_command() {
   c.summary = "denoise a batch of prompts into latents, data parallel over ranks (resumable)";
   c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
   c.details =
-      "Groups of U x R ranks (--ulysses, --ring) each take whole images; by default the groups\n"
-      "are as small as keeps every rank busy. Image i is written atomically to DIR/img_{i}.h5 (final\n"
+      "Groups of ranks (--ulysses x --ring, or --patches) each take whole images; by default\n"
+      "the groups are as small as keeps every rank busy. Image i is written atomically to DIR/img_{i}.h5 (final\n"
       "latent /latent [16, H/8, W/8] plus provenance); images whose file exists are skipped,\n"
       "so re-running the same command after preemption finishes the batch. --seed, --width,\n"
       "--height, --steps and --guidance apply where the prompt file gives no value, and\n"
@@ -211,30 +212,36 @@ Command generate_command() {
         ("guidance", po::value<double>()->default_value(-1.0),
          "guidance scale for models with a guidance embedder (negative: the preset's default)")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
-    add_layout_options(o);
+    add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
                   "option --steps must be positive (got " + std::to_string(vm["steps"].as<int64_t>()) + ")");
     auto run = std::make_shared<GenerateRun>(GenerateRun{ctx.mpi, ctx.command_line,
-                                                         vm["out"].as<std::string>(), nullptr, {},
-                                                         nullptr, nullptr, nullptr, {}});
+                                                         vm["out"].as<std::string>(), parallel_choice(vm),
+                                                         nullptr, {}, nullptr, nullptr, nullptr, {}});
     // The prompt count sizes the automatic layout; the layout is collective, so it comes
     // before any check that only some ranks could fail.
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
-    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, layout_request(vm), run->prompts->size());
-    if (ctx.mpi.rank() == 0) std::printf("%s\n", run->layout->describe().c_str());
+    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_writable_directory(run->out_dir);
     const std::string weights_path = vm["weights"].as<std::string>();
     run->config = preset_for_weights(weights_path, vm["model"].as<std::string>());
     run->prompts->validate(run->config);
-    for (int64_t i = 0; i < run->prompts->size(); ++i)
+    for (int64_t i = 0; i < run->prompts->size(); ++i) {
       run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
+      const ImageJob& job = run->jobs.back();
+      image_shards(*run->layout, run->choice.plan, run->prompts->txt_len(i), job.height / 16,
+                   job.width / 16);  // refuses images too small for the group
+    }
+    const ImageJob& first = run->jobs.front();
+    report_plan(ctx.mpi, *run->layout, run->choice, run->config,
+                run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     run->backend = make_cpu_backend();
     run->model = std::make_unique<FluxTransformer>(
         run->config, load_flux_weights(weights_path, run->config, *run->backend), *run->backend,
-        make_attention(*run->layout, run->config));
+        make_attention(*run->layout, run->config, run->choice.plan));
     return [run]() { return (*run)(); };
   };
   return c;

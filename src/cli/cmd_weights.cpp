@@ -10,13 +10,6 @@
 namespace fresco::cli {
 namespace {
 
-DType parse_dtype_option(const std::string& s) {
-  if (s == "f32" || s == "float32") return DType::f32;
-  if (s == "bf16" || s == "bfloat16") return DType::bf16;
-  if (s == "f16" || s == "float16") return DType::f16;
-  throw InputError("option --dtype must be f32, bf16 or f16 (got '" + s + "')");
-}
-
 // Only rank 0 writes a single output file; the other ranks have nothing to do.
 bool writes_here(const RunContext& ctx) { return ctx.mpi.rank() == 0; }
 
@@ -40,7 +33,7 @@ Command init_weights_command() {
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     const FluxConfig config = flux_preset(vm["model"].as<std::string>());
-    const DType dtype = parse_dtype_option(vm["dtype"].as<std::string>());
+    const DType dtype = parse_dtype_option("dtype", vm["dtype"].as<std::string>());
     const std::string out = vm["output"].as<std::string>();
     ensure_output_path(out);
     const uint64_t seed = vm["seed"].as<uint64_t>();

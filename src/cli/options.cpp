@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -74,19 +75,77 @@ std::string effective_configuration(const po::variables_map& vm) {
   return s.str();
 }
 
-void add_layout_options(po::options_description& o) {
+DType parse_dtype_option(const std::string& option, const std::string& s) {
+  if (s == "f32" || s == "float32") return DType::f32;
+  if (s == "bf16" || s == "bfloat16") return DType::bf16;
+  if (s == "f16" || s == "float16") return DType::f16;
+  throw InputError("option --" + option + " must be f32, bf16 or f16 (got '" + s + "')");
+}
+
+void add_parallel_options(po::options_description& o) {
   o.add_options()
+      ("parallel", po::value<std::string>()->default_value("sequence"),
+       "how an image is split over its ranks: sequence (exact Ulysses x Ring) or patch\n"
+       "(DistriFusion: displaced patches, stale activations of the other patches)")
       ("ulysses", po::value<int>()->default_value(0),
-       "Ulysses degree U: ranks of an image that exchange heads by all-to-all (0: automatic)")
+       "sequence: Ulysses degree U, ranks of an image that exchange heads by all-to-all (0: automatic)")
       ("ring", po::value<int>()->default_value(0),
-       "Ring degree R: groups of U ranks that pass K/V around a ring (0: automatic); U x R ranks\n"
-       "compute one image, the rest of the world is data parallel")
+       "sequence: Ring degree R, groups of U ranks that pass K/V around a ring (0: automatic);\n"
+       "U x R ranks compute one image, the rest of the world is data parallel")
+      ("patches", po::value<int>()->default_value(0),
+       "patch: ranks (patches) per image (0: automatic); the rest is data parallel")
+      ("warmup-steps", po::value<int>()->default_value(4),
+       "patch: synchronous (exact) steps before the displaced ones")
+      ("sync-mode", po::value<std::string>()->default_value("async"),
+       "patch: async (displaced) or full_sync (every step synchronous: the quality reference)")
+      ("stale-dtype", po::value<std::string>()->default_value("f32"),
+       "patch: type of the stale K/V buffers: f32, bf16 or f16 (halves their memory)")
       ("ranks-per-node", po::value<int>()->default_value(0),
        "emulate nodes of this many consecutive ranks (0: detect the real nodes)");
 }
 
-LayoutRequest layout_request(const po::variables_map& vm) {
-  return {vm["ulysses"].as<int>(), vm["ring"].as<int>(), vm["ranks-per-node"].as<int>()};
+ParallelChoice parallel_choice(const po::variables_map& vm) {
+  ParallelChoice c;
+  const std::string method = vm["parallel"].as<std::string>();
+  const int rpn = vm["ranks-per-node"].as<int>();
+  if (method == "sequence") {
+    require_input(vm["patches"].defaulted(), "--patches applies to --parallel patch");
+    c.layout = {vm["ulysses"].as<int>(), vm["ring"].as<int>(), rpn};
+  } else if (method == "patch") {
+    require_input(vm["ulysses"].defaulted() && vm["ring"].defaulted(),
+                  "--ulysses and --ring apply to --parallel sequence; use --patches with --parallel patch");
+    const int patches = vm["patches"].as<int>();
+    require_input(patches >= 0, "--patches must not be negative");
+    c.plan.method = ParallelMethod::patch;
+    c.layout = {patches, patches > 0 ? 1 : 0, rpn};
+  } else {
+    throw InputError("option --parallel must be sequence or patch (got '" + method + "')");
+  }
+  const std::string mode = vm["sync-mode"].as<std::string>();
+  require_input(mode == "async" || mode == "full_sync",
+                "option --sync-mode must be async or full_sync (got '" + mode + "')");
+  c.plan.displaced.full_sync = mode == "full_sync";
+  c.plan.displaced.warmup_steps = vm["warmup-steps"].as<int>();
+  require_input(c.plan.displaced.warmup_steps >= 1,
+                "option --warmup-steps must be at least 1 (the first step has no earlier activations)");
+  c.plan.displaced.stale_dtype = parse_dtype_option("stale-dtype", vm["stale-dtype"].as<std::string>());
+  return c;
+}
+
+void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const ParallelChoice& choice,
+                 const FluxConfig& config, int64_t tokens) {
+  if (mpi.rank() != 0) return;
+  const bool patch = choice.plan.method == ParallelMethod::patch;
+  std::printf("%s\n", layout.describe(!patch).c_str());
+  if (!patch || layout.group_size() == 1) return;
+  const auto& d = choice.plan.displaced;
+  const int layers = config.depth + config.depth_single;
+  std::printf("DistriFusion: %d patches, %s, %d warm-up step(s); stale K/V buffers %.1f MiB per rank "
+              "(%d layers x 2 x %lld tokens x %d, %s) for the first image\n",
+              layout.group_size(), d.full_sync ? "every step synchronous" : "displaced",
+              d.warmup_steps,
+              DisplacedPatchAttention::buffer_bytes(layers, tokens, config.hidden, d.stale_dtype) / (1 << 20),
+              layers, (long long)tokens, config.hidden, dtype_name(d.stale_dtype));
 }
 
 void require_positive(const po::variables_map& vm, const std::string& name) {

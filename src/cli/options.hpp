@@ -10,6 +10,7 @@
 
 #include "mpi/mpi_context.hpp"
 #include "mpi/parallel_layout.hpp"
+#include "mpi/parallel_plan.hpp"
 
 namespace fresco::cli {
 
@@ -39,9 +40,20 @@ bool parse_options(const Command& cmd, const std::vector<std::string>& args,
 // "  name = value" lines of every option (given or default), for the start-up echo.
 std::string effective_configuration(const po::variables_map& vm);
 
-// --ulysses, --ring, --ranks-per-node (shared by forward and generate) and their values.
-void add_layout_options(po::options_description& options);
-LayoutRequest layout_request(const po::variables_map& vm);
+// The parallelism options shared by forward and generate (--parallel, --ulysses, --ring,
+// --patches, --ranks-per-node, --warmup-steps, --sync-mode, --stale-dtype) and their values;
+// InputError for combinations that make no sense.
+struct ParallelChoice {
+  LayoutRequest layout;
+  PlanOptions plan;
+};
+void add_parallel_options(po::options_description& options);
+ParallelChoice parallel_choice(const po::variables_map& vm);
+// Prints (rank 0) the layout and, for the patch method, the memory of its stale buffers for a
+// sequence of `tokens` tokens.
+void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const ParallelChoice& choice,
+                 const FluxConfig& config, int64_t tokens);
+DType parse_dtype_option(const std::string& option, const std::string& value);
 
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);

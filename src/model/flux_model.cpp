@@ -229,6 +229,7 @@ void FluxTransformer::forward(const Tensor& img, float t, float guidance, const 
   FRESCO_ASSERT(b.shard.count() > 0, "forward before set_condition");
   FRESCO_ASSERT(img.dim(0) == b.img_len && img.dim(1) == config_.in_channels,
                 "forward: img " + img.describe() + " does not match the condition's grid");
+  attention_->begin_forward();
   embed_vector(t, guidance);
   linear("img_in", img, b.img_in);
   const Tensor parts[2] = {b.txt_embedded, b.img_in};

@@ -25,6 +25,8 @@ class AttentionStrategy {
   // position order) and this rank's position. Allocates what attend() needs.
   virtual void prepare(Backend& /*backend*/, const std::vector<SequenceShard>& /*shards*/,
                        int /*position*/) {}
+  // Called at the start of every forward (one per denoising step), before the first attend().
+  virtual void begin_forward() {}
   // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE);
   // o: [n, H, D] the attention output of the same rows over the whole sequence.
   virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,

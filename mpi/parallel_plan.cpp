@@ -1,4 +1,4 @@
-#include "mpi/sequence_parallel.hpp"
+#include "mpi/parallel_plan.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -8,14 +8,21 @@
 
 namespace fresco {
 
-std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config) {
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config,
+                                                  const PlanOptions& plan) {
   if (layout.group_size() == 1) return std::make_unique<LocalAttention>();
+  if (plan.method == ParallelMethod::patch)
+    return std::make_unique<DisplacedPatchAttention>(layout.group(), config.depth + config.depth_single,
+                                                     config.heads, config.head_dim(), plan.displaced);
   return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), config.heads,
                                         config.head_dim());
 }
 
-std::vector<SequenceShard> image_shards(const ParallelLayout& layout, int64_t txt_len, int64_t img_len) {
-  return partition_sequence(txt_len, img_len, layout.group_size());
+std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const PlanOptions& plan,
+                                        int64_t txt_len, int64_t grid_h, int64_t grid_w) {
+  if (plan.method == ParallelMethod::patch)
+    return partition_patches(txt_len, grid_h, grid_w, layout.group_size());
+  return partition_sequence(txt_len, grid_h * grid_w, layout.group_size());
 }
 
 Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,

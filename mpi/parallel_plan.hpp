@@ -1,0 +1,50 @@
+// The parallel plan of a run: glue between a ParallelLayout, the chosen method and the
+// transformer. The attention strategy and the token shards of each method, gathering a
+// group's image-token rows, and the per-step communication accounting.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mpi/displaced_attention.hpp"
+#include "mpi/parallel_layout.hpp"
+#include "src/model/flux_model.hpp"
+
+namespace fresco {
+
+enum class ParallelMethod {
+  sequence,  // exact: Ulysses x Ring (USP) on contiguous ranges of the joint sequence
+  patch,     // DistriFusion: displaced patch parallelism on bands of image rows
+};
+
+struct PlanOptions {
+  ParallelMethod method = ParallelMethod::sequence;
+  DisplacedOptions displaced;  // patch method only
+};
+
+// The attention of the method: LocalAttention for groups of one rank, else UspAttention or
+// DisplacedPatchAttention.
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config,
+                                                  const PlanOptions& plan);
+
+// The shards of an image over the group (position order).
+std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const PlanOptions& plan,
+                                        int64_t txt_len, int64_t grid_h, int64_t grid_w);
+
+// Rows [shard.img_begin(), + shard.img_rows()) of every rank, gathered on every rank of the
+// group: local [img_rows, C] -> [Limg, C] (host tensors).
+Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,
+                         const Tensor& local);
+
+// What each rank of a group sent and waited during a span of work of `seconds`; collective
+// over `comm`, every rank gets the table.
+struct StepAccounting {
+  std::vector<CommStats> per_rank;  // by rank of the group
+  std::vector<double> seconds;      // wall time of the span per rank
+  // "rank r: sent X MiB, waited Y ms, computed Z ms" lines, divided by `steps` (per step).
+  std::string table(const std::string& what, int64_t steps = 1) const;
+};
+StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, double seconds);
+
+}  // namespace fresco

@@ -1,0 +1,69 @@
+// `fresco compare`: PSNR, max absolute error and relative L2 between two outputs, for quality
+// studies (DistriFusion against the exact run, bf16 against f32, ...).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "io/h5_file.hpp"
+#include "src/cli/commands.hpp"
+
+namespace fresco::cli {
+namespace {
+
+// The first of the datasets Fresco writes that the file holds.
+std::string default_dataset(const h5::File& file) {
+  for (const char* name : {"/latent", "/image", "/velocity"})
+    if (file.exists(name)) return name;
+  throw InputError(file.path() + " holds none of /latent, /image, /velocity; name one with --dataset");
+}
+
+}  // namespace
+
+Command compare_command() {
+  Command c;
+  c.name = "compare";
+  c.summary = "PSNR, max abs error and relative L2 of an output against a reference";
+  c.usage = "fresco compare [--dataset NAME] TEST.h5 REFERENCE.h5";
+  c.details =
+      "Compares one dataset (default: the first of /latent, /image, /velocity) of two files of\n"
+      "the same shape. PSNR = 10 log10(range^2 / MSE) with range = max - min of the reference;\n"
+      "relative L2 = |test - reference| / |reference|.";
+  c.add_options = [](po::options_description& o, po::positional_options_description& p) {
+    o.add_options()
+        ("test", po::value<std::string>()->required(), "file to judge (first positional)")
+        ("reference", po::value<std::string>()->required(), "reference file (second positional)")
+        ("dataset", po::value<std::string>()->default_value(""), "dataset to compare (default: automatic)");
+    p.add("test", 1).add("reference", 1);
+  };
+  c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
+    const h5::File test = h5::File::open(vm["test"].as<std::string>());
+    const h5::File ref = h5::File::open(vm["reference"].as<std::string>());
+    std::string name = vm["dataset"].as<std::string>();
+    if (name.empty()) name = default_dataset(ref);
+    const Tensor a = test.read_f32(name), b = ref.read_f32(name);
+    require_input(a.shape() == b.shape(), test.path() + ":" + name + " has shape " + shape_string(a.shape()) +
+                                              " but " + ref.path() + ":" + name + " has " +
+                                              shape_string(b.shape()));
+    return [a, b, name, &mpi = ctx.mpi]() {
+      if (mpi.rank() != 0) return 0;
+      double sq = 0, ref_sq = 0, max_abs = 0, lo = INFINITY, hi = -INFINITY;
+      for (int64_t i = 0; i < a.numel(); ++i) {
+        const double x = a.f32()[i], y = b.f32()[i];
+        sq += (x - y) * (x - y);
+        ref_sq += y * y;
+        max_abs = std::max(max_abs, std::fabs(x - y));
+        lo = std::min(lo, y);
+        hi = std::max(hi, y);
+      }
+      const double mse = sq / double(std::max<int64_t>(a.numel(), 1));
+      const double psnr = mse > 0 ? 10.0 * std::log10((hi - lo) * (hi - lo) / mse) : INFINITY;
+      std::printf("%s %s: PSNR %.2f dB, max abs error %.4e, relative L2 %.4e (%lld values)\n",
+                  name.c_str(), shape_string(a.shape()).c_str(), psnr, max_abs,
+                  ref_sq > 0 ? std::sqrt(sq / ref_sq) : std::sqrt(sq), (long long)a.numel());
+      return 0;
+    };
+  };
+  return c;
+}
+
+}  // namespace fresco::cli
