@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <numeric>
 
+#include <chrono>
+#include <thread>
+
+#include "mpi/displaced_attention.hpp"
 #include "mpi/mpi_communicator.hpp"
 #include "mpi/parallel_layout.hpp"
 #include "mpi/parallel_plan.hpp"
@@ -140,6 +145,41 @@ TEST(Layout, UlyssesInsideEmulatedNodes) {
   layout.ring_comm().all_gather(&me, ring_members, two_ints);
   EXPECT_EQ(ulysses_members[0] / 2, ulysses_members[1] / 2);
   EXPECT_NE(ring_members[0] / 2, ring_members[1] / 2);
+}
+
+// The displaced gather must stay outstanding while the rank computes: rank 1 posts its part
+// of layer 0's gather 400 ms late, so rank 0's gather cannot complete before that; rank 0 must
+// still get through the whole displaced step quickly and see the gather in flight.
+TEST(DisplacedAttention, GatherStaysOutstandingWhileComputing) {
+  const int P = g_mpi->size(), me = g_mpi->rank();
+  if (P < 2) GTEST_SKIP() << "needs 2 ranks";
+  auto comm = world_comm();
+  auto cpu = make_cpu_backend();
+  constexpr int kLayers = 3, kHeads = 2, kDim = 4;
+  DisplacedPatchAttention attention(*comm, kLayers, kHeads, kDim, {/*warmup_steps=*/1, false, DType::f32});
+  const auto shards = partition_patches(3, 2 * P, 2, P);
+  attention.prepare(*cpu, shards, me);
+  const int64_t n = shards[size_t(me)].count();
+  Tensor q = Tensor::zeros({n, kHeads, kDim}), k = q.clone(), v = q.clone(), o = q.clone();
+  for (int64_t i = 0; i < q.numel(); ++i) q.f32()[i] = k.f32()[i] = v.f32()[i] = float(i % 7) * 0.1f;
+
+  attention.begin_forward();  // step 0: warm-up, synchronous
+  for (int l = 0; l < kLayers; ++l) attention.attend(*cpu, q, k, v, o);
+  comm->barrier();
+
+  attention.begin_forward();  // step 1: displaced
+  if (me == 1) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const auto start = std::chrono::steady_clock::now();
+  for (int l = 0; l < kLayers; ++l) attention.attend(*cpu, q, k, v, o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (me == 0) {
+    EXPECT_LT(seconds, 0.2) << "rank 0 waited for the displaced gather inside the step";
+    EXPECT_EQ(attention.stats().posted, kLayers);
+    EXPECT_GE(attention.stats().outstanding, 1) << "no gather was in flight during compute";
+  }
+  attention.begin_forward();  // step 2 completes the gathers it reads
+  for (int l = 0; l < kLayers; ++l) attention.attend(*cpu, q, k, v, o);
+  for (int64_t i = 0; i < o.numel(); ++i) ASSERT_TRUE(std::isfinite(o.f32()[i]));
 }
 
 int main(int argc, char** argv) {
