@@ -19,4 +19,8 @@ bash "$SCRIPT" > first.log
 ls out/img_0.h5 out/img_1.h5 out/img_2.h5 >/dev/null || fail "the batch script did not produce every image"
 bash "$SCRIPT" > second.log
 grep -q "3 image(s) already done, 0 to compute" second.log || fail "a resubmitted job recomputed images"
+# The PARALLEL knob reaches fresco: both ranks on each image.
+PARALLEL="--ulysses 2" OUT=$PWD/out_sp bash "$SCRIPT" > sp.log
+grep -q "1 data-parallel group(s) of 2 rank(s): Ulysses 2 x Ring 1" sp.log || fail "PARALLEL was not applied"
+for i in 0 1 2; do "$H5_TOOL" compare "out_sp/img_$i.h5" "out/img_$i.h5" /latent 1e-5 >/dev/null || fail "image $i differs"; done
 echo "slurm script: ok"
