@@ -24,8 +24,14 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("fresco_version", std::string(kVersion));
     file.write_attr("command_line", p.command_line);
     file.write_attr("ranks", p.ranks);
-    file.write_attr("ulysses", p.ulysses);
-    file.write_attr("ring", p.ring);
+    file.write_attr("parallel", p.parallel);
+    if (p.parallel == "patch") {
+      file.write_attr("patches", p.patches);
+      file.write_attr("warmup_steps", p.warmup_steps);
+    } else {
+      file.write_attr("ulysses", p.ulysses);
+      file.write_attr("ring", p.ring);
+    }
     file.write_attr("seconds_per_step", p.seconds_per_step);
   });
 }

@@ -20,8 +20,11 @@ struct ImageProvenance {
   double guidance = 0.0;
   std::string model;
   std::string command_line;
-  int64_t ranks = 1;           // ranks of the job
-  int64_t ulysses = 1, ring = 1;  // ranks that computed this image: U x R
+  int64_t ranks = 1;              // ranks of the job
+  std::string parallel = "sequence";  // method that split the image: sequence or patch
+  int64_t ulysses = 1, ring = 1;  // sequence: the image's U x R ranks
+  int64_t patches = 1;            // patch: the image's ranks
+  int64_t warmup_steps = 0;       // patch: synchronous steps (all of them with full_sync)
   double seconds_per_step = 0.0;
 };
 

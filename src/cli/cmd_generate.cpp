@@ -155,8 +155,15 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   p.model = config.name;
   p.command_line = command_line;
   p.ranks = mpi.size();
-  p.ulysses = layout->ulysses();
-  p.ring = layout->ring();
+  if (choice.plan.method == ParallelMethod::patch) {
+    const auto& d = choice.plan.displaced;
+    p.parallel = "patch";
+    p.patches = layout->group_size();
+    p.warmup_steps = d.full_sync ? job.steps : std::min<int64_t>(d.warmup_steps, job.steps);
+  } else {
+    p.ulysses = layout->ulysses();
+    p.ring = layout->ring();
+  }
   p.seconds_per_step = per_step;
   write_image_result(image_result_path(out_dir, job.index), result, p);
   progress.image_done(job.index, per_step, seconds, true);

@@ -15,6 +15,9 @@ gen --out displaced --warmup-steps 2 > displaced.log
 gen --out displaced_again --warmup-steps 2 >/dev/null
 gen --out half --warmup-steps 2 --stale-dtype bf16 > half.log
 grep -q "stale K/V buffers" displaced.log || fail "the stale buffer memory is not reported"
+[ "$("$H5_TOOL" attr displaced/img_0.h5 parallel)" = patch ] || fail "parallel attribute"
+[ "$("$H5_TOOL" attr displaced/img_0.h5 warmup_steps)" = 2 ] || fail "warmup_steps attribute"
+[ "$("$H5_TOOL" attr sync/img_0.h5 warmup_steps)" = 6 ] || fail "full_sync is not recorded as all steps synchronous"
 for i in 0 1; do
   "$H5_TOOL" compare "warm/img_$i.h5" "exact/img_$i.h5" /latent 1e-5 || fail "W >= steps differs from exact"
   "$H5_TOOL" compare "sync/img_$i.h5" "exact/img_$i.h5" /latent 1e-5 || fail "full_sync differs from exact"
