@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/h5_file.hpp"
+#include "src/core/difference.hpp"
 
 using namespace fresco;
 
@@ -25,16 +26,10 @@ int compare(const std::string& a_path, const std::string& b_path, const std::str
                 shape_string(b.shape()).c_str());
     return 1;
   }
-  double num = 0, den = 0, max_abs = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = double(a.f32()[i]) - b.f32()[i];
-    num += d * d;
-    den += double(b.f32()[i]) * b.f32()[i];
-    max_abs = std::max(max_abs, std::fabs(d));
-  }
-  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  std::printf("%s: relative L2 %.3e, max abs %.3e (limit %.1e)\n", name.c_str(), rel, max_abs, limit);
-  return (limit == 0 ? num == 0 : rel <= limit) ? 0 : 1;
+  const Difference d = difference(a, b);
+  std::printf("%s: relative L2 %.3e, max abs %.3e (limit %.1e)\n", name.c_str(), d.relative_l2,
+              d.max_abs, limit);
+  return (limit == 0 ? d.squared_error == 0 : d.relative_l2 <= limit) ? 0 : 1;
 }
 
 void edit(const std::string& op, const std::string& path, const std::string& name) {

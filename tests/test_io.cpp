@@ -13,6 +13,7 @@
 #include "io/h5_file.hpp"
 #include "io/safetensors.hpp"
 #include "io/weights_file.hpp"
+#include "src/core/difference.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/noise.hpp"
 
@@ -37,15 +38,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-double relative_l2(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    num += std::pow(double(a.f32()[i]) - b.f32()[i], 2);
-    den += std::pow(double(b.f32()[i]), 2);
-  }
-  return std::sqrt(num / den);
-}
 
 // Writes a safetensors file holding `tensors` (name -> f32 tensor stored as `dtype`).
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
@@ -200,6 +192,6 @@ TEST(Golden, ForwardMatchesPyTorchReference) {
   model.forward(in.img, float(in.t), float(in.guidance), v1);
   model.forward(in.img, float(in.t), float(in.guidance), v2);  // buffers reused: same bits
   const Tensor expect = h5::File::open(g + "/flux_tiny_velocity.h5").read_f32("/velocity");
-  EXPECT_LT(relative_l2(v1, expect), 1e-5);
+  EXPECT_LT(difference(v1, expect).relative_l2, 1e-5);
   EXPECT_EQ(std::memcmp(v1.raw(), v2.raw(), v1.bytes()), 0);
 }

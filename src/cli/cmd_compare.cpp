@@ -1,11 +1,10 @@
 // `fresco compare`: PSNR, max absolute error and relative L2 between two outputs, for quality
 // studies (DistriFusion against the exact run, bf16 against f32, ...).
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 
 #include "io/h5_file.hpp"
 #include "src/cli/commands.hpp"
+#include "src/core/difference.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -46,20 +45,10 @@ Command compare_command() {
                                               shape_string(b.shape()));
     return [a, b, name, &mpi = ctx.mpi]() {
       if (mpi.rank() != 0) return 0;
-      double sq = 0, ref_sq = 0, max_abs = 0, lo = INFINITY, hi = -INFINITY;
-      for (int64_t i = 0; i < a.numel(); ++i) {
-        const double x = a.f32()[i], y = b.f32()[i];
-        sq += (x - y) * (x - y);
-        ref_sq += y * y;
-        max_abs = std::max(max_abs, std::fabs(x - y));
-        lo = std::min(lo, y);
-        hi = std::max(hi, y);
-      }
-      const double mse = sq / double(std::max<int64_t>(a.numel(), 1));
-      const double psnr = mse > 0 ? 10.0 * std::log10((hi - lo) * (hi - lo) / mse) : INFINITY;
+      const Difference d = difference(a, b);
       std::printf("%s %s: PSNR %.2f dB, max abs error %.4e, relative L2 %.4e (%lld values)\n",
-                  name.c_str(), shape_string(a.shape()).c_str(), psnr, max_abs,
-                  ref_sq > 0 ? std::sqrt(sq / ref_sq) : std::sqrt(sq), (long long)a.numel());
+                  name.c_str(), shape_string(a.shape()).c_str(), d.psnr_db, d.max_abs, d.relative_l2,
+                  (long long)a.numel());
       return 0;
     };
   };

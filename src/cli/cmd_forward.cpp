@@ -64,12 +64,9 @@ Command forward_command() {
       "for --parallel patch.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
-        ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
         ("inputs", po::value<std::string>()->required(), "inputs file (HDF5)")
-        ("out", po::value<std::string>()->required(), "output file for /velocity")
-        ("model", po::value<std::string>()->default_value("auto"),
-         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
-        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+        ("out", po::value<std::string>()->required(), "output file for /velocity");
+    add_model_options(o);
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {

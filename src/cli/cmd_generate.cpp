@@ -207,18 +207,15 @@ Command generate_command() {
       "attribute, else (--seed or the batch's seed) + i.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
-        ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
         ("prompts", po::value<std::string>()->required(), "prompt batch (HDF5, fresco-prompts)")
         ("out", po::value<std::string>()->required(), "output directory")
-        ("model", po::value<std::string>()->default_value("auto"),
-         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
         ("seed", po::value<int64_t>()->default_value(0), "base seed of the initial noise")
         ("width", po::value<int64_t>()->default_value(256), "image width in pixels (multiple of 16)")
         ("height", po::value<int64_t>()->default_value(256), "image height in pixels (multiple of 16)")
         ("steps", po::value<int64_t>()->default_value(0), "denoising steps (0: the preset's default)")
         ("guidance", po::value<double>()->default_value(-1.0),
-         "guidance scale for models with a guidance embedder (negative: the preset's default)")
-        ("threads", po::value<int>()->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+         "guidance scale for models with a guidance embedder (negative: the preset's default)");
+    add_model_options(o);
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {

@@ -82,6 +82,15 @@ DType parse_dtype_option(const std::string& option, const std::string& s) {
   throw InputError("option --" + option + " must be f32, bf16 or f16 (got '" + s + "')");
 }
 
+void add_model_options(po::options_description& o) {
+  o.add_options()
+      ("weights", po::value<std::string>()->required(), "weights file (HDF5, fresco-weights)")
+      ("model", po::value<std::string>()->default_value("auto"),
+       "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
+      ("threads", po::value<int>()->default_value(0),
+       "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+}
+
 void add_parallel_options(po::options_description& o) {
   o.add_options()
       ("parallel", po::value<std::string>()->default_value("sequence"),

@@ -48,6 +48,8 @@ struct ParallelChoice {
   PlanOptions plan;
 };
 void add_parallel_options(po::options_description& options);
+// --weights, --model, --threads: what forward and generate need to build the model.
+void add_model_options(po::options_description& options);
 ParallelChoice parallel_choice(const po::variables_map& vm);
 // Prints (rank 0) the layout and, for the patch method, the memory of its stale buffers for a
 // sequence of `tokens` tokens.
