@@ -262,8 +262,12 @@ std::string File::read_string_attr(const std::string& attr, const std::string& o
 
 double File::read_double_attr(const std::string& attr, const std::string& object) const {
   const AttrId a = open_attr(attr, object);
+  const std::string ctx = where(object) + " attribute " + attr;
+  const TypeId type(FRESCO_H5_CHECK(H5Aget_type(a.get()), ctx));
+  const H5T_class_t cls = H5Tget_class(type.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) throw InputError(ctx + " is not a number");
   double v = 0;
-  FRESCO_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), where(object) + " attribute " + attr);
+  FRESCO_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), ctx);
   return v;
 }
 

@@ -28,6 +28,8 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     if (p.parallel == "patch") {
       file.write_attr("patches", p.patches);
       file.write_attr("warmup_steps", p.warmup_steps);
+      file.write_attr("sync_mode", p.sync_mode);
+      file.write_attr("stale_dtype", p.stale_dtype);
     } else {
       file.write_attr("ulysses", p.ulysses);
       file.write_attr("ring", p.ring);

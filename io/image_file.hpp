@@ -25,6 +25,8 @@ struct ImageProvenance {
   int64_t ulysses = 1, ring = 1;  // sequence: the image's U x R ranks
   int64_t patches = 1;            // patch: the image's ranks
   int64_t warmup_steps = 0;       // patch: synchronous steps (all of them with full_sync)
+  std::string sync_mode;          // patch: async or full_sync
+  std::string stale_dtype;        // patch: type of the stale K/V buffers
   double seconds_per_step = 0.0;
 };
 

@@ -39,6 +39,10 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
   if (!file.has_attr("format") || file.read_string_attr("format") != kPromptsFormat)
     throw InputError(path + " is not a Fresco prompt batch (root attribute format is not '" +
                      std::string(kPromptsFormat) + "')");
+  const int64_t version = file.read_int_attr("format_version");
+  if (version != kPromptsFormatVersion)
+    throw InputError(path + " has prompt format version " + std::to_string(version) +
+                     "; this Fresco reads version " + std::to_string(kPromptsFormatVersion));
   if (!file.exists("/prompts")) throw InputError(path + " has no /prompts group");
   const auto children = file.list_children("/prompts");
   count_ = int64_t(children.size());
@@ -72,7 +76,9 @@ int64_t PromptsFile::txt_len(int64_t index) const {
 
 PromptSettings PromptsFile::settings(int64_t index) const {
   const h5::File file = h5::File::open(path_);
-  return merge(read_settings(file, "/"), read_settings(file, "/prompts/" + std::to_string(index)));
+  PromptSettings batch = read_settings(file, "/");
+  if (batch.seed) *batch.seed += index;  // a batch seed gives image i the seed + i
+  return merge(batch, read_settings(file, "/prompts/" + std::to_string(index)));
 }
 
 PromptEntry PromptsFile::read(int64_t index) const {

@@ -1,7 +1,8 @@
 // The prompt batch file (docs/file-formats.md, "Prompt batch"): /prompts/{i}/txt
 // [Ltxt, context_in_dim], /prompts/{i}/y [vec_in_dim], i = 0..N-1. Attributes seed, width,
-// height, steps, guidance may sit on the root (batch defaults) or on /prompts/{i} (that
-// image only); the command line supplies what neither gives.
+// height, steps, guidance may sit on the root (batch defaults; a batch seed S gives image i
+// the seed S + i) or on /prompts/{i} (that image only); the command line supplies what neither
+// gives.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,7 @@ class PromptsFile {
   void validate(const FluxConfig& config) const;
   // Text tokens of prompt i (no data read).
   int64_t txt_len(int64_t index) const;
-  // The attributes of prompt i over the batch's (no data read).
+  // The attributes of prompt i over the batch's, the batch seed offset by i (no data read).
   PromptSettings settings(int64_t index) const;
   // Reads prompt i (validate() first).
   PromptEntry read(int64_t index) const;

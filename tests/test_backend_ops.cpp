@@ -355,6 +355,82 @@ std::vector<Case> make_cases() {
       return Outcome{down(b, lat), ref};
     });
   }
+  // Convolution: whole images (zero rows) and haloed shards (pad_rows 0), 3x3 and 1x1.
+  for (auto [Ci, Co, H, W, k, pad] : {std::tuple{1, 1, 1, 1, 3, 1}, {3, 5, 4, 7, 3, 1}, {4, 6, 6, 5, 3, 0},
+                                      {8, 3, 5, 3, 1, 0}, {32, 16, 9, 11, 3, 1}}) {
+    add(Op::conv2d,
+        "Ci=" + std::to_string(Ci) + " Co=" + std::to_string(Co) + " " + std::to_string(H) + "x" +
+            std::to_string(W) + " k=" + std::to_string(k) + " pad_rows=" + std::to_string(pad),
+        [=](Backend& b) {
+          const Tensor x = random_tensor({Ci, H, W}), w = random_tensor({Co, Ci, k, k}), bias = random_tensor({Co});
+          const int Ho = H + 2 * pad - (k - 1);
+          const Tensor y = out(b, {Co, Ho, W});
+          b.conv2d(up(b, x), up(b, w), up(b, bias), pad, y);
+          Vec ref(static_cast<size_t>(Co * Ho * W));
+          for (int o = 0; o < Co; ++o)
+            for (int i = 0; i < Ho; ++i)
+              for (int j = 0; j < W; ++j) {
+                double acc = bias.f32()[o];
+                for (int c = 0; c < Ci; ++c)
+                  for (int a = 0; a < k; ++a)
+                    for (int e = 0; e < k; ++e) {
+                      const int si = i + a - pad, sj = j + e - k / 2;
+                      if (si < 0 || si >= H || sj < 0 || sj >= W) continue;
+                      acc += double(w.f32()[((o * Ci + c) * k + a) * k + e]) * x.f32()[(c * H + si) * W + sj];
+                    }
+                ref[size_t((o * Ho + i) * W + j)] = acc;
+              }
+          return Outcome{down(b, y), ref};
+        });
+  }
+
+  // GroupNorm: group_sums, then the normalisation with those statistics.
+  for (auto [C, G, H, W] : {std::tuple{2, 1, 1, 1}, {32, 32, 3, 4}, {64, 32, 7, 5}}) {
+    add(Op::group_norm,
+        "C=" + std::to_string(C) + " groups=" + std::to_string(G) + " " + std::to_string(H) + "x" + std::to_string(W),
+        [=](Backend& b) {
+          const Tensor x = random_tensor({C, H, W}, 2.0), w = random_tensor({C}), bias = random_tensor({C});
+          auto sums = b.group_sums(up(b, x), G);
+          const Tensor y = out(b, {C, H, W});
+          b.group_norm(up(b, x), sums, double(C / G * H * W), 1e-6f, up(b, w), up(b, bias), y);
+          Vec ref(static_cast<size_t>(C * H * W));
+          const int cpg = C / G, n = cpg * H * W;
+          for (int g = 0; g < G; ++g) {
+            double mean = 0, var = 0;
+            for (int i = 0; i < n; ++i) mean += x.f32()[g * n + i] / n;
+            for (int i = 0; i < n; ++i) var += std::pow(x.f32()[g * n + i] - mean, 2) / n;
+            for (int i = 0; i < n; ++i) {
+              const int c = g * cpg + i / (H * W);
+              ref[size_t(g * n + i)] = (x.f32()[g * n + i] - mean) / std::sqrt(var + 1e-6) * w.f32()[c] + bias.f32()[c];
+            }
+          }
+          return Outcome{down(b, y), ref};
+        });
+  }
+
+  for (auto [C, H, W] : {std::tuple{1, 1, 1}, {3, 4, 5}}) {
+    const std::string p = "C=" + std::to_string(C) + " " + std::to_string(H) + "x" + std::to_string(W);
+    add(Op::upsample_nearest, p, [=](Backend& b) {
+      const Tensor x = random_tensor({C, H, W});
+      const Tensor y = out(b, {C, 2 * H, 2 * W});
+      b.upsample_nearest(up(b, x), y);
+      Vec ref;
+      for (int c = 0; c < C; ++c)
+        for (int i = 0; i < 2 * H; ++i)
+          for (int j = 0; j < 2 * W; ++j) ref.push_back(x.f32()[(c * H + i / 2) * W + j / 2]);
+      return Outcome{down(b, y), ref};
+    });
+    add(Op::transpose, p, [=](Backend& b) {
+      const Tensor x = random_tensor({C, H * W});
+      const Tensor y = out(b, {H * W, C});
+      b.transpose(up(b, x), y);
+      Vec ref;
+      for (int j = 0; j < H * W; ++j)
+        for (int c = 0; c < C; ++c) ref.push_back(x.f32()[c * H * W + j]);
+      return Outcome{down(b, y), ref};
+    });
+  }
+
   // Conversions: the round trip through a 16-bit type equals rounding to it (checked with the
   // scalar reference conversions), within the f32 NMSE bound.
   for (DType half : {DType::bf16, DType::f16}) {

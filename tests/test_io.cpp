@@ -11,6 +11,7 @@
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/h5_file.hpp"
+#include "io/prompts_file.hpp"
 #include "io/safetensors.hpp"
 #include "io/weights_file.hpp"
 #include "src/core/difference.hpp"
@@ -161,6 +162,39 @@ TEST(Safetensors, RejectsBadCheckpoints) {
   fs::resize_file(dir.file("tiny.safetensors"), fs::file_size(dir.file("tiny.safetensors")) - 100);
   EXPECT_THROW(SafetensorsFile(dir.file("tiny.safetensors")), InputError);
   EXPECT_FALSE(fs::exists(dir.file("out.h5")));
+}
+
+TEST(Prompts, BatchSeedIsOffsetByTheImageIndex) {
+  TempDir dir;
+  const std::string path = dir.file("p.h5");
+  PromptBatchSpec spec;
+  spec.count = 3;
+  spec.txt_len = 2;
+  spec.seed = 40;
+  write_random_prompts(path, flux_preset("flux-tiny"), spec);
+  // Drop the per-prompt seeds of images 1 and 2: the batch seed applies, plus the index.
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    for (const char* group : {"/prompts/1", "/prompts/2"})
+      ASSERT_GE(H5Adelete_by_name(f, group, "seed", H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  const PromptsFile prompts(path);
+  EXPECT_EQ(*prompts.settings(0).seed, 40);
+  EXPECT_EQ(*prompts.settings(1).seed, 41);
+  EXPECT_EQ(*prompts.settings(2).seed, 42);
+  // Another format version is refused.
+  h5::File::open(path);  // still fine
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const int64_t v = 2;
+    const hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  EXPECT_THROW(PromptsFile{path}, InputError);
 }
 
 TEST(AtomicOutput, NothingVisibleWithoutCommit) {

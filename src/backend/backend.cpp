@@ -24,6 +24,10 @@ const char* op_name(Op op) {
     case Op::pack_latent: return "pack_latent";
     case Op::unpack_latent: return "unpack_latent";
     case Op::convert: return "convert";
+    case Op::conv2d: return "conv2d";
+    case Op::group_norm: return "group_norm";
+    case Op::upsample_nearest: return "upsample_nearest";
+    case Op::transpose: return "transpose";
     case Op::count: break;
   }
   return "?";

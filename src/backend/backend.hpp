@@ -37,6 +37,10 @@ enum class Op {
   pack_latent,         // latent[16,h,w] -> tokens[(h/2)(w/2), 64]
   unpack_latent,       // tokens -> latent
   convert,             // y = x in another dtype (f32 <-> bf16/f16), e.g. half-precision buffers
+  conv2d,              // y[Co,Ho,W] = conv(x[Ci,H,W], w[Co,Ci,k,k]) + b, stride 1 (VAE)
+  group_norm,          // per-group sums of x[C,H,W] and y = (x - mean) * rstd * weight + bias (VAE)
+  upsample_nearest,    // y[C,2H,2W] = x[C,H,W] repeated 2x2 (VAE)
+  transpose,           // y[B,A] = x[A,B]^T (channel-major <-> token-major)
   count
 };
 
@@ -86,6 +90,23 @@ class Backend {
   virtual void unpack_latent(const Tensor& tokens, const Tensor& latent) = 0;
   // y = x converted to y's dtype (same element count); f32 <-> bf16 and f32 <-> f16.
   virtual void convert(const Tensor& x, const Tensor& y) = 0;
+
+  // 2-D convolution, stride 1. x: [Ci, H, W]; weight: [Co, Ci, k, k] (k odd); bias: [Co];
+  // y: [Co, H + 2*pad_rows - (k-1), W]. Columns are zero-padded by (k-1)/2; rows by pad_rows
+  // (k/2 for a whole image, 0 when x carries halo rows from neighbouring ranks).
+  virtual void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
+                      const Tensor& y) = 0;
+  // Sum and sum of squares of each of `groups` channel groups of x [C, H, W], in double:
+  // sums[2g] = sum, sums[2g+1] = sum of squares. Partial sums of row shards add up.
+  virtual std::vector<double> group_sums(const Tensor& x, int groups) = 0;
+  // GroupNorm with statistics from (all-reduced) group_sums over `count` values per group:
+  // y = (x - mean_g) / sqrt(var_g + eps) * weight[c] + bias[c]. x, y: [C, H, W].
+  virtual void group_norm(const Tensor& x, const std::vector<double>& sums, double count,
+                          float eps, const Tensor& weight, const Tensor& bias, const Tensor& y) = 0;
+  // x: [C, H, W] -> y: [C, 2H, 2W], nearest neighbour.
+  virtual void upsample_nearest(const Tensor& x, const Tensor& y) = 0;
+  // x: [A, B] -> y: [B, A].
+  virtual void transpose(const Tensor& x, const Tensor& y) = 0;
 };
 
 // The backends compiled into this build, CPU first; used by the op test program and the CLI.

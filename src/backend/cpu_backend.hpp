@@ -41,6 +41,13 @@ class CpuBackend final : public Backend {
   void pack_latent(const Tensor& latent, const Tensor& tokens) override;
   void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
   void convert(const Tensor& x, const Tensor& y) override;
+  void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
+              const Tensor& y) override;
+  std::vector<double> group_sums(const Tensor& x, int groups) override;
+  void group_norm(const Tensor& x, const std::vector<double>& sums, double count, float eps,
+                  const Tensor& weight, const Tensor& bias, const Tensor& y) override;
+  void upsample_nearest(const Tensor& x, const Tensor& y) override;
+  void transpose(const Tensor& x, const Tensor& y) override;
 };
 
 }  // namespace fresco

@@ -42,7 +42,8 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   const PromptSettings s = prompts.settings(index);
   ImageJob job;
   job.index = index;
-  // The seed: the prompt's own, else the batch's (or the option's) plus the image index.
+  // The seed: an explicit --seed S gives S + i; else the prompt's own, else the batch's + i
+  // (settings() applies the offset), else the default --seed 0 + i.
   const bool seed_given = !vm["seed"].defaulted();
   if (!seed_given && s.seed) job.seed = uint64_t(*s.seed);
   else job.seed = uint64_t(vm["seed"].as<int64_t>() + index);
@@ -51,7 +52,7 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   job.steps = pick<int64_t>(vm, "steps", s.steps);
   if (job.steps == 0 && vm["steps"].defaulted() && !s.steps) job.steps = config.default_steps;
   job.guidance = pick<double>(vm, "guidance", s.guidance);
-  if (vm["guidance"].defaulted() && !s.guidance) job.guidance = config.default_guidance;
+  if (job.guidance < 0) job.guidance = config.default_guidance;  // negative: the preset's
 
   const std::string what = prompts.path() + " image " + std::to_string(index) + ": ";
   require_input(job.width > 0 && job.height > 0 && job.width % 16 == 0 && job.height % 16 == 0,
@@ -160,6 +161,8 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     p.parallel = "patch";
     p.patches = layout->group_size();
     p.warmup_steps = d.full_sync ? job.steps : std::min<int64_t>(d.warmup_steps, job.steps);
+    p.sync_mode = d.full_sync ? "full_sync" : "async";
+    p.stale_dtype = dtype_name(d.stale_dtype);
   } else {
     p.ulysses = layout->ulysses();
     p.ring = layout->ring();
