@@ -12,6 +12,8 @@
 #include "io/h5_file.hpp"
 #include "io/weights_file.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/model_registry.hpp"
+#include "src/model/vae_config.hpp"
 
 namespace fresco {
 namespace {
@@ -80,23 +82,30 @@ SafetensorsFile::~SafetensorsFile() {
 std::string convert_safetensors(const std::string& in, const std::string& out,
                                 const std::string& model) {
   const SafetensorsFile st(in);
-  std::map<std::string, StoredTensorInfo> found;
-  for (const auto& [name, e] : st.entries())
-    found[name] = {e.shape, e.dtype, dtype_name(e.dtype)};
+  // An autoencoder checkpoint (ae.safetensors) also holds the encoder, which Fresco does not
+  // use: its tensors are left out when the preset is an autoencoder.
+  auto kept = [](const std::string& preset, const std::string& name) {
+    return !(is_vae_preset(preset) && name.starts_with("encoder."));
+  };
+  auto table_of = [&](const std::string& preset) {
+    std::map<std::string, StoredTensorInfo> found;
+    for (const auto& [name, e] : st.entries())
+      if (kept(preset, name)) found[name] = {e.shape, e.dtype, dtype_name(e.dtype)};
+    return found;
+  };
 
-  // Pick the preset: the one named, or the only one whose weight table matches.
+  // Pick the preset: the one named, or the one whose weight table matches.
   std::string preset = model;
-  std::vector<std::string> problems;
   if (model == "auto") {
     preset.clear();
-    for (const auto& name : flux_preset_names())
-      if (validate_weight_table(flux_preset(name), found).empty()) preset = name;
+    for (const auto& name : all_preset_names())
+      if (validate_weight_table(name, preset_weight_specs(name), table_of(name)).empty()) preset = name;
     if (preset.empty())
-      throw InputError(in + " matches no FLUX preset; name one with --model to see what differs");
+      throw InputError(in + " matches no preset; name one with --model to see what differs");
   } else {
-    problems = validate_weight_table(flux_preset(model), found);
+    const auto problems = validate_weight_table(model, preset_weight_specs(model), table_of(model));
+    if (!problems.empty()) throw InputError(describe_weight_problems(in, model, problems));
   }
-  if (!problems.empty()) throw InputError(describe_weight_problems(in, model, problems));
 
   h5::write_atomically(out, [&](h5::File& file) {
     file.write_attr("format", std::string(kWeightsFormat));
@@ -104,7 +113,7 @@ std::string convert_safetensors(const std::string& in, const std::string& out,
     file.write_attr("model", preset);
     file.write_attr("source", in);
     for (const auto& [name, e] : st.entries())
-      file.write_bytes(checkpoint_key_to_h5(name), e.dtype, e.shape, st.data(e));
+      if (kept(preset, name)) file.write_bytes(checkpoint_key_to_h5(name), e.dtype, e.shape, st.data(e));
   });
   return preset;
 }

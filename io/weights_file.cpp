@@ -4,7 +4,10 @@
 #include <map>
 
 #include "io/h5_file.hpp"
+#include "src/model/model_registry.hpp"
 #include "src/model/noise.hpp"
+
+#include <cmath>
 
 namespace fresco {
 
@@ -44,13 +47,12 @@ FluxConfig preset_for_weights(const std::string& path, const std::string& reques
   return flux_preset(requested == "auto" ? weights_file_model(path) : requested);
 }
 
-FluxWeights load_flux_weights(const std::string& path, const FluxConfig& config, Backend& backend) {
+ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend) {
   const h5::File file = h5::File::open(path);
   check_format(file);
   const std::string model = file.read_string_attr("model");
-  if (model != config.name)
-    throw InputError(path + " holds weights of preset " + model + ", but the run uses " +
-                     config.name);
+  if (model != preset)
+    throw InputError(path + " holds weights of preset " + model + ", but the run uses " + preset);
 
   std::map<std::string, StoredTensorInfo> found;
   for (const std::string& ds : file.list_datasets()) {
@@ -58,32 +60,50 @@ FluxWeights load_flux_weights(const std::string& path, const FluxConfig& config,
     found[h5_to_checkpoint_key(ds)] = {file.dataset_shape(ds), h5::stored_dtype(type.get()),
                                        h5::type_description(type.get())};
   }
-  const auto problems = validate_weight_table(config, found);
-  if (!problems.empty()) throw InputError(describe_weight_problems(path, config.name, problems));
-  FluxWeights weights;
-  for (const auto& spec : flux_weight_specs(config))
+  const auto specs = preset_weight_specs(preset);
+  const auto problems = validate_weight_table(preset, specs, found);
+  if (!problems.empty()) throw InputError(describe_weight_problems(path, preset, problems));
+  ModelWeights weights;
+  for (const auto& spec : specs)
     weights.set(spec.name, backend.upload(file.read_raw(checkpoint_key_to_h5(spec.name)).to_f32()));
   return weights;
 }
 
-void write_random_weights(const std::string& path, const FluxConfig& config, uint64_t seed,
+namespace {
+
+// The random initialisation of one tensor of a weight table (see write_random_weights).
+void fill_random(const WeightSpec& spec, const Tensor& t, uint64_t seed, uint32_t index) {
+  float* p = t.f32();
+  const int64_t n = t.numel();
+  const bool norm = spec.name.find("norm") != std::string::npos;
+  if (spec.name.ends_with(".scale") || (norm && spec.name.ends_with(".weight") && t.rank() == 1)) {
+    std::fill(p, p + n, 1.0f);
+    return;
+  }
+  if (norm && spec.name.ends_with(".bias")) {
+    std::fill(p, p + n, 0.0f);
+    return;
+  }
+  fill_normal(t, seed, RandomStream::weights, index);
+  float std = 0.002f;  // biases
+  if (spec.shape.size() == 2) std = 0.02f;
+  if (spec.shape.size() == 4) std = float(1.0 / std::sqrt(double(shape_numel(spec.shape) / spec.shape[0])));
+  std::transform(p, p + n, p, [std](float v) { return v * std; });
+}
+
+}  // namespace
+
+void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
                           DType dtype) {
+  const auto specs = preset_weight_specs(preset);
   h5::write_atomically(path, [&](h5::File& file) {
     file.write_attr("format", std::string(kWeightsFormat));
     file.write_attr("format_version", kWeightsFormatVersion);
-    file.write_attr("model", config.name);
-    const auto specs = flux_weight_specs(config);
+    file.write_attr("model", preset);
     for (size_t i = 0; i < specs.size(); ++i) {
-      const WeightSpec& spec = specs[i];
-      Tensor t(spec.shape);
-      if (spec.name.ends_with(".scale")) {
-        std::fill(t.f32(), t.f32() + t.numel(), 1.0f);
-      } else {
-        fill_normal(t, seed, RandomStream::weights, uint32_t(i));
-        const float std = spec.name.ends_with(".bias") ? 0.002f : 0.02f;
-        std::transform(t.f32(), t.f32() + t.numel(), t.f32(), [std](float v) { return v * std; });
-      }
-      file.write(checkpoint_key_to_h5(spec.name), t.to_dtype(dtype));
+      Tensor t(specs[i].shape);
+      fill_random(specs[i], t, seed, uint32_t(i));
+      file.write(checkpoint_key_to_h5(specs[i].name), t.to_dtype(dtype));
     }
   });
 }

@@ -24,14 +24,16 @@ std::string weights_file_model(const std::string& path);
 // The preset to run: `requested`, or the file's own when `requested` is "auto".
 FluxConfig preset_for_weights(const std::string& path, const std::string& requested);
 
-// Reads every tensor, validates names, shapes and dtypes against the preset (all problems in
-// one InputError), converts to f32 and places them on the backend's device.
-FluxWeights load_flux_weights(const std::string& path, const FluxConfig& config, Backend& backend);
+// Reads every tensor of a preset (transformer or autoencoder), validates names, shapes and
+// dtypes against its table (all problems in one InputError), converts to f32 and places them
+// on the backend's device.
+ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend);
 
-// Random weights for tests, demos and benchmarks: Linear weights N(0, 0.02), biases
-// N(0, 0.002), norm scales 1; drawn from the counter-based RNG, so a seed always gives the
-// same file. Published atomically.
-void write_random_weights(const std::string& path, const FluxConfig& config, uint64_t seed,
+// Random weights for tests, demos and benchmarks, drawn from the counter-based RNG (a seed
+// always gives the same file): Linear weights N(0, 0.02), convolution weights
+// N(0, 1/sqrt(fan_in)) (so activations keep their scale through the decoder), biases
+// N(0, 0.002), RMSNorm scales and GroupNorm weights 1, GroupNorm biases 0. Published atomically.
+void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
                           DType dtype);
 
 }  // namespace fresco

@@ -109,14 +109,14 @@ TEST(Weights, RandomWeightsLoadInEveryDtype) {
   auto cpu = make_cpu_backend();
   for (DType d : {DType::f32, DType::bf16, DType::f16}) {
     const std::string path = dir.file(std::string("w_") + dtype_name(d) + ".h5");
-    write_random_weights(path, c, 5, d);
+    write_random_weights(path, c.name, 5, d);
     EXPECT_EQ(weights_file_model(path), "flux-tiny");
-    const FluxWeights w = load_flux_weights(path, c, *cpu);
+    const ModelWeights w = load_weights(path, c.name, *cpu);
     const Tensor& qkv = w.get("double_blocks.1.img_attn.qkv.weight");
     EXPECT_EQ(qkv.shape(), (Shape{192, 64}));
     EXPECT_EQ(w.get("single_blocks.0.norm.key_norm.scale").f32()[3], 1.0f);
   }
-  EXPECT_THROW(load_flux_weights(dir.file("w_f32.h5"), flux_preset("flux-small"), *cpu), InputError);
+  EXPECT_THROW(load_weights(dir.file("w_f32.h5"), "flux-small", *cpu), InputError);
 }
 
 TEST(Safetensors, ConvertRoundTrip) {
@@ -129,7 +129,7 @@ TEST(Safetensors, ConvertRoundTrip) {
   const h5::File f = h5::File::open(dir.file("w.h5"));
   EXPECT_EQ(f.read_raw("/double_blocks/0/txt_mlp/2/weight").dtype(), DType::bf16);
   auto cpu = make_cpu_backend();
-  const FluxWeights w = load_flux_weights(dir.file("w.h5"), c, *cpu);
+  const ModelWeights w = load_weights(dir.file("w.h5"), c.name, *cpu);
   for (const auto& [name, t] : tensors) {
     const Tensor expect = t.to_dtype(DType::bf16).to_f32();
     const Tensor& got = w.get(name);
@@ -219,7 +219,7 @@ TEST(Golden, ForwardMatchesPyTorchReference) {
   const std::string g = FRESCO_GOLDEN_DIR;
   const FluxConfig c = preset_for_weights(g + "/flux_tiny_weights.h5", "auto");
   auto cpu = make_cpu_backend();
-  FluxTransformer model(c, load_flux_weights(g + "/flux_tiny_weights.h5", c, *cpu), *cpu);
+  FluxTransformer model(c, load_weights(g + "/flux_tiny_weights.h5", c.name, *cpu), *cpu);
   const ForwardInputs in = read_forward_inputs(g + "/flux_tiny_inputs.h5", c);
   model.set_condition(in.txt, in.y, in.grid_h, in.grid_w);
   Tensor v1({in.grid_h * in.grid_w, 64}), v2({in.grid_h * in.grid_w, 64});

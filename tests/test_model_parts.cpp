@@ -27,12 +27,12 @@ TEST(WeightTable, ReportsEveryProblemAtOnce) {
   const FluxConfig c = flux_preset("flux-tiny");
   std::map<std::string, StoredTensorInfo> found;
   for (const auto& s : flux_weight_specs(c)) found[s.name] = {s.shape, DType::f32, "float32"};
-  EXPECT_TRUE(validate_weight_table(c, found).empty());
+  EXPECT_TRUE(validate_weight_table(c.name, flux_weight_specs(c), found).empty());
   found.erase("img_in.weight");
   found["txt_in.weight"].shape = {1, 2};
   found["txt_in.bias"].dtype.reset();
   found["extra.weight"] = {{3}, DType::f32, "float32"};
-  const auto problems = validate_weight_table(c, found);
+  const auto problems = validate_weight_table(c.name, flux_weight_specs(c), found);
   ASSERT_EQ(problems.size(), 4u);
   std::string all;
   for (const auto& p : problems) all += p + "\n";

@@ -79,7 +79,7 @@ Command forward_command() {
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
     run->backend = make_cpu_backend();
-    run->model = std::make_unique<FluxTransformer>(config, load_flux_weights(weights_path, config, *run->backend),
+    run->model = std::make_unique<FluxTransformer>(config, load_weights(weights_path, config.name, *run->backend),
                                                    *run->backend, make_attention(*run->layout, config, run->choice.plan));
     run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
     const ForwardInputs& in = run->inputs;

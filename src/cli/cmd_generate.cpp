@@ -247,7 +247,7 @@ Command generate_command() {
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     run->backend = make_cpu_backend();
     run->model = std::make_unique<FluxTransformer>(
-        run->config, load_flux_weights(weights_path, run->config, *run->backend), *run->backend,
+        run->config, load_weights(weights_path, run->config.name, *run->backend), *run->backend,
         make_attention(*run->layout, run->config, run->choice.plan));
     return [run]() { return (*run)(); };
   };

@@ -6,6 +6,7 @@
 #include "io/safetensors.hpp"
 #include "io/weights_file.hpp"
 #include "src/cli/commands.hpp"
+#include "src/model/model_registry.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -21,27 +22,33 @@ Command init_weights_command() {
   c.summary = "write random weights of a preset (tests, demos, benchmarks)";
   c.usage = "fresco init-weights --model PRESET [--seed S] [--dtype f32|bf16|f16] OUT.h5";
   c.details =
-      "Linear weights are N(0, 0.02), biases N(0, 0.002), RMSNorm scales 1, drawn from a\n"
+      "Transformer presets (flux-dev, flux-schnell, flux-small, flux-tiny) and autoencoder\n"
+      "presets (flux-ae, ae-small, ae-tiny). Linear weights are N(0, 0.02), convolution weights\n"
+      "N(0, 1/sqrt(fan_in)), biases N(0, 0.002), norm scales 1 and norm biases 0, drawn from a\n"
       "counter-based RNG: the same seed always gives the same file.";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
-        ("model", po::value<std::string>()->required(), "preset: flux-dev, flux-schnell, flux-small, flux-tiny")
+        ("model", po::value<std::string>()->required(),
+         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, flux-ae, ae-small, ae-tiny")
         ("seed", po::value<uint64_t>()->default_value(0), "random seed")
         ("dtype", po::value<std::string>()->default_value("f32"), "stored type: f32, bf16 or f16")
         ("output", po::value<std::string>()->required(), "output file (also the positional argument)");
     p.add("output", 1);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
-    const FluxConfig config = flux_preset(vm["model"].as<std::string>());
+    const std::string model = vm["model"].as<std::string>();
+    const auto specs = preset_weight_specs(model);  // rejects an unknown preset
     const DType dtype = parse_dtype_option("dtype", vm["dtype"].as<std::string>());
     const std::string out = vm["output"].as<std::string>();
     ensure_output_path(out);
     const uint64_t seed = vm["seed"].as<uint64_t>();
     return [=]() {
       if (!writes_here(ctx)) return 0;
-      write_random_weights(out, config, seed, dtype);
+      write_random_weights(out, model, seed, dtype);
+      int64_t parameters = 0;
+      for (const auto& s : specs) parameters += shape_numel(s.shape);
       std::printf("fresco init-weights: wrote %s (%s, %lld parameters, %s)\n", out.c_str(),
-                  config.name.c_str(), (long long)flux_parameter_count(config), dtype_name(dtype));
+                  model.c_str(), (long long)parameters, dtype_name(dtype));
       return 0;
     };
   };
@@ -51,11 +58,12 @@ Command init_weights_command() {
 Command convert_command() {
   Command c;
   c.name = "convert";
-  c.summary = "convert a FLUX safetensors checkpoint to a Fresco weights file";
+  c.summary = "convert a FLUX (or FLUX autoencoder) safetensors checkpoint to a Fresco weights file";
   c.usage = "fresco convert [--model auto|PRESET] IN.safetensors OUT.h5";
   c.details =
       "Keeps each tensor's dtype (F32, F16, BF16); keys become HDF5 paths with '.' -> '/'.\n"
-      "The checkpoint must match the preset's weight table exactly (all problems are listed).";
+      "The checkpoint must match the preset's weight table exactly (all problems are listed);\n"
+      "for autoencoder presets (ae.safetensors -> flux-ae) the encoder.* tensors are left out.";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
         ("input", po::value<std::string>()->required(), "safetensors checkpoint (first positional)")
@@ -67,7 +75,7 @@ Command convert_command() {
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     const std::string in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
     const std::string model = vm["model"].as<std::string>();
-    if (model != "auto") flux_preset(model);  // rejects an unknown name before any work
+    if (model != "auto") preset_weight_specs(model);  // rejects an unknown name before any work
     ensure_output_path(out);
     return [=]() {
       if (!writes_here(ctx)) return 0;

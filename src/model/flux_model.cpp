@@ -40,7 +40,7 @@ struct FluxTransformer::Buffers {
   Tensor img_in;        // [ni, d]
 };
 
-FluxTransformer::FluxTransformer(FluxConfig config, FluxWeights weights, Backend& backend,
+FluxTransformer::FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
                                  std::unique_ptr<AttentionStrategy> attention)
     : config_(std::move(config)),
       weights_(std::move(weights)),

@@ -44,7 +44,7 @@ class LocalAttention final : public AttentionStrategy {
 
 class FluxTransformer {
  public:
-  FluxTransformer(FluxConfig config, FluxWeights weights, Backend& backend,
+  FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
                   std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>());
   ~FluxTransformer();
   FluxTransformer(FluxTransformer&&) noexcept;
@@ -76,7 +76,7 @@ class FluxTransformer {
   const Tensor& w(const std::string& name) const { return weights_.get(name); }
 
   FluxConfig config_;
-  FluxWeights weights_;
+  ModelWeights weights_;
   Backend& backend_;
   std::unique_ptr<AttentionStrategy> attention_;
   std::unique_ptr<Buffers> buf_;

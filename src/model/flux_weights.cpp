@@ -62,11 +62,12 @@ int64_t flux_parameter_count(const FluxConfig& config) {
   return n;
 }
 
-std::vector<std::string> validate_weight_table(const FluxConfig& config,
+std::vector<std::string> validate_weight_table(const std::string& preset,
+                                               const std::vector<WeightSpec>& specs,
                                                const std::map<std::string, StoredTensorInfo>& found) {
   std::vector<std::string> problems;
   std::map<std::string, bool> expected;
-  for (const auto& spec : flux_weight_specs(config)) {
+  for (const auto& spec : specs) {
     expected[spec.name] = true;
     const auto it = found.find(spec.name);
     if (it == found.end()) {
@@ -75,14 +76,14 @@ std::vector<std::string> validate_weight_table(const FluxConfig& config,
     }
     if (it->second.shape != spec.shape)
       problems.push_back("tensor " + spec.name + " has shape " + shape_string(it->second.shape) +
-                         ", " + config.name + " expects " + shape_string(spec.shape));
+                         ", " + preset + " expects " + shape_string(spec.shape));
     if (!it->second.dtype)
       problems.push_back("tensor " + spec.name + " is stored as " + it->second.stored_type +
                          " (expected float32, float16 or bfloat16)");
   }
   for (const auto& [name, info] : found)
     if (!expected.count(name))
-      problems.push_back("unexpected tensor " + name + " (not part of " + config.name + ")");
+      problems.push_back("unexpected tensor " + name + " (not part of " + preset + ")");
   return problems;
 }
 
@@ -95,7 +96,7 @@ std::string describe_weight_problems(const std::string& source, const std::strin
   return msg;
 }
 
-const Tensor& FluxWeights::get(const std::string& name) const {
+const Tensor& ModelWeights::get(const std::string& name) const {
   const auto it = tensors_.find(name);
   FRESCO_ASSERT(it != tensors_.end(), "weight " + name + " was not loaded");
   return it->second;

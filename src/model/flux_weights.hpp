@@ -28,9 +28,10 @@ struct StoredTensorInfo {
   std::string stored_type;  // human-readable stored type, for messages
 };
 
-// Problems of a file's tensors against the preset (missing, unexpected, wrong shape or dtype);
-// empty when the file is valid.
-std::vector<std::string> validate_weight_table(const FluxConfig& config,
+// Problems of a file's tensors against a preset's table (missing, unexpected, wrong shape or
+// dtype); empty when the file is valid.
+std::vector<std::string> validate_weight_table(const std::string& preset,
+                                               const std::vector<WeightSpec>& specs,
                                                const std::map<std::string, StoredTensorInfo>& found);
 
 // One message for all problems of `source` against `preset`: "<source> does not match preset
@@ -39,7 +40,7 @@ std::string describe_weight_problems(const std::string& source, const std::strin
                                      const std::vector<std::string>& problems);
 
 // The weights of one model, keyed by checkpoint name, on one backend's device.
-class FluxWeights {
+class ModelWeights {
  public:
   void set(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }
   const Tensor& get(const std::string& name) const;

@@ -1,0 +1,23 @@
+#include "src/model/model_registry.hpp"
+
+#include "src/core/error.hpp"
+#include "src/model/vae_config.hpp"
+
+namespace fresco {
+
+std::vector<std::string> all_preset_names() {
+  auto names = flux_preset_names();
+  for (const auto& n : vae_preset_names()) names.push_back(n);
+  return names;
+}
+
+std::vector<WeightSpec> preset_weight_specs(const std::string& name) {
+  if (is_vae_preset(name)) return vae_weight_specs(vae_preset(name));
+  for (const auto& n : flux_preset_names())
+    if (n == name) return flux_weight_specs(flux_preset(name));
+  std::string known;
+  for (const auto& n : all_preset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw InputError("unknown model preset '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace fresco
