@@ -16,6 +16,7 @@
 #include "io/weights_file.hpp"
 #include "src/core/difference.hpp"
 #include "src/model/flux_model.hpp"
+#include "src/model/vae_decoder.hpp"
 #include "src/model/noise.hpp"
 
 using namespace fresco;
@@ -228,4 +229,17 @@ TEST(Golden, ForwardMatchesPyTorchReference) {
   const Tensor expect = h5::File::open(g + "/flux_tiny_velocity.h5").read_f32("/velocity");
   EXPECT_LT(difference(v1, expect).relative_l2, 1e-5);
   EXPECT_EQ(std::memcmp(v1.raw(), v2.raw(), v1.bytes()), 0);
+}
+
+TEST(Golden, VaeDecoderMatchesPyTorchReference) {
+  const std::string g = FRESCO_GOLDEN_DIR;
+  auto cpu = make_cpu_backend();
+  VaeDecoder decoder(vae_preset("ae-tiny"), load_weights(g + "/ae_tiny_weights.h5", "ae-tiny", *cpu), *cpu);
+  const h5::File ref = h5::File::open(g + "/ae_tiny_decode.h5");
+  const Tensor latent = ref.read_f32("/latent");
+  LocalRows rows(latent.dim(1));
+  const Tensor decoded = cpu->download(decoder.decode(latent, rows));
+  EXPECT_EQ(decoded.shape(), (Shape{3, 20, 12}));
+  EXPECT_LT(difference(decoded, ref.read_f32("/decoded")).relative_l2, 1e-5);
+  EXPECT_LT(difference(decoded_to_image(decoded), ref.read_f32("/image")).relative_l2, 1e-5);
 }
