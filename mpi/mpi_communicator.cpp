@@ -89,6 +89,12 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::split(MPI_Comm parent, int col
   return std::make_unique<MpiCommunicator>(comm, label);
 }
 
+std::unique_ptr<MpiCommunicator> MpiCommunicator::self(const std::string& label) {
+  MPI_Comm comm;
+  FRESCO_MPI_CHECK(MPI_Comm_dup(MPI_COMM_SELF, &comm));
+  return std::make_unique<MpiCommunicator>(comm, label);
+}
+
 MpiCommunicator::~MpiCommunicator() {
   if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
 }

@@ -15,6 +15,8 @@ class MpiCommunicator final : public Communicator {
   // A communicator of the ranks of `parent` with the same `color`, ordered by `key`.
   static std::unique_ptr<MpiCommunicator> split(MPI_Comm parent, int color, int key,
                                                 const std::string& label);
+  // A communicator of this rank alone (a degree-1 Ulysses or Ring group); not collective.
+  static std::unique_ptr<MpiCommunicator> self(const std::string& label);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;

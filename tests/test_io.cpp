@@ -11,6 +11,7 @@
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/h5_file.hpp"
+#include "io/png_file.hpp"
 #include "io/prompts_file.hpp"
 #include "io/safetensors.hpp"
 #include "io/weights_file.hpp"
@@ -196,6 +197,20 @@ TEST(Prompts, BatchSeedIsOffsetByTheImageIndex) {
     H5Fclose(f);
   }
   EXPECT_THROW(PromptsFile{path}, InputError);
+}
+
+TEST(Png, RoundTripWithTextChunks) {
+  TempDir dir;
+  Tensor image({3, 5, 7});  // [3, H, W] with values across [0, 1] and beyond (clamped)
+  for (int64_t i = 0; i < image.numel(); ++i) image.f32()[i] = float(i % 23) / 20.0f - 0.05f;
+  write_png(dir.file("a.png"), image, {{"seed", "7"}, {"model", "flux-tiny"}});
+  const PngImage back = read_png(dir.file("a.png"));
+  ASSERT_EQ(back.image.shape(), image.shape());
+  for (int64_t i = 0; i < image.numel(); ++i)
+    ASSERT_NEAR(back.image.f32()[i], std::clamp(image.f32()[i], 0.0f, 1.0f), 0.5 / 255 + 1e-6);
+  EXPECT_EQ(back.text.at("seed"), "7");
+  EXPECT_EQ(back.text.at("model"), "flux-tiny");
+  EXPECT_THROW(read_png(dir.file("missing.png")), IoError);
 }
 
 TEST(AtomicOutput, NothingVisibleWithoutCommit) {

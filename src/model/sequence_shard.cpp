@@ -12,6 +12,12 @@ int64_t split_start(int64_t n, int parts, int p) {
 }
 }  // namespace
 
+std::vector<int64_t> split_evenly(int64_t n, int parts) {
+  std::vector<int64_t> sizes;
+  for (int p = 0; p < parts; ++p) sizes.push_back(split_start(n, parts, p + 1) - split_start(n, parts, p));
+  return sizes;
+}
+
 std::vector<SequenceShard> partition_sequence(int64_t txt_len, int64_t img_len, int parts) {
   const int64_t L = txt_len + img_len;
   require_input(parts >= 1 && L >= parts,

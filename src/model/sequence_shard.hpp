@@ -28,6 +28,9 @@ struct SequenceShard {
   int64_t img_begin() const { return img_start; }
 };
 
+// Sizes of `parts` near-equal ranges of n items, the larger ones first.
+std::vector<int64_t> split_evenly(int64_t n, int parts);
+
 // `parts` contiguous ranges of cat(txt, img); the first (L mod parts) get one more row.
 std::vector<SequenceShard> partition_sequence(int64_t txt_len, int64_t img_len, int parts);
 

@@ -1,0 +1,123 @@
+#include "io/png_file.hpp"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "io/atomic_output.hpp"
+#include "src/core/error.hpp"
+
+namespace fresco {
+namespace {
+
+// libpng reports errors through longjmp; these functions keep only trivially destructible
+// locals between setjmp and the calls that may jump, and turn a jump into a return value.
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
+
+bool write_rgb(FILE* f, png_uint_32 width, png_uint_32 height, png_bytep* rows, png_text* text,
+               int text_count) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  if (!png) return false;
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  png_init_io(png, f);
+  png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_text(png, info, text, text_count);
+  png_write_info(png, info);
+  png_write_image(png, rows);
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const Tensor& image, const std::map<std::string, std::string>& text) {
+  // image: [3, H, W] -> interleaved 8-bit rows [H][W * 3]
+  FRESCO_ASSERT(image.rank() == 3 && image.dim(0) == 3, "write_png: expected [3, H, W], got " + image.describe());
+  const int64_t H = image.dim(1), W = image.dim(2);
+  const float* p = image.f32();
+  std::vector<png_byte> pixels(static_cast<size_t>(H * W * 3));
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < H * W; ++i)
+      pixels[size_t(i * 3 + c)] = png_byte(std::lround(std::clamp(p[c * H * W + i], 0.0f, 1.0f) * 255.0f));
+  std::vector<png_bytep> rows(static_cast<size_t>(H));
+  for (int64_t r = 0; r < H; ++r) rows[size_t(r)] = pixels.data() + r * W * 3;
+  std::vector<png_text> chunks;
+  for (const auto& [key, value] : text) {
+    png_text t{};
+    t.compression = PNG_TEXT_COMPRESSION_NONE;
+    t.key = const_cast<char*>(key.c_str());
+    t.text = const_cast<char*>(value.c_str());
+    t.text_length = value.size();
+    chunks.push_back(t);
+  }
+  AtomicOutput out(path);
+  {
+    File f(std::fopen(out.temp_path().c_str(), "wb"));
+    if (!f) throw IoError("cannot create " + out.temp_path());
+    if (!write_rgb(f.get(), png_uint_32(W), png_uint_32(H), rows.data(), chunks.data(), int(chunks.size())))
+      throw IoError("libpng failed to write " + path);
+    if (std::fflush(f.get()) != 0) throw IoError("cannot write " + path);
+  }
+  out.commit();
+}
+
+namespace {
+bool read_rgb(FILE* f, png_uint_32* width, png_uint_32* height, std::vector<png_byte>* pixels,
+              std::map<std::string, std::string>* text) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  if (!png) return false;
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  png_init_io(png, f);
+  png_read_info(png, info);
+  *width = png_get_image_width(png, info);
+  *height = png_get_image_height(png, info);
+  if (png_get_color_type(png, info) != PNG_COLOR_TYPE_RGB || png_get_bit_depth(png, info) != 8) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  pixels->resize(size_t(*width) * *height * 3);
+  std::vector<png_bytep> rows(*height);
+  for (png_uint_32 r = 0; r < *height; ++r) rows[r] = pixels->data() + size_t(r) * *width * 3;
+  png_read_image(png, rows.data());
+  png_read_end(png, info);
+  png_textp chunks = nullptr;
+  const int n = png_get_text(png, info, &chunks, nullptr);
+  for (int i = 0; i < n; ++i) (*text)[chunks[i].key] = std::string(chunks[i].text, chunks[i].text_length);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+}  // namespace
+
+PngImage read_png(const std::string& path) {
+  File f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw IoError("cannot open " + path);
+  png_uint_32 width = 0, height = 0;
+  std::vector<png_byte> pixels;
+  PngImage out;
+  if (!read_rgb(f.get(), &width, &height, &pixels, &out.text))
+    throw IoError(path + " is not an 8-bit RGB PNG file");
+  const int64_t H = height, W = width;
+  out.image = Tensor({3, H, W});
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < H * W; ++i) out.image.f32()[c * H * W + i] = float(pixels[size_t(i * 3 + c)]) / 255.0f;
+  return out;
+}
+
+}  // namespace fresco
