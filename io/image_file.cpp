@@ -9,9 +9,31 @@ std::string image_result_path(const std::string& dir, int64_t index) {
   return dir + "/img_" + std::to_string(index) + ".h5";
 }
 
-void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p) {
+std::string image_png_path(const std::string& dir, int64_t index) {
+  return dir + "/img_" + std::to_string(index) + ".png";
+}
+
+std::map<std::string, std::string> png_text(const ImageProvenance& p) {
+  std::map<std::string, std::string> t = {
+      {"Software", std::string("Fresco ") + kVersion}, {"seed", std::to_string(p.seed)},
+      {"steps", std::to_string(p.steps)},              {"model", p.model},
+      {"guidance", std::to_string(p.guidance)},        {"method", p.parallel},
+      {"prompt_index", std::to_string(p.prompt_index)}};
+  if (p.parallel == "patch") {
+    t["patches"] = std::to_string(p.patches);
+    t["warmup_steps"] = std::to_string(p.warmup_steps);
+  } else {
+    t["ulysses"] = std::to_string(p.ulysses);
+    t["ring"] = std::to_string(p.ring);
+  }
+  return t;
+}
+
+void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
+                        const Tensor* image) {
   h5::write_atomically(path, [&](h5::File& file) {
     file.write("/latent", latent);
+    if (image) file.write("/image", *image);
     file.write_attr("format", std::string(kImageFormat));
     file.write_attr("format_version", kImageFormatVersion);
     file.write_attr("prompt_index", p.prompt_index);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "src/core/tensor.hpp"
@@ -30,8 +31,13 @@ struct ImageProvenance {
   double seconds_per_step = 0.0;
 };
 
-std::string image_result_path(const std::string& dir, int64_t index);
-// Published atomically (temporary file, fsync, rename).
-void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p);
+std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5
+std::string image_png_path(const std::string& dir, int64_t index);     // DIR/img_{i}.png
+// Published atomically (temporary file, fsync, rename). latent: [16, h, w]; image (optional):
+// f32 [3, H, W] in [0, 1], the decoded picture, stored as /image.
+void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
+                        const Tensor* image = nullptr);
+// The provenance as PNG text chunks (seed, steps, model, method, ...).
+std::map<std::string, std::string> png_text(const ImageProvenance& p);
 
 }  // namespace fresco

@@ -14,10 +14,11 @@ Command convert_command();
 Command make_prompts_command();
 Command info_command();
 Command compare_command();
+Command decode_command();
 
 inline std::vector<Command> all_commands() {
-  return {generate_command(),     forward_command(), compare_command(), init_weights_command(),
-          convert_command(),      make_prompts_command(), info_command()};
+  return {generate_command(), decode_command(),       forward_command(), compare_command(),
+          init_weights_command(), convert_command(), make_prompts_command(), info_command()};
 }
 
 }  // namespace fresco::cli

@@ -53,6 +53,7 @@ class VaeDecoder {
  public:
   VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend);
   const VaeConfig& config() const { return config_; }
+  Backend& backend() const { return backend_; }
 
   // latent: [z_channels, rows, w], this part's rows of the latent (host tensor, in the
   // transformer's latent space; the decoder applies z / scale + shift). Returns conv_out's

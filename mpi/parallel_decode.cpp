@@ -1,0 +1,43 @@
+#include "mpi/parallel_decode.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "mpi/row_partition.hpp"
+
+namespace fresco {
+
+DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Tensor& latent) {
+  const auto start = std::chrono::steady_clock::now();
+  Backend& backend = decoder.backend();
+  const VaeConfig& c = decoder.config();
+  const int64_t h = latent.dim(1), w = latent.dim(2), f = c.upscale();
+  GroupRows rows(group, h, c.width(c.levels() - 1));
+  const int64_t mine = rows.latent_rows()[size_t(rows.index())];
+  // This rank's latent rows [16, mine, w] (channel-major: one row block per channel).
+  Tensor band({latent.dim(0), mine, w});
+  for (int64_t ch = 0; ch < latent.dim(0); ++ch)
+    std::copy_n(latent.f32() + (ch * h + rows.first_row()) * w, mine * w, band.f32() + ch * mine * w);
+  const Tensor out = decoder.decode(band, rows);  // [3, mine f, w f]
+
+  // Gather pixel rows: [3, r, W] -> [r W, 3] (row-major pixels) -> all ranks' [H W, 3].
+  const int64_t W = w * f, my_pixels = mine * f * W;
+  const Tensor hwc = backend.alloc({my_pixels, 3}, DType::f32);
+  backend.transpose(out.reshape({3, my_pixels}), hwc);
+  std::vector<size_t> counts;
+  for (int64_t r : rows.latent_rows()) counts.push_back(size_t(r * f * W * 3) * sizeof(float));
+  Tensor all({h * f * W, 3});
+  group.all_gather(backend.download(hwc).raw(), all.raw(), Displacements::packed(std::move(counts)));
+
+  DecodedImage result;
+  Tensor chw({3, h * f, W});
+  for (int64_t p = 0; p < h * f * W; ++p)
+    for (int64_t ch = 0; ch < 3; ++ch) chw.f32()[ch * h * f * W + p] = all.f32()[p * 3 + ch];
+  for (int64_t i = 0; i < chw.numel(); ++i) result.non_finite += !std::isfinite(chw.f32()[i]);
+  result.image = decoded_to_image(chw);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace fresco

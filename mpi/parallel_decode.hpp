@@ -1,0 +1,19 @@
+// Decoding one latent on the ranks of a group: each rank decodes a band of rows
+// (GroupRows), and the image's rows are gathered on every rank of the group.
+#pragma once
+
+#include "mpi/communicator.hpp"
+#include "src/model/vae_decoder.hpp"
+
+namespace fresco {
+
+struct DecodedImage {
+  Tensor image;              // f32 [3, H, W] in [0, 1], on every rank of the group
+  int64_t non_finite = 0;    // values of the decoder's output that were not finite
+  double seconds = 0;        // wall time of this rank's decode
+};
+
+// latent: f32 host [16, h, w], the whole latent (every rank of the group has it).
+DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Tensor& latent);
+
+}  // namespace fresco
