@@ -3,6 +3,7 @@
 //   h5_tool delete FILE DATASET                    removes a dataset
 //   h5_tool reshape FILE DATASET                   replaces a dataset with a [3, 3] float32 one
 //   h5_tool retype FILE DATASET                    replaces a dataset with an int32 one
+//   h5_tool poison FILE DATASET                    sets the first value of a float dataset to NaN
 //   h5_tool attr FILE NAME                         prints a root attribute
 //   h5_tool shape FILE DATASET                     prints a dataset's shape, e.g. [16, 6, 8]
 #include <cmath>
@@ -70,6 +71,16 @@ int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   try {
     if (a.size() == 5 && a[0] == "compare") return compare(a[1], a[2], a[3], std::stod(a[4]));
+    if (a.size() == 3 && a[0] == "poison") {
+      Tensor t = h5::File::open(a[1]).read_f32(a[2]);
+      t.f32()[0] = std::nanf("");
+      const hid_t f = FRESCO_H5_CHECK(H5Fopen(a[1].c_str(), H5F_ACC_RDWR, H5P_DEFAULT), a[1]);
+      const hid_t ds = FRESCO_H5_CHECK(H5Dopen2(f, a[2].c_str(), H5P_DEFAULT), a[1]);
+      FRESCO_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()), a[1]);
+      H5Dclose(ds);
+      H5Fclose(f);
+      return 0;
+    }
     if (a.size() == 3 && a[0] == "attr") {
       print_attr(a[1], a[2]);
       return 0;

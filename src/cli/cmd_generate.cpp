@@ -12,11 +12,14 @@
 #include "io/prompts_file.hpp"
 #include "io/weights_file.hpp"
 #include "mpi/progress.hpp"
+#include "mpi/parallel_decode.hpp"
 #include "mpi/parallel_plan.hpp"
+#include "io/png_file.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/noise.hpp"
 #include "src/model/sampler.hpp"
+#include "src/model/vae_config.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -73,6 +76,7 @@ struct GenerateRun {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<FluxTransformer> model;
   std::unique_ptr<PromptsFile> prompts;
+  std::unique_ptr<VaeDecoder> decoder;  // null: latents only (--no-decode or no --vae)
   std::vector<ImageJob> jobs;
 
   // Indices of images whose result is missing, decided by rank 0 and shared with all.
@@ -132,17 +136,23 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
                   acc.table("group " + std::to_string(layout->group_index()), job.steps).c_str());
   }
   const Tensor all_tokens = gather_image_rows(*layout, shards, backend->download(tokens));  // [Limg, 64]
-  if (!layout->group_leader()) return true;  // the leader reports and writes
-
   const Tensor unpacked = backend->alloc({c, h, w}, DType::f32);  // [16, h, w]
   backend->unpack_latent(backend->upload(all_tokens), unpacked);
   const Tensor result = backend->download(unpacked);
   int64_t bad = 0;
   for (float v : result.to_vector()) bad += !std::isfinite(v);
+  // The group decodes the picture together (bands of rows), unless the latent is already bad.
+  DecodedImage picture;
+  if (decoder && !bad) {
+    picture = decode_on_group(*decoder, layout->group(), result);
+    bad += picture.non_finite;
+  }
+  if (!layout->group_leader()) return true;  // the leader reports and writes
+
   if (bad) {
     std::cerr << "fresco: error (rank " << mpi.rank() << "): image " << job.index << ": " << bad
-              << " non-finite latent values; " << image_result_path(out_dir, job.index)
-              << " not written" << std::endl;
+              << " non-finite values in the latent or the decoded picture; "
+              << image_result_path(out_dir, job.index) << " not written" << std::endl;
     progress.image_done(job.index, per_step, seconds, false);
     return false;
   }
@@ -168,7 +178,9 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     p.ring = layout->ring();
   }
   p.seconds_per_step = per_step;
-  write_image_result(image_result_path(out_dir, job.index), result, p);
+  // The PNG first: the HDF5 result marks the image as done for a resumed run.
+  if (decoder) write_png(image_png_path(out_dir, job.index), picture.image, png_text(p));
+  write_image_result(image_result_path(out_dir, job.index), result, p, decoder ? &picture.image : nullptr);
   progress.image_done(job.index, per_step, seconds, true);
   return true;
 }
@@ -202,9 +214,10 @@ Command generate_command() {
   c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
   c.details =
       "Groups of ranks (--ulysses x --ring, or --patches) each take whole images; by default\n"
-      "the groups are as small as keeps every rank busy. Image i is written atomically to DIR/img_{i}.h5 (final\n"
-      "latent /latent [16, H/8, W/8] plus provenance); images whose file exists are skipped,\n"
-      "so re-running the same command after preemption finishes the batch. --seed, --width,\n"
+      "the groups are as small as keeps every rank busy. Image i is written atomically to\n"
+      "DIR/img_{i}.h5 (final latent /latent [16, H/8, W/8] plus provenance; with --vae also the\n"
+      "picture /image [3, H, W], decoded by the group in bands of rows, and DIR/img_{i}.png).\n"
+      "Images whose .h5 exists are skipped, so re-running the same command after preemption finishes the batch. --seed, --width,\n"
       "--height, --steps and --guidance apply where the prompt file gives no value, and\n"
       "override it when given explicitly. Image i's noise seed is the prompt's own seed\n"
       "attribute, else (--seed or the batch's seed) + i.";
@@ -212,6 +225,9 @@ Command generate_command() {
     o.add_options()
         ("prompts", po::value<std::string>()->required(), "prompt batch (HDF5, fresco-prompts)")
         ("out", po::value<std::string>()->required(), "output directory")
+        ("vae", po::value<std::string>()->default_value(""),
+         "autoencoder weights (flux-ae, ae-small, ae-tiny): decode every image to DIR/img_{i}.png")
+        ("no-decode", po::bool_switch(), "write latents only, even with --vae")
         ("seed", po::value<int64_t>()->default_value(0), "base seed of the initial noise")
         ("width", po::value<int64_t>()->default_value(256), "image width in pixels (multiple of 16)")
         ("height", po::value<int64_t>()->default_value(256), "image height in pixels (multiple of 16)")
@@ -246,6 +262,21 @@ Command generate_command() {
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     run->backend = make_cpu_backend();
+    const std::string vae_path = vm["vae"].as<std::string>();
+    if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
+      const std::string vae = weights_file_model(vae_path);
+      require_input(is_vae_preset(vae), vae_path + " holds " + vae + " weights, not an autoencoder's");
+      for (const ImageJob& job : run->jobs)
+        require_input(job.height / 8 >= run->layout->group_size(),
+                      "image " + std::to_string(job.index) + ": " + std::to_string(job.height / 8) +
+                          " latent rows cannot be decoded on " + std::to_string(run->layout->group_size()) +
+                          " ranks");
+      run->decoder = std::make_unique<VaeDecoder>(vae_preset(vae), load_weights(vae_path, vae, *run->backend),
+                                                  *run->backend);
+    } else if (ctx.mpi.rank() == 0) {
+      std::printf("fresco generate: writing latents only (%s)\n",
+                  vae_path.empty() ? "no --vae given" : "--no-decode");
+    }
     run->model = std::make_unique<FluxTransformer>(
         run->config, load_weights(weights_path, run->config.name, *run->backend), *run->backend,
         make_attention(*run->layout, run->config, run->choice.plan));

@@ -1,0 +1,33 @@
+# Patch-parallel decoding on NP ranks equals one rank's (and the PyTorch golden picture):
+# `fresco decode` of the golden ae-tiny latent (10 rows: uneven bands at np 4) and
+# `fresco generate --vae`; PNGs are written with provenance chunks; a non-finite picture is
+# reported and never written.
+source "$(dirname "$0")/common.sh"
+NP=${1:?number of ranks}
+VAE=$GOLDEN_DIR/ae_tiny_weights.h5
+run_np "$NP" decode --vae "$VAE" "$GOLDEN_DIR/ae_tiny_decode.h5" --out golden > decode.log
+grep -q "rank 0 decoded in .* peak memory" decode.log || { cat decode.log; fail "no per-rank report"; }
+"$H5_TOOL" compare golden.decoded.h5 "$GOLDEN_DIR/ae_tiny_decode.h5" /image 1e-5 || fail "decode differs from the golden picture"
+head -c 8 golden.png | od -An -c | grep -q "P   N   G" || fail "golden.png is not a PNG"
+
+make_tiny_fixtures 2
+run_np 1 generate --weights weights.h5 --prompts prompts.h5 --vae "$VAE" --out single >/dev/null
+run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --vae "$VAE" --out par >/dev/null
+for i in 0 1; do
+  "$H5_TOOL" compare "par/img_$i.h5" "single/img_$i.h5" /image 1e-5 || fail "image $i differs from one rank's"
+  [ -s "par/img_$i.png" ] || fail "img_$i.png missing"
+  grep -aq "seed" "par/img_$i.png" || fail "img_$i.png has no seed text chunk"
+done
+[ "$("$H5_TOOL" shape par/img_0.h5 /image)" = "[3, 12, 16]" ] || fail "picture shape"
+run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --vae "$VAE" --no-decode --out latents >/dev/null
+[ ! -e latents/img_0.png ] || fail "--no-decode wrote a PNG"
+
+# A decoder that produces NaN: the image is reported, and neither PNG nor HDF5 is written.
+cp "$VAE" poisoned.h5
+"$H5_TOOL" poison poisoned.h5 /decoder/conv_out/bias
+rc=0
+run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --vae poisoned.h5 --out bad >bad.log 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "a non-finite picture did not fail the job"
+grep -q "non-finite values in the latent or the decoded picture" bad.log || { cat bad.log; fail "no report"; }
+[ -z "$(ls -A bad)" ] || { ls bad; fail "a non-finite picture was written"; }
+echo "decode at np $NP: ok"
