@@ -56,12 +56,12 @@ Command decode_command() {
     std::string prefix = vm["out"].as<std::string>();
     if (prefix.empty()) prefix = default_prefix(latent_path);
     ensure_output_path(prefix + ".png");
-    const std::string vae_path = vm["vae"].as<std::string>();
-    const std::string preset = weights_file_model(vae_path);
-    require_input(is_vae_preset(preset), vae_path + " holds " + preset + " weights, not an autoencoder's");
+    auto backend = std::shared_ptr<Backend>(make_cpu_backend());
+    std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend);
+    const VaeConfig& config = decoder->config();
+    const std::string preset = config.name;
     const h5::File file = h5::File::open(latent_path);
     const Shape shape = file.dataset_shape("/latent");
-    const VaeConfig config = vae_preset(preset);
     require_input(shape.size() == 3 && shape[0] == config.z_channels,
                   latent_path + ":/latent has shape " + shape_string(shape) + ", expected [" +
                       std::to_string(config.z_channels) + ", h, w]");
@@ -69,8 +69,6 @@ Command decode_command() {
                                                   " rows cannot be split over " + std::to_string(ctx.mpi.size()) +
                                                   " ranks");
     const Tensor latent = file.read_f32("/latent");
-    auto backend = std::shared_ptr<Backend>(make_cpu_backend());
-    auto decoder = std::make_shared<VaeDecoder>(config, load_weights(vae_path, preset, *backend), *backend);
     // The closure owns the backend too: the decoder only refers to it.
     return [backend, decoder, latent, latent_path, prefix, preset, &mpi = ctx.mpi]() {
       MPI_Comm world;

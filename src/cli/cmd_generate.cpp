@@ -264,15 +264,12 @@ Command generate_command() {
     run->backend = make_cpu_backend();
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
-      const std::string vae = weights_file_model(vae_path);
-      require_input(is_vae_preset(vae), vae_path + " holds " + vae + " weights, not an autoencoder's");
       for (const ImageJob& job : run->jobs)
         require_input(job.height / 8 >= run->layout->group_size(),
                       "image " + std::to_string(job.index) + ": " + std::to_string(job.height / 8) +
                           " latent rows cannot be decoded on " + std::to_string(run->layout->group_size()) +
                           " ranks");
-      run->decoder = std::make_unique<VaeDecoder>(vae_preset(vae), load_weights(vae_path, vae, *run->backend),
-                                                  *run->backend);
+      run->decoder = load_decoder(vae_path, *run->backend);
     } else if (ctx.mpi.rank() == 0) {
       std::printf("fresco generate: writing latents only (%s)\n",
                   vae_path.empty() ? "no --vae given" : "--no-decode");

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "io/weights_file.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco::cli {
@@ -80,6 +81,12 @@ DType parse_dtype_option(const std::string& option, const std::string& s) {
   if (s == "bf16" || s == "bfloat16") return DType::bf16;
   if (s == "f16" || s == "float16") return DType::f16;
   throw InputError("option --" + option + " must be f32, bf16 or f16 (got '" + s + "')");
+}
+
+std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend) {
+  const std::string preset = weights_file_model(path);
+  require_input(is_vae_preset(preset), path + " holds " + preset + " weights, not an autoencoder's");
+  return std::make_unique<VaeDecoder>(vae_preset(preset), load_weights(path, preset, backend), backend);
 }
 
 void add_model_options(po::options_description& o) {

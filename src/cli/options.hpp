@@ -11,6 +11,7 @@
 #include "mpi/mpi_context.hpp"
 #include "mpi/parallel_layout.hpp"
 #include "mpi/parallel_plan.hpp"
+#include "src/model/vae_decoder.hpp"
 
 namespace fresco::cli {
 
@@ -56,6 +57,8 @@ ParallelChoice parallel_choice(const po::variables_map& vm);
 void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const ParallelChoice& choice,
                  const FluxConfig& config, int64_t tokens);
 DType parse_dtype_option(const std::string& option, const std::string& value);
+// The autoencoder decoder of a weights file (InputError when the file holds another model).
+std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend);
 
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);

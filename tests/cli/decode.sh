@@ -30,4 +30,10 @@ run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --vae poisoned.h
 [ "$rc" -ne 0 ] || fail "a non-finite picture did not fail the job"
 grep -q "non-finite values in the latent or the decoded picture" bad.log || { cat bad.log; fail "no report"; }
 [ -z "$(ls -A bad)" ] || { ls bad; fail "a non-finite picture was written"; }
+# Transformer weights given as the autoencoder; a latent of the wrong shape.
+expect_error "weights.h5 holds flux-tiny weights, not an autoencoder's" -- \
+  run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --vae weights.h5 --out wrong
+expect_error "inputs.h5: has no dataset /latent\|inputs.h5 has no dataset /latent" -- \
+  run_np "$NP" decode --vae "$VAE" "$GOLDEN_DIR/flux_tiny_inputs.h5" --out nothing
+[ ! -e nothing.png ] || fail "decode left an output"
 echo "decode at np $NP: ok"
