@@ -56,6 +56,11 @@ void DisplacedPatchAttention::prepare(Backend& backend, const std::vector<Sequen
   stats_ = {};
 }
 
+std::string DisplacedPatchAttention::report() const {
+  return "displaced gathers: " + std::to_string(stats_.posted) + " posted, " +
+         std::to_string(stats_.outstanding) + " still in flight when the next layer began";
+}
+
 void DisplacedPatchAttention::begin_forward() {
   ++step_;
   layer_ = 0;

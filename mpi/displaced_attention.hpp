@@ -45,6 +45,7 @@ class DisplacedPatchAttention final : public AttentionStrategy {
               const Tensor& o) override;
 
   const DisplacedStats& stats() const { return stats_; }
+  std::string report() const override;
   // Bytes of the persistent buffers for a sequence of `tokens` tokens.
   static double buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale_dtype);
 

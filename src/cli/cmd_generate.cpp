@@ -130,10 +130,13 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const double per_step = seconds / double(job.steps);
   if (layout->group_size() > 1) {  // before the final gather, which is not part of a step
     const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
-    if (layout->group_leader())
+    if (layout->group_leader()) {
       std::printf("fresco: image %lld, communication per step (mean of %lld):\n%s", (long long)job.index,
                   (long long)job.steps,
                   acc.table("group " + std::to_string(layout->group_index()), job.steps).c_str());
+      if (const std::string extra = model->attention().report(); !extra.empty())
+        std::printf("  rank %d: %s\n", mpi.rank(), extra.c_str());
+    }
   }
   const Tensor all_tokens = gather_image_rows(*layout, shards, backend->download(tokens));  // [Limg, 64]
   const Tensor unpacked = backend->alloc({c, h, w}, DType::f32);  // [16, h, w]

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "src/backend/backend.hpp"
@@ -27,6 +28,8 @@ class AttentionStrategy {
                        int /*position*/) {}
   // Called at the start of every forward (one per denoising step), before the first attend().
   virtual void begin_forward() {}
+  // A line about the strategy's own work since prepare() for the per-image report ("" if none).
+  virtual std::string report() const { return ""; }
   // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE);
   // o: [n, H, D] the attention output of the same rows over the whole sequence.
   virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -51,6 +54,7 @@ class FluxTransformer {
 
   const FluxConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
+  const AttentionStrategy& attention() const { return *attention_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
   // is a grid_h x grid_w grid of packed tokens. `shards` lists the rows of cat(txt, img) held

@@ -29,6 +29,7 @@ done
 # The displaced steps really differ from the exact run (stale activations are used).
 ! "$H5_TOOL" compare displaced/img_0.h5 exact/img_0.h5 /latent 0 >/dev/null || fail "displaced equals exact bit for bit"
 grep -q "waited on communication" displaced.log || fail "no per-step accounting"
+grep -q "displaced gathers: .* posted" displaced.log || fail "no report of the displaced gathers"
 expect_error "--ulysses and --ring apply to --parallel sequence" -- gen --out bad --ulysses 2
 expect_error "option --warmup-steps must be at least 1" -- gen --out bad --warmup-steps 0
 expect_error "option --sync-mode must be async or full_sync" -- gen --out bad --sync-mode sometimes
