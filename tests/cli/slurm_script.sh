@@ -23,4 +23,7 @@ grep -q "3 image(s) already done, 0 to compute" second.log || fail "a resubmitte
 PARALLEL="--ulysses 2" OUT=$PWD/out_sp bash "$SCRIPT" > sp.log
 grep -q "1 data-parallel group(s) of 2 rank(s): Ulysses 2 x Ring 1" sp.log || fail "PARALLEL was not applied"
 for i in 0 1 2; do "$H5_TOOL" compare "out_sp/img_$i.h5" "out/img_$i.h5" /latent 1e-5 >/dev/null || fail "image $i differs"; done
+# The VAE knob: pictures next to the latents.
+VAE="$GOLDEN_DIR/ae_tiny_weights.h5" OUT=$PWD/out_png bash "$SCRIPT" > png.log
+for i in 0 1 2; do [ -s "out_png/img_$i.png" ] || fail "VAE was not applied (img_$i.png missing)"; done
 echo "slurm script: ok"
