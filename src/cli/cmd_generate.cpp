@@ -205,7 +205,7 @@ int GenerateRun::operator()() {
     std::printf("fresco generate: %lld image(s) in %s, %lld failed\n",
                 (long long)(jobs.size() - size_t(total_failures)), out_dir.c_str(),
                 (long long)total_failures);
-  return total_failures ? ComputeError("").exit_code() : 0;
+  return total_failures ? ComputeError::kExitCode : 0;
 }
 
 }  // namespace

@@ -41,8 +41,9 @@ class ApiError : public Error {
 // A computation produced something invalid (non-finite values, a backend without an op).
 class ComputeError : public Error {
  public:
+  static constexpr int kExitCode = 5;  // also the status of a batch with failed images
   using Error::Error;
-  int exit_code() const override { return 5; }
+  int exit_code() const override { return kExitCode; }
 };
 
 // "file.cpp:123" for messages.
