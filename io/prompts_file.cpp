@@ -47,17 +47,19 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
   const auto children = file.list_children("/prompts");
   count_ = int64_t(children.size());
   require_input(count_ > 0, path + ": /prompts is empty");
-  for (int64_t i = 0; i < count_; ++i)
+  for (int64_t i = 0; i < count_; ++i) {
     require_input(file.exists("/prompts/" + std::to_string(i)),
                   path + ": prompts must be numbered 0.." + std::to_string(count_ - 1) +
                       " but /prompts/" + std::to_string(i) + " is missing");
+    txt_shapes_.push_back(file.dataset_shape("/prompts/" + std::to_string(i) + "/txt"));
+  }
 }
 
 void PromptsFile::validate(const FluxConfig& config) const {
   const h5::File file = h5::File::open(path_);
   for (int64_t i = 0; i < count_; ++i) {
     const std::string group = "/prompts/" + std::to_string(i);
-    const Shape txt_shape = file.dataset_shape(group + "/txt");
+    const Shape& txt_shape = txt_shapes_[size_t(i)];
     require_input(txt_shape.size() == 2 && txt_shape[1] == config.context_in_dim && txt_shape[0] > 0,
                   path_ + ":" + group + "/txt has shape " + shape_string(txt_shape) + ", but " +
                       config.name + " expects text embeddings [Ltxt, " +
@@ -70,9 +72,7 @@ void PromptsFile::validate(const FluxConfig& config) const {
   }
 }
 
-int64_t PromptsFile::txt_len(int64_t index) const {
-  return h5::File::open(path_).dataset_shape("/prompts/" + std::to_string(index) + "/txt").at(0);
-}
+int64_t PromptsFile::txt_len(int64_t index) const { return txt_shapes_.at(size_t(index)).at(0); }
 
 PromptSettings PromptsFile::settings(int64_t index) const {
   const h5::File file = h5::File::open(path_);

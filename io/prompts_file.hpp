@@ -39,7 +39,7 @@ class PromptsFile {
   // Checks every prompt's dataset shapes against the model (reads no data); InputError
   // naming the first bad dataset.
   void validate(const FluxConfig& config) const;
-  // Text tokens of prompt i (no data read).
+  // Text tokens of prompt i (from the shapes read on open).
   int64_t txt_len(int64_t index) const;
   // The attributes of prompt i over the batch's, the batch seed offset by i (no data read).
   PromptSettings settings(int64_t index) const;
@@ -49,6 +49,7 @@ class PromptsFile {
  private:
   std::string path_;
   int64_t count_ = 0;
+  std::vector<Shape> txt_shapes_;  // shape of /prompts/{i}/txt, read once on open
 };
 
 struct PromptBatchSpec {

@@ -30,10 +30,11 @@ DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Ten
   Tensor all({h * f * W, 3});
   group.all_gather(backend.download(hwc).raw(), all.raw(), Displacements::packed(std::move(counts)));
 
+  // Back to channel-major [3, H, W] with the backend's transpose.
+  const Tensor chw_device = backend.alloc({3, h * f, W}, DType::f32);
+  backend.transpose(backend.upload(all), chw_device.reshape({3, h * f * W}));
+  const Tensor chw = backend.download(chw_device);
   DecodedImage result;
-  Tensor chw({3, h * f, W});
-  for (int64_t p = 0; p < h * f * W; ++p)
-    for (int64_t ch = 0; ch < 3; ++ch) chw.f32()[ch * h * f * W + p] = all.f32()[p * 3 + ch];
   for (int64_t i = 0; i < chw.numel(); ++i) result.non_finite += !std::isfinite(chw.f32()[i]);
   result.image = decoded_to_image(chw);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
