@@ -9,10 +9,10 @@
 #include <chrono>
 #include <thread>
 
-#include "mpi/displaced_attention.hpp"
-#include "mpi/mpi_communicator.hpp"
-#include "mpi/parallel_layout.hpp"
-#include "mpi/parallel_plan.hpp"
+#include "mpi/plans/displaced_attention.hpp"
+#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/plans/parallel_layout.hpp"
+#include "mpi/plans/parallel_plan.hpp"
 #include "src/model/sequence_shard.hpp"
 
 using namespace fresco;

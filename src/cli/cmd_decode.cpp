@@ -9,8 +9,8 @@
 #include "io/image_file.hpp"
 #include "io/png_file.hpp"
 #include "io/weights_file.hpp"
-#include "mpi/mpi_communicator.hpp"
-#include "mpi/parallel_decode.hpp"
+#include "mpi/comm/mpi_communicator.hpp"
+#include "src/cli/parallel_decode.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/vae_config.hpp"
 

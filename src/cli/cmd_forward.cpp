@@ -8,7 +8,7 @@
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/weights_file.hpp"
-#include "mpi/parallel_plan.hpp"
+#include "mpi/plans/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
 
 namespace fresco::cli {

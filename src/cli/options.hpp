@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "mpi/mpi_context.hpp"
-#include "mpi/parallel_layout.hpp"
-#include "mpi/parallel_plan.hpp"
+#include "mpi/comm/mpi_context.hpp"
+#include "mpi/plans/parallel_layout.hpp"
+#include "mpi/plans/parallel_plan.hpp"
 #include "src/model/vae_decoder.hpp"
 
 namespace fresco::cli {

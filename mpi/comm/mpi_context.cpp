@@ -1,4 +1,4 @@
-#include "mpi/mpi_context.hpp"
+#include "mpi/comm/mpi_context.hpp"
 
 #include <cstdio>
 #include <iostream>

@@ -1,4 +1,4 @@
-#include "mpi/parallel_layout.hpp"
+#include "mpi/plans/parallel_layout.hpp"
 
 #include <algorithm>
 #include <numeric>

@@ -1,4 +1,4 @@
-#include "mpi/row_partition.hpp"
+#include "mpi/plans/row_partition.hpp"
 
 #include <numeric>
 

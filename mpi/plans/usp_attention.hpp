@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "mpi/communicator.hpp"
+#include "mpi/comm/communicator.hpp"
 #include "src/model/flux_model.hpp"
 
 namespace fresco {

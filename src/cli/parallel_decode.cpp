@@ -1,10 +1,10 @@
-#include "mpi/parallel_decode.hpp"
+#include "src/cli/parallel_decode.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "mpi/row_partition.hpp"
+#include "mpi/plans/row_partition.hpp"
 
 namespace fresco {
 

@@ -1,10 +1,10 @@
-#include "mpi/parallel_plan.hpp"
+#include "mpi/plans/parallel_plan.hpp"
 
 #include <cstdio>
 #include <cstring>
 #include <sstream>
 
-#include "mpi/usp_attention.hpp"
+#include "mpi/plans/usp_attention.hpp"
 
 namespace fresco {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "mpi/mpi_communicator.hpp"
-#include "mpi/mpi_context.hpp"
+#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/comm/mpi_context.hpp"
 
 namespace fresco {
 

@@ -1,4 +1,4 @@
-#include "mpi/progress.hpp"
+#include "src/cli/progress.hpp"
 
 #include <cstdio>
 

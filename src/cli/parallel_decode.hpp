@@ -2,7 +2,7 @@
 // (GroupRows), and the image's rows are gathered on every rank of the group.
 #pragma once
 
-#include "mpi/communicator.hpp"
+#include "mpi/comm/communicator.hpp"
 #include "src/model/vae_decoder.hpp"
 
 namespace fresco {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "mpi/displaced_attention.hpp"
-#include "mpi/parallel_layout.hpp"
+#include "mpi/plans/displaced_attention.hpp"
+#include "mpi/plans/parallel_layout.hpp"
 #include "src/model/flux_model.hpp"
 
 namespace fresco {

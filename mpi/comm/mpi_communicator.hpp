@@ -4,7 +4,7 @@
 
 #include <mpi.h>
 
-#include "mpi/communicator.hpp"
+#include "mpi/comm/communicator.hpp"
 
 namespace fresco {
 

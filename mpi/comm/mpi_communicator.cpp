@@ -1,11 +1,11 @@
-#include "mpi/mpi_communicator.hpp"
+#include "mpi/comm/mpi_communicator.hpp"
 
 #include <chrono>
 #include <climits>
 #include <cstring>
 #include <numeric>
 
-#include "mpi/mpi_context.hpp"
+#include "mpi/comm/mpi_context.hpp"
 
 namespace fresco {
 

@@ -1,4 +1,4 @@
-#include "mpi/usp_attention.hpp"
+#include "mpi/plans/usp_attention.hpp"
 
 #include <algorithm>
 

@@ -7,9 +7,9 @@
 #include <memory>
 #include <vector>
 
-#include "mpi/communicator.hpp"
-#include "mpi/mpi_communicator.hpp"
-#include "mpi/usp_attention.hpp"
+#include "mpi/comm/communicator.hpp"
+#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/plans/usp_attention.hpp"
 #include "src/model/vae_decoder.hpp"
 
 namespace fresco {

@@ -7,7 +7,7 @@
 #include <deque>
 #include <string>
 
-#include "mpi/mpi_context.hpp"
+#include "mpi/comm/mpi_context.hpp"
 
 namespace fresco {
 

@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "mpi/communicator.hpp"
+#include "mpi/comm/communicator.hpp"
 #include "src/model/flux_model.hpp"
 
 namespace fresco {

@@ -1,4 +1,4 @@
-#include "mpi/displaced_attention.hpp"
+#include "mpi/plans/displaced_attention.hpp"
 
 #include "src/core/error.hpp"
 
