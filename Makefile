@@ -17,7 +17,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 all: build
 
 deps:
-	@scripts/install-deps.sh
+	@CMAKE_FLAGS="$(CMAKE_FLAGS)" scripts/install-deps.sh
 
 configure: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)

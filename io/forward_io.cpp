@@ -4,7 +4,7 @@
 
 namespace fresco {
 
-ForwardInputs read_forward_inputs(const std::string& path, const FluxConfig& config) {
+ForwardInputs read_forward_file(const std::string& path) {
   const h5::File file = h5::File::open(path);
   ForwardInputs in;
   in.t = file.read_double_attr("t");
@@ -13,14 +13,9 @@ ForwardInputs read_forward_inputs(const std::string& path, const FluxConfig& con
   in.grid_w = file.read_int_attr("grid_w");
   require_input(in.grid_h > 0 && in.grid_w > 0,
                 path + ": grid_h and grid_w must be positive");
-  const int64_t Limg = in.grid_h * in.grid_w;
-  in.img = file.read_f32("/img", Shape{Limg, config.in_channels});
-  const Shape txt_shape = file.dataset_shape("/txt");
-  require_input(txt_shape.size() == 2 && txt_shape[1] == config.context_in_dim,
-                path + ":/txt has shape " + shape_string(txt_shape) + ", " + config.name +
-                    " expects [Ltxt, " + std::to_string(config.context_in_dim) + "]");
+  in.img = file.read_f32("/img");
   in.txt = file.read_f32("/txt");
-  in.y = file.read_f32("/y", Shape{config.vec_in_dim});
+  in.y = file.read_f32("/y");
   return in;
 }
 
@@ -37,8 +32,9 @@ void write_forward_inputs(const std::string& path, const ForwardInputs& in) {
 }
 
 void write_velocity(const std::string& path, const Tensor& velocity) {
+  const Tensor v = velocity.dtype() == DType::f32 ? velocity : velocity.to_f32();
   h5::write_atomically(path, [&](h5::File& file) {
-    file.write("/velocity", velocity);
+    file.write("/velocity", v);
   });
 }
 

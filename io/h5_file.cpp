@@ -65,6 +65,8 @@ TypeId file_type(DType dtype) {
     case DType::f32: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE), "float32 type"));
     case DType::f16: return float16_type(5, 10, 15);
     case DType::bf16: return float16_type(8, 7, 127);
+    case DType::f64: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_IEEE_F64LE), "float64 type"));
+    case DType::i64: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_STD_I64LE), "int64 type"));
   }
   return TypeId();
 }
@@ -208,6 +210,13 @@ Tensor File::read_raw(const std::string& name) const {
 }
 
 void File::write(const std::string& name, const Tensor& tensor) {
+  FRESCO_ASSERT(tensor.device() == Device::cpu,
+                "h5::File::write takes host tensors (download first), got " + tensor.describe());
+  if (!tensor.contiguous()) {  // a column view: its rows are not adjacent in memory
+    const Tensor dense = tensor.clone();
+    write_bytes(name, dense.dtype(), dense.shape(), dense.raw());
+    return;
+  }
   write_bytes(name, tensor.dtype(), tensor.shape(), tensor.raw());
 }
 

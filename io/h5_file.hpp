@@ -58,9 +58,10 @@ using AttrId = Handle<&H5Aclose>;
 using PlistId = Handle<&H5Pclose>;
 
 // Element types Fresco stores: IEEE f32/f16 and bfloat16 (sign bit 15, exponent 7-14,
-// mantissa 0-6, bias 127).
+// mantissa 0-6, bias 127); f64 and i64 (little-endian) for statistics and counters.
 TypeId file_type(DType dtype);
-// The DType of a stored float type, or nothing (integers, float64, strings...).
+// The DType of a stored f32, f16 or bf16 type (the element types of tensors Fresco reads
+// raw), or nothing (integers, float64, strings...).
 std::optional<DType> stored_dtype(hid_t type);
 std::string type_description(hid_t type);
 
@@ -89,7 +90,7 @@ class File {
   Tensor read_f32(const std::string& name, const std::optional<Shape>& expect = std::nullopt) const;
   // Reads a dataset in its stored dtype (f32, f16 or bf16) without conversion.
   Tensor read_raw(const std::string& name) const;
-  // Writes a tensor as a dataset of its dtype (groups created as needed).
+  // Writes a host tensor (any row stride) as a dataset of its dtype (groups created as needed).
   void write(const std::string& name, const Tensor& tensor);
   // Writes raw bytes of a dtype and shape (the converter's path).
   void write_bytes(const std::string& name, DType dtype, const Shape& shape, const void* bytes);

@@ -29,11 +29,16 @@ std::map<std::string, std::string> png_text(const ImageProvenance& p) {
   return t;
 }
 
+namespace {
+// The format stores f32 whatever the compute dtype was.
+Tensor as_f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to_f32(); }
+}  // namespace
+
 void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
                         const Tensor* image) {
   h5::write_atomically(path, [&](h5::File& file) {
-    file.write("/latent", latent);
-    if (image) file.write("/image", *image);
+    file.write("/latent", as_f32(latent));
+    if (image) file.write("/image", as_f32(*image));
     file.write_attr("format", std::string(kImageFormat));
     file.write_attr("format_version", kImageFormatVersion);
     file.write_attr("prompt_index", p.prompt_index);

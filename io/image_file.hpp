@@ -34,7 +34,8 @@ struct ImageProvenance {
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5
 std::string image_png_path(const std::string& dir, int64_t index);     // DIR/img_{i}.png
 // Published atomically (temporary file, fsync, rename). latent: [16, h, w]; image (optional):
-// f32 [3, H, W] in [0, 1], the decoded picture, stored as /image.
+// [3, H, W] in [0, 1], the decoded picture, stored as /image. Host tensors of any float dtype,
+// stored as f32.
 void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
                         const Tensor* image = nullptr);
 // The provenance as PNG text chunks (seed, steps, model, method, ...).

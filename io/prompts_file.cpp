@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "io/h5_file.hpp"
-#include "src/model/noise.hpp"
 
 namespace fresco {
 namespace {
@@ -55,21 +54,8 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
   }
 }
 
-void PromptsFile::validate(const FluxConfig& config) const {
-  const h5::File file = h5::File::open(path_);
-  for (int64_t i = 0; i < count_; ++i) {
-    const std::string group = "/prompts/" + std::to_string(i);
-    const Shape& txt_shape = txt_shapes_[size_t(i)];
-    require_input(txt_shape.size() == 2 && txt_shape[1] == config.context_in_dim && txt_shape[0] > 0,
-                  path_ + ":" + group + "/txt has shape " + shape_string(txt_shape) + ", but " +
-                      config.name + " expects text embeddings [Ltxt, " +
-                      std::to_string(config.context_in_dim) + "]");
-    const Shape y_shape = file.dataset_shape(group + "/y");
-    require_input(y_shape == Shape{config.vec_in_dim},
-                  path_ + ":" + group + "/y has shape " + shape_string(y_shape) + ", but " +
-                      config.name + " expects a pooled vector [" +
-                      std::to_string(config.vec_in_dim) + "]");
-  }
+Shape PromptsFile::y_shape(int64_t index) const {
+  return h5::File::open(path_).dataset_shape("/prompts/" + std::to_string(index) + "/y");
 }
 
 int64_t PromptsFile::txt_len(int64_t index) const { return txt_shapes_.at(size_t(index)).at(0); }
@@ -87,28 +73,31 @@ PromptEntry PromptsFile::read(int64_t index) const {
   return {file.read_f32(group + "/txt"), file.read_f32(group + "/y"), settings(index)};
 }
 
-void write_random_prompts(const std::string& path, const FluxConfig& config,
-                          const PromptBatchSpec& spec) {
-  require_input(spec.count > 0 && spec.txt_len > 0, "make-prompts: --count and --txt-len must be positive");
+namespace {
+// The attributes of `s` that are set, on `object`.
+void write_settings(h5::File& file, const PromptSettings& s, const std::string& object) {
+  if (s.seed) file.write_attr("seed", *s.seed, object);
+  if (s.width) file.write_attr("width", *s.width, object);
+  if (s.height) file.write_attr("height", *s.height, object);
+  if (s.steps) file.write_attr("steps", *s.steps, object);
+  if (s.guidance) file.write_attr("guidance", *s.guidance, object);
+}
+}  // namespace
+
+void write_prompts_file(const std::string& path, const std::string& model,
+                        const PromptSettings& batch, int64_t count,
+                        const std::function<PromptEntry(int64_t)>& make) {
   h5::write_atomically(path, [&](h5::File& file) {
     file.write_attr("format", std::string(kPromptsFormat));
     file.write_attr("format_version", kPromptsFormatVersion);
-    file.write_attr("model", config.name);
-    file.write_attr("seed", int64_t(spec.seed));
-    file.write_attr("width", spec.width);
-    file.write_attr("height", spec.height);
-    if (spec.steps > 0) file.write_attr("steps", spec.steps);
-    file.write_attr("guidance", spec.guidance);
-    for (int64_t i = 0; i < spec.count; ++i) {
+    file.write_attr("model", model);
+    write_settings(file, batch, "/");
+    for (int64_t i = 0; i < count; ++i) {
       const std::string group = "/prompts/" + std::to_string(i);
-      Tensor txt({spec.txt_len, config.context_in_dim});
-      Tensor y({config.vec_in_dim});
-      // Substreams 2i and 2i+1 keep the embeddings of every prompt distinct.
-      fill_normal(txt, spec.seed, RandomStream::prompts, uint32_t(2 * i));
-      fill_normal(y, spec.seed, RandomStream::prompts, uint32_t(2 * i + 1));
-      file.write(group + "/txt", txt);
-      file.write(group + "/y", y);
-      file.write_attr("seed", int64_t(spec.seed) + i, group);
+      const PromptEntry entry = make(i);
+      file.write(group + "/txt", entry.txt);
+      file.write(group + "/y", entry.y);
+      write_settings(file, entry.settings, group);
     }
   });
 }

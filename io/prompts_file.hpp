@@ -3,15 +3,18 @@
 // height, steps, guidance may sit on the root (batch defaults; a batch seed S gives image i
 // the seed S + i) or on /prompts/{i} (that image only); the command line supplies what neither
 // gives.
+//
+// The format only: checking the embeddings' widths against a model and drawing random
+// prompts are src/model/model_inputs.hpp's business.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "src/core/tensor.hpp"
-#include "src/model/flux_config.hpp"
 
 namespace fresco {
 
@@ -25,8 +28,8 @@ struct PromptSettings {
 };
 
 struct PromptEntry {
-  Tensor txt;  // [Ltxt, context_in_dim]
-  Tensor y;    // [vec_in_dim]
+  Tensor txt;  // f32 [Ltxt, context_in_dim] (any stored float type is converted on read)
+  Tensor y;    // f32 [vec_in_dim]
   PromptSettings settings;  // per-prompt attributes over the root's
 };
 
@@ -36,14 +39,15 @@ class PromptsFile {
   PromptsFile(const std::string& path);
   int64_t size() const { return count_; }
   const std::string& path() const { return path_; }
-  // Checks every prompt's dataset shapes against the model (reads no data); InputError
-  // naming the first bad dataset.
-  void validate(const FluxConfig& config) const;
+  // Shape of /prompts/{i}/txt (read on open) and of /prompts/{i}/y (read now; InputError when
+  // the dataset is missing). No data is read.
+  const Shape& txt_shape(int64_t index) const { return txt_shapes_.at(size_t(index)); }
+  Shape y_shape(int64_t index) const;
   // Text tokens of prompt i (from the shapes read on open).
   int64_t txt_len(int64_t index) const;
   // The attributes of prompt i over the batch's, the batch seed offset by i (no data read).
   PromptSettings settings(int64_t index) const;
-  // Reads prompt i (validate() first).
+  // Reads prompt i (validate_prompts() of src/model/model_inputs.hpp first).
   PromptEntry read(int64_t index) const;
 
  private:
@@ -52,16 +56,11 @@ class PromptsFile {
   std::vector<Shape> txt_shapes_;  // shape of /prompts/{i}/txt, read once on open
 };
 
-struct PromptBatchSpec {
-  int64_t count = 4;
-  int64_t txt_len = 64;
-  uint64_t seed = 0;  // of the random embeddings and the images' noise (image i: seed + i)
-  int64_t width = 256, height = 256, steps = 0;  // steps 0: the preset's default
-  double guidance = 0.0;
-};
-
-// Random embeddings (standard normal) for tests and demos, published atomically.
-void write_random_prompts(const std::string& path, const FluxConfig& config,
-                          const PromptBatchSpec& spec);
+// Writes a prompt batch for preset `model`, published atomically: the format attributes,
+// model and the batch's settings on the root, then prompts 0..count-1 from make(i) (their
+// txt, y and the settings set in the entry, on /prompts/{i}). One prompt is in memory at a time.
+void write_prompts_file(const std::string& path, const std::string& model,
+                        const PromptSettings& batch, int64_t count,
+                        const std::function<PromptEntry(int64_t)>& make);
 
 }  // namespace fresco

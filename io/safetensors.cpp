@@ -5,15 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "io/h5_file.hpp"
 #include "io/weights_file.hpp"
-#include "src/model/flux_weights.hpp"
-#include "src/model/model_registry.hpp"
-#include "src/model/vae_config.hpp"
+#include "src/core/error.hpp"
 
 namespace fresco {
 namespace {
@@ -31,7 +29,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw InputError("cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
-  ::fstat(fd, &st);
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw IoError("cannot stat " + path + ": " + std::strerror(err));
+  }
   size_ = size_t(st.st_size);
   if (size_ < 8) {
     ::close(fd);
@@ -41,7 +43,16 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   ::close(fd);
   if (m == MAP_FAILED) throw IoError("cannot map " + path + ": " + std::strerror(errno));
   map_ = static_cast<const unsigned char*>(m);
+  try {
+    parse_header();
+  } catch (...) {
+    ::munmap(m, size_);  // the destructor does not run for a constructor that throws
+    throw;
+  }
+}
 
+void SafetensorsFile::parse_header() {
+  const std::string& path = path_;
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | map_[i];
   if (header_len > size_ - 8) throw InputError(path + ": header length exceeds the file (truncated?)");
@@ -61,6 +72,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       SafetensorsEntry e;
       e.dtype = parse_dtype(v.at("dtype").get<std::string>(), where);
       e.shape = v.at("shape").get<Shape>();
+      if (std::any_of(e.shape.begin(), e.shape.end(), [](int64_t d) { return d < 0; }))
+        throw InputError(where + ": negative dimension in shape " + shape_string(e.shape));
       const auto offsets = v.at("data_offsets").get<std::vector<size_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
         throw InputError(where + ": data offsets outside the file (truncated?)");
@@ -79,43 +92,21 @@ SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(const_cast<unsigned char*>(map_), size_);
 }
 
-std::string convert_safetensors(const std::string& in, const std::string& out,
-                                const std::string& model) {
-  const SafetensorsFile st(in);
-  // An autoencoder checkpoint (ae.safetensors) also holds the encoder, which Fresco does not
-  // use: its tensors are left out when the preset is an autoencoder.
-  auto kept = [](const std::string& preset, const std::string& name) {
-    return !(is_vae_preset(preset) && name.starts_with("encoder."));
-  };
-  auto table_of = [&](const std::string& preset) {
-    std::map<std::string, StoredTensorInfo> found;
-    for (const auto& [name, e] : st.entries())
-      if (kept(preset, name)) found[name] = {e.shape, e.dtype, dtype_name(e.dtype)};
-    return found;
-  };
+TensorTable SafetensorsFile::table(const std::function<bool(const std::string&)>& keep) const {
+  TensorTable found;
+  for (const auto& [name, e] : entries_)
+    if (!keep || keep(name)) found[name] = {e.shape, e.dtype, dtype_name(e.dtype)};
+  return found;
+}
 
-  // Pick the preset: the one named, or the one whose weight table matches.
-  std::string preset = model;
-  if (model == "auto") {
-    preset.clear();
-    for (const auto& name : all_preset_names())
-      if (validate_weight_table(name, preset_weight_specs(name), table_of(name)).empty()) preset = name;
-    if (preset.empty())
-      throw InputError(in + " matches no preset; name one with --model to see what differs");
-  } else {
-    const auto problems = validate_weight_table(model, preset_weight_specs(model), table_of(model));
-    if (!problems.empty()) throw InputError(describe_weight_problems(in, model, problems));
-  }
-
-  h5::write_atomically(out, [&](h5::File& file) {
-    file.write_attr("format", std::string(kWeightsFormat));
-    file.write_attr("format_version", kWeightsFormatVersion);
-    file.write_attr("model", preset);
-    file.write_attr("source", in);
+void write_weights_from_safetensors(const SafetensorsFile& st, const std::string& out,
+                                    const std::string& model,
+                                    const std::function<bool(const std::string&)>& keep) {
+  write_weights_file(out, model, [&](WeightsWriter& w) {
+    w.attribute("source", st.path());
     for (const auto& [name, e] : st.entries())
-      if (kept(preset, name)) file.write_bytes(checkpoint_key_to_h5(name), e.dtype, e.shape, st.data(e));
+      if (!keep || keep(name)) w.tensor_bytes(name, e.dtype, e.shape, st.data(e));
   });
-  return preset;
 }
 
 }  // namespace fresco

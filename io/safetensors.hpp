@@ -1,11 +1,14 @@
 // Reading safetensors checkpoints (8-byte little-endian header length, a JSON header of
-// {name: {dtype, shape, data_offsets}}, then the raw data) and converting them to Fresco's
-// HDF5 weights format.
+// {name: {dtype, shape, data_offsets}}, then the raw data) and copying their tensors into
+// Fresco's HDF5 weights format. Which preset a checkpoint is (and so which tensors to keep) is
+// decided by src/model/weights_io.hpp (convert_safetensors).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
+#include "io/tensor_table.hpp"
 #include "src/core/tensor.hpp"
 
 namespace fresco {
@@ -24,10 +27,14 @@ class SafetensorsFile {
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
+  const std::string& path() const { return path_; }
   const std::map<std::string, SafetensorsEntry>& entries() const { return entries_; }
   const void* data(const SafetensorsEntry& e) const { return data_start_ + e.begin; }
+  // The stored shape and dtype of every tensor that `keep` accepts (all without one).
+  TensorTable table(const std::function<bool(const std::string&)>& keep = {}) const;
 
  private:
+  void parse_header();  // fills entries_ from the mapped file
   std::string path_;
   size_t size_ = 0;
   const unsigned char* map_ = nullptr;
@@ -35,9 +42,11 @@ class SafetensorsFile {
   std::map<std::string, SafetensorsEntry> entries_;
 };
 
-// Converts a FLUX checkpoint to a weights file for `model` ("auto": the preset whose table
-// the checkpoint matches). Tensors keep their dtype. Published atomically; returns the preset.
-std::string convert_safetensors(const std::string& in, const std::string& out,
-                                const std::string& model);
+// Writes the tensors of `st` that `keep` accepts to a weights file for preset `model`, bytes
+// and dtypes unchanged, with the checkpoint's path as the `source` attribute. Published
+// atomically. The caller has checked the tensors against the preset.
+void write_weights_from_safetensors(const SafetensorsFile& st, const std::string& out,
+                                    const std::string& model,
+                                    const std::function<bool(const std::string&)>& keep);
 
 }  // namespace fresco

@@ -1,13 +1,8 @@
 #include "io/weights_file.hpp"
 
 #include <algorithm>
-#include <map>
 
 #include "io/h5_file.hpp"
-#include "src/model/model_registry.hpp"
-#include "src/model/noise.hpp"
-
-#include <cmath>
 
 namespace fresco {
 
@@ -37,74 +32,51 @@ void check_format(const h5::File& file) {
 
 }  // namespace
 
-std::string weights_file_model(const std::string& path) {
-  const h5::File file = h5::File::open(path);
-  check_format(file);
-  return file.read_string_attr("model");
+WeightsFile::WeightsFile(const std::string& path)
+    : file_(std::make_shared<const h5::File>(h5::File::open(path))) {
+  check_format(*file_);
+  model_ = file_->read_string_attr("model");
 }
 
-FluxConfig preset_for_weights(const std::string& path, const std::string& requested) {
-  return flux_preset(requested == "auto" ? weights_file_model(path) : requested);
-}
+const std::string& WeightsFile::path() const { return file_->path(); }
 
-ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend) {
-  const h5::File file = h5::File::open(path);
-  check_format(file);
-  const std::string model = file.read_string_attr("model");
-  if (model != preset)
-    throw InputError(path + " holds weights of preset " + model + ", but the run uses " + preset);
-
-  std::map<std::string, StoredTensorInfo> found;
-  for (const std::string& ds : file.list_datasets()) {
-    const h5::TypeId type = file.dataset_type(ds);
-    found[h5_to_checkpoint_key(ds)] = {file.dataset_shape(ds), h5::stored_dtype(type.get()),
+TensorTable WeightsFile::table() const {
+  TensorTable found;
+  for (const std::string& ds : file_->list_datasets()) {
+    const h5::TypeId type = file_->dataset_type(ds);
+    found[h5_to_checkpoint_key(ds)] = {file_->dataset_shape(ds), h5::stored_dtype(type.get()),
                                        h5::type_description(type.get())};
   }
-  const auto specs = preset_weight_specs(preset);
-  const auto problems = validate_weight_table(preset, specs, found);
-  if (!problems.empty()) throw InputError(describe_weight_problems(path, preset, problems));
-  ModelWeights weights;
-  for (const auto& spec : specs)
-    weights.set(spec.name, backend.upload(file.read_raw(checkpoint_key_to_h5(spec.name)).to_f32()));
-  return weights;
+  return found;
 }
 
-namespace {
-
-// The random initialisation of one tensor of a weight table (see write_random_weights).
-void fill_random(const WeightSpec& spec, const Tensor& t, uint64_t seed, uint32_t index) {
-  float* p = t.f32();
-  const int64_t n = t.numel();
-  const bool norm = spec.name.find("norm") != std::string::npos;
-  if (spec.name.ends_with(".scale") || (norm && spec.name.ends_with(".weight") && t.rank() == 1)) {
-    std::fill(p, p + n, 1.0f);
-    return;
-  }
-  if (norm && spec.name.ends_with(".bias")) {
-    std::fill(p, p + n, 0.0f);
-    return;
-  }
-  fill_normal(t, seed, RandomStream::weights, index);
-  float std = 0.002f;  // biases
-  if (spec.shape.size() == 2) std = 0.02f;
-  if (spec.shape.size() == 4) std = float(1.0 / std::sqrt(double(shape_numel(spec.shape) / spec.shape[0])));
-  std::transform(p, p + n, p, [std](float v) { return v * std; });
+Tensor WeightsFile::read(const std::string& key) const {
+  return file_->read_raw(checkpoint_key_to_h5(key));
 }
 
-}  // namespace
+std::string weights_file_model(const std::string& path) { return WeightsFile(path).model(); }
 
-void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
-                          DType dtype) {
-  const auto specs = preset_weight_specs(preset);
+void WeightsWriter::attribute(const std::string& name, const std::string& value) {
+  file_.write_attr(name, value);
+}
+
+void WeightsWriter::tensor(const std::string& key, const Tensor& host) {
+  file_.write(checkpoint_key_to_h5(key), host);
+}
+
+void WeightsWriter::tensor_bytes(const std::string& key, DType dtype, const Shape& shape,
+                                 const void* bytes) {
+  file_.write_bytes(checkpoint_key_to_h5(key), dtype, shape, bytes);
+}
+
+void write_weights_file(const std::string& path, const std::string& model,
+                        const std::function<void(WeightsWriter&)>& fill) {
   h5::write_atomically(path, [&](h5::File& file) {
     file.write_attr("format", std::string(kWeightsFormat));
     file.write_attr("format_version", kWeightsFormatVersion);
-    file.write_attr("model", preset);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      Tensor t(specs[i].shape);
-      fill_random(specs[i], t, seed, uint32_t(i));
-      file.write(checkpoint_key_to_h5(specs[i].name), t.to_dtype(dtype));
-    }
+    file.write_attr("model", model);
+    WeightsWriter writer(file);
+    fill(writer);
   });
 }
 

@@ -1,16 +1,24 @@
 // The Fresco weights file (docs/file-formats.md): one dataset per tensor at the checkpoint key
 // with '.' replaced by '/', PyTorch layout, float32/float16/bfloat16; root attributes
-// format = "fresco-weights", format_version = 1, model = preset name.
+// format = "fresco-weights", format_version = 1, model = preset name, source (optional).
+//
+// The format only: which preset a file must match, and what is done with its tensors (loading
+// them onto a backend, random initialisation), is src/model/weights_io.hpp's business.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
-#include "src/backend/backend.hpp"
-#include "src/model/flux_config.hpp"
-#include "src/model/flux_weights.hpp"
+#include "io/tensor_table.hpp"
+#include "src/core/tensor.hpp"
 
 namespace fresco {
+
+namespace h5 {
+class File;
+}
 
 inline constexpr const char* kWeightsFormat = "fresco-weights";
 inline constexpr int64_t kWeightsFormatVersion = 1;
@@ -19,21 +27,45 @@ inline constexpr int64_t kWeightsFormatVersion = 1;
 std::string checkpoint_key_to_h5(const std::string& key);
 std::string h5_to_checkpoint_key(const std::string& path);
 
+// An open weights file; the format attributes are checked on open (InputError otherwise).
+class WeightsFile {
+ public:
+  explicit WeightsFile(const std::string& path);
+  const std::string& path() const;
+  // The preset the file was written for (root attribute model).
+  const std::string& model() const { return model_; }
+  // Every tensor of the file, by checkpoint key, with its stored shape and dtype (no data read).
+  TensorTable table() const;
+  // One tensor in its stored dtype (f32, bf16 or f16), as a host tensor.
+  Tensor read(const std::string& key) const;
+
+ private:
+  std::shared_ptr<const h5::File> file_;
+  std::string model_;
+};
+
 // The preset a weights file was written for (checks the format attributes).
 std::string weights_file_model(const std::string& path);
-// The preset to run: `requested`, or the file's own when `requested` is "auto".
-FluxConfig preset_for_weights(const std::string& path, const std::string& requested);
 
-// Reads every tensor of a preset (transformer or autoencoder), validates names, shapes and
-// dtypes against its table (all problems in one InputError), converts to f32 and places them
-// on the backend's device.
-ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend);
+// What write_weights_file's `fill` adds to the file: attributes, then tensors.
+class WeightsWriter {
+ public:
+  void attribute(const std::string& name, const std::string& value);
+  // A host tensor, stored in its dtype.
+  void tensor(const std::string& key, const Tensor& host);
+  // Raw bytes of a dtype and shape, stored unchanged (the converter's path).
+  void tensor_bytes(const std::string& key, DType dtype, const Shape& shape, const void* bytes);
 
-// Random weights for tests, demos and benchmarks, drawn from the counter-based RNG (a seed
-// always gives the same file): Linear weights N(0, 0.02), convolution weights
-// N(0, 1/sqrt(fan_in)) (so activations keep their scale through the decoder), biases
-// N(0, 0.002), RMSNorm scales and GroupNorm weights 1, GroupNorm biases 0. Published atomically.
-void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
-                          DType dtype);
+ private:
+  friend void write_weights_file(const std::string&, const std::string&,
+                                 const std::function<void(WeightsWriter&)>&);
+  explicit WeightsWriter(h5::File& file) : file_(file) {}
+  h5::File& file_;
+};
+
+// Writes a weights file for preset `model`: the format attributes and model, then whatever
+// `fill` adds. Published atomically (nothing appears at `path` when `fill` throws).
+void write_weights_file(const std::string& path, const std::string& model,
+                        const std::function<void(WeightsWriter&)>& fill);
 
 }  // namespace fresco

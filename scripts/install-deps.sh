@@ -8,13 +8,18 @@ packages=(
   openmpi-bin libopenmpi-dev          # MPI
   libhdf5-dev                         # weights, prompts, outputs
   libboost-program-options-dev        # CLI
-  libucx-dev                          # one-sided inter-node transport (later issues)
   libopenblas-dev                     # CPU matrix products
   nlohmann-json3-dev                  # safetensors header
   librandom123-dev                    # counter-based RNG for the initial noise
   libpng-dev                          # image output
   libgtest-dev                        # unit tests
 )
+# UCX (one-sided inter-node transport of a later issue) is optional until code uses it: the
+# build needs it only with -DFRESCO_UCX=ON, which `make` passes through CMAKE_FLAGS. NCCL
+# (FRESCO_NCCL, found automatically) comes with the GPU machines' CUDA installation, not apt.
+if [[ "${CMAKE_FLAGS:-}" == *FRESCO_UCX=ON* ]]; then
+  packages+=(libucx-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,17 @@
-// The communicator interface of Fresco's parallel plans: rank and size within a group,
-// all-to-all (uneven counts), exchange with ring neighbours, all-gather (uneven counts),
-// all-reduce, barrier, and non-blocking forms that return a Request to wait on.
+// The communicator interface of Fresco's parallel plans: planned, stream-ordered exchanges.
 //
-// Buffers are raw bytes on the communicator's device (host memory for MpiCommunicator); counts
-// and offsets are in bytes. The NCCL, CUDA-IPC and UCX transports of later issues implement the
-// same interface for device buffers, so the parallel methods never name a transport.
+// An exchange (all-to-all with uneven counts, ring send/receive, in-place all-gather) is created
+// once per image layout, bound to its buffers (where a transport registers memory: NCCL buffer
+// registration, CUDA-IPC handles, UCX rkeys), and replayed every step (LAMMPS' setup() and
+// forward_comm()):
+//   exchange->start(compute);   // begins once the work queued on `compute` (the producer) is done
+//   ... other work ...
+//   exchange->finish(compute);  // work queued on `compute` afterwards sees the received data
+// A transport that completes on a stream (NCCL, IPC) orders these with events; a host transport
+// (MPI on host memory) synchronizes the stream in start() and waits on the host in finish().
+// Waits have a deadline: a peer that is hung or dead makes finish() throw CommTimeout instead of
+// hanging the job (main reports it and aborts every rank).
+//
 // Every communicator counts the bytes it sends and the time it spends waiting, for the
 // per-step accounting.
 #pragma once
@@ -14,20 +21,22 @@
 #include <string>
 #include <vector>
 
+#include "src/core/error.hpp"
+#include "src/core/exec.hpp"
+#include "src/core/tensor.hpp"
+
 namespace fresco {
 
-// An operation in flight. wait() completes it (and its receive buffers are then valid);
-// test() advances it and says whether it is complete. Destroying an incomplete request waits.
-class Request {
+// A wait exceeded the communicator's deadline: some peer is hung or dead. Exit status 6.
+class CommTimeout : public Error {
  public:
-  virtual ~Request() = default;
-  virtual void wait() = 0;
-  virtual bool test() = 0;
+  using Error::Error;
+  int exit_code() const override { return 6; }
 };
 
 struct CommStats {
-  double bytes_sent = 0;     // payload bytes this rank sent to other ranks
-  double wait_seconds = 0;   // time spent blocked in communication calls and waits
+  double bytes_sent = 0;    // payload bytes this rank sent to other ranks
+  double wait_seconds = 0;  // host time spent blocked in communication waits
   void reset() { *this = CommStats(); }
 };
 
@@ -40,47 +49,71 @@ struct Displacements {
   size_t total() const;
 };
 
+// One planned transfer, bound to its buffers. start() and finish() alternate; an exchange may be
+// replayed any number of times. Destroying a started exchange completes it first.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // Begins once the work already queued on `after` is done.
+  virtual void start(Stream& after) = 0;
+  // Work queued on `before` after this call sees the received data (and may reuse the sent
+  // buffers). Throws CommTimeout past the communicator's deadline.
+  virtual void finish(Stream& before) = 0;
+  // Advances a host-progressed transfer without blocking; true when it is complete (or idle).
+  virtual bool poll() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string describe() const = 0;  // "mpi ranks {0,2} of world"
+  // Whether exchanges may read and write device memory directly (NCCL, IPC, GPU-aware UCX);
+  // a host transport needs host (or host-staged) buffers.
+  virtual bool device_memory() const = 0;
+  // Whether start()/finish() may be recorded into a captured CUDA graph (no host waits).
+  virtual bool capturable() const = 0;
 
-  // Peer i receives send[send.offsets[i] .. + send.counts[i]); what peer i sends lands at
-  // recv[recv.offsets[i] ..]. The part for oneself is a local copy.
-  virtual std::unique_ptr<Request> all_to_all_start(const void* send, const Displacements& send_d,
-                                                    void* recv, const Displacements& recv_d) = 0;
-  // Sends `send_bytes` to rank `dest` and receives `recv_bytes` from rank `source` (ring
+  // ---- planned exchanges (buffers: contiguous tensors; counts and offsets in bytes) -------
+  // Peer i receives send[send_d.offsets[i] .. + send_d.counts[i]); what peer i sends lands at
+  // recv[recv_d.offsets[i] ..]. The part for oneself is a local copy.
+  virtual std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
+                                               const Tensor& recv, const Displacements& recv_d) = 0;
+  // Sends all of `send` to rank `dest` and receives all of `recv` from rank `source` (ring
   // neighbours); with dest == source == rank() it is a copy.
-  virtual std::unique_ptr<Request> send_recv_start(const void* send, size_t send_bytes, int dest,
-                                                   void* recv, size_t recv_bytes, int source) = 0;
-  // Every rank contributes recv_d.counts[rank()] bytes from `send`; all receive everything.
-  virtual std::unique_ptr<Request> all_gather_start(const void* send, void* recv,
-                                                    const Displacements& recv_d) = 0;
-  // In-place sum of `count` floats (or doubles) over the group.
-  virtual void all_reduce_sum(float* data, size_t count) = 0;
-  virtual void all_reduce_sum(double* data, size_t count) = 0;
+  virtual std::unique_ptr<Exchange> send_recv(const Tensor& send, int dest, const Tensor& recv,
+                                              int source) = 0;
+  // Every rank's part of `all` (all_d.offsets/counts[rank]) is its contribution; afterwards
+  // every rank holds every part.
+  virtual std::unique_ptr<Exchange> all_gather_in_place(const Tensor& all,
+                                                        const Displacements& all_d) = 0;
+
+  // ---- immediate collectives ------------------------------------------------------------
+  // In-place sum over the group of an f32 or f64 tensor, ordered after the work on `stream`;
+  // work queued on `stream` afterwards sees the sum.
+  virtual void all_reduce_sum(const Tensor& x, Stream& stream) = 0;
+  // Host-memory all-gather for set-up and reports (never inside a step): every rank contributes
+  // recv_d.counts[rank()] bytes from `send`.
+  virtual void host_all_gather(const void* send, void* recv, const Displacements& recv_d) = 0;
   virtual void barrier() = 0;
 
-  // Blocking forms.
-  void all_to_all(const void* send, const Displacements& send_d, void* recv,
-                  const Displacements& recv_d) {
-    all_to_all_start(send, send_d, recv, recv_d)->wait();
-  }
-  void send_recv(const void* send, size_t send_bytes, int dest, void* recv, size_t recv_bytes,
-                 int source) {
-    send_recv_start(send, send_bytes, dest, recv, recv_bytes, source)->wait();
-  }
-  void all_gather(const void* send, void* recv, const Displacements& recv_d) {
-    all_gather_start(send, recv, recv_d)->wait();
-  }
+  // ---- failure ---------------------------------------------------------------------------
+  // Longest a wait may block before it throws CommTimeout (seconds; <= 0: no deadline).
+  void set_deadline(double seconds) { deadline_seconds_ = seconds; }
+  double deadline() const { return deadline_seconds_; }
+  // Ends every rank of the job now (MPI_Abort; NCCL/IPC: abort the communicators first).
+  [[noreturn]] virtual void abort(int exit_code) = 0;
 
   CommStats& stats() { return stats_; }
   const CommStats& stats() const { return stats_; }
 
  protected:
   CommStats stats_;
+  double deadline_seconds_ = kDefaultDeadlineSeconds;
+
+ public:
+  static constexpr double kDefaultDeadlineSeconds = 300;
 };
 
 }  // namespace fresco

@@ -3,57 +3,100 @@
 #include "src/core/error.hpp"
 
 namespace fresco {
+namespace {
 
-DisplacedPatchAttention::DisplacedPatchAttention(Communicator& group, int layers, int heads,
-                                                 int head_dim, DisplacedOptions options)
-    : group_(group), layers_(layers), heads_(heads), head_dim_(head_dim), options_(options) {
+bool same_shards(const std::vector<SequenceShard>& a, const std::vector<SequenceShard>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].txt_len != b[i].txt_len || a[i].img_len != b[i].img_len || a[i].txt_begin != b[i].txt_begin ||
+        a[i].txt_count != b[i].txt_count || a[i].img_start != b[i].img_start || a[i].img_count != b[i].img_count)
+      return false;
+  return true;
+}
+
+}  // namespace
+
+DisplacedPatchAttention::DisplacedPatchAttention(Communicator& group, int layers, int heads, int head_dim,
+                                                 DisplacedOptions options, DType compute)
+    : group_(group), layers_(layers), heads_(heads), head_dim_(head_dim), options_(options), compute_(compute) {
   require_input(options_.warmup_steps >= 1,
                 "--warmup-steps must be at least 1: the first step has no earlier activations to reuse");
 }
 
-DisplacedPatchAttention::~DisplacedPatchAttention() {
-  // Gathers still in flight write into the buffers: complete them before the buffers go.
-  for (auto& layer : pending_)
-    for (auto& r : layer) r->wait();
-}
+DisplacedPatchAttention::~DisplacedPatchAttention() = default;
 
-double DisplacedPatchAttention::buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale) {
+double DisplacedPatchAttention::buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale,
+                                             DType compute) {
   const double per_layer = 2.0 * double(tokens) * double(hidden) * double(dtype_size(stale));
-  const double working = stale == DType::f32 ? 0.0 : 2.0 * double(tokens) * double(hidden) * 4.0;
+  const double working = stale == compute ? 0.0 : 2.0 * double(tokens) * double(hidden) * double(dtype_size(compute));
   return layers * per_layer + working;
 }
 
-void DisplacedPatchAttention::prepare(Backend& backend, const std::vector<SequenceShard>& shards,
-                                      int position) {
+void DisplacedPatchAttention::drain(Backend& backend) {
+  for (int l = 0; l < int(pending_.size()); ++l) {
+    if (!pending_[size_t(l)]) continue;
+    gather_k_[size_t(l)]->finish(backend.stream());
+    gather_v_[size_t(l)]->finish(backend.stream());
+    pending_[size_t(l)] = false;
+  }
+}
+
+void DisplacedPatchAttention::prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) {
   FRESCO_ASSERT(int(shards.size()) == group_.size() && position == group_.rank(),
                 "displaced attention: one shard per rank of the group, in rank order");
-  for (auto& layer : pending_)
-    for (auto& r : layer) r->wait();  // leftovers of the previous image's last step
-  pending_.clear();
-  pending_.resize(size_t(layers_));
-  std::vector<size_t> bytes;
-  int64_t L = 0;
-  const int64_t row = int64_t(heads_) * head_dim_;
+  drain(backend);  // the previous image's last gathers write into the buffers
+  step_ = -1;
+  stats_ = {};
+  if (planned_ && position == position_ && same_shards(shards, shards_)) return;  // reuse everything
+  shards_ = shards;
+  position_ = position;
+  tokens_ = 0;
   for (int p = 0; p < int(shards.size()); ++p) {
-    if (p == position) own_offset_ = L;
-    L += shards[size_t(p)].count();
-    bytes.push_back(size_t(shards[size_t(p)].count() * row) * dtype_size(options_.stale_dtype));
+    if (p == position) own_offset_ = tokens_;
+    tokens_ += shards[size_t(p)].count();
   }
   own_rows_ = shards[size_t(position)].count();
-  row_bytes_ = Displacements::packed(std::move(bytes));
-  const Shape kv{L, heads_, head_dim_};
+  plan(backend);
+}
+
+void DisplacedPatchAttention::lay_out(Arena& a) {
+  const Shape kv{tokens_, heads_, head_dim_};
   stale_k_.clear();
   stale_v_.clear();
   for (int l = 0; l < layers_; ++l) {
-    stale_k_.push_back(backend.alloc(kv, options_.stale_dtype));
-    stale_v_.push_back(backend.alloc(kv, options_.stale_dtype));
+    stale_k_.push_back(a.take(kv, options_.stale_dtype));
+    stale_v_.push_back(a.take(kv, options_.stale_dtype));
   }
-  if (options_.stale_dtype != DType::f32) {
-    work_k_ = backend.alloc(kv, DType::f32);
-    work_v_ = backend.alloc(kv, DType::f32);
+  work_k_ = work_v_ = Tensor();
+  if (options_.stale_dtype != compute_) {
+    work_k_ = a.take(kv, compute_);
+    work_v_ = a.take(kv, compute_);
   }
-  step_ = -1;
-  stats_ = {};
+}
+
+void DisplacedPatchAttention::plan(Backend& backend) {
+  gather_k_.clear();  // bound to the old layout (idle: drained)
+  gather_v_.clear();
+  Arena measure;
+  lay_out(measure);
+  if (arena_.measuring() || arena_.capacity() < measure.used())
+    arena_ = Arena(backend.alloc_storage(measure.used()));  // the only allocation
+  else
+    arena_.reset();
+  lay_out(arena_);
+
+  // Bytes of each rank's rows in one K or V buffer; this rank's part is its contribution.
+  const int64_t row = int64_t(heads_) * head_dim_;
+  std::vector<size_t> bytes;
+  for (const SequenceShard& s : shards_)
+    bytes.push_back(size_t(s.count() * row) * dtype_size(options_.stale_dtype));
+  const Displacements parts = Displacements::packed(std::move(bytes));
+  for (int l = 0; l < layers_; ++l) {
+    gather_k_.push_back(group_.all_gather_in_place(stale_k_[size_t(l)], parts));
+    gather_v_.push_back(group_.all_gather_in_place(stale_v_[size_t(l)], parts));
+  }
+  pending_.assign(size_t(layers_), false);
+  planned_ = true;
 }
 
 std::string DisplacedPatchAttention::report() const {
@@ -67,59 +110,73 @@ void DisplacedPatchAttention::begin_forward() {
 }
 
 void DisplacedPatchAttention::drive_progress() {
-  for (auto& layer : pending_)
-    for (auto& r : layer) r->test();
+  for (int l = 0; l < layers_; ++l)
+    if (pending_[size_t(l)]) {
+      gather_k_[size_t(l)]->poll();
+      gather_v_[size_t(l)]->poll();
+    }
 }
 
-void DisplacedPatchAttention::gather(int layer, bool blocking) {
-  // In place: this rank's rows of the buffer are its contribution.
-  auto& reqs = pending_[size_t(layer)];
-  for (const Tensor& buf : {stale_k_[size_t(layer)], stale_v_[size_t(layer)]}) {
-    const void* own = static_cast<const char*>(buf.raw()) + row_bytes_.offsets[size_t(group_.rank())];
-    reqs.push_back(group_.all_gather_start(own, buf.raw(), row_bytes_));
-  }
-  if (blocking) {
-    for (auto& r : reqs) r->wait();
-    reqs.clear();
-  } else {
-    stats_.posted += 1;
-  }
-}
-
-void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Tensor& k,
-                                     const Tensor& v, const Tensor& o) {
-  // q, k, v, o: [n, H, D] this rank's rows (its patch)
+void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& o) {
+  // q, k, v, o: [n, H, D] this rank's rows (its patch), any row strides
+  FRESCO_ASSERT(planned_, "displaced attention: prepare() missing");
   FRESCO_ASSERT(step_ >= 0 && layer_ < layers_, "displaced attention: begin_forward() missing");
+  FRESCO_ASSERT(k.dim(0) == own_rows_ && v.dim(0) == own_rows_ && k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+                "displaced attention: k " + k.describe() + ", v " + v.describe() + " for " +
+                    std::to_string(own_rows_) + " rows of q's dtype");
+  if (q.dtype() != compute_) {  // the compute dtype differs from the hint: plan once for it
+    FRESCO_ASSERT(layer_ == 0 && step_ == 0, "displaced attention: the compute dtype changed within an image");
+    drain(backend);
+    compute_ = q.dtype();
+    plan(backend);
+  }
+  Stream& stream = backend.stream();
   const int l = layer_++;
-  if (l > 0 && !pending_[size_t(l - 1)].empty()) {
-    bool done = true;
-    for (auto& r : pending_[size_t(l - 1)]) done = r->test() && done;
-    stats_.outstanding += !done;
+  const size_t li = size_t(l);
+  if (l > 0 && pending_[li - 1]) {
+    const bool k_done = gather_k_[li - 1]->poll();
+    const bool v_done = gather_v_[li - 1]->poll();
+    stats_.outstanding += !(k_done && v_done);
   }
   drive_progress();
   // The previous step's gather of this layer is needed now, and only now.
-  for (auto& r : pending_[size_t(l)]) r->wait();
-  pending_[size_t(l)].clear();
+  if (pending_[li]) {
+    gather_k_[li]->finish(stream);
+    gather_v_[li]->finish(stream);
+    pending_[li] = false;
+  }
 
-  const Tensor& sk = stale_k_[size_t(l)];
-  const Tensor& sv = stale_v_[size_t(l)];
-  backend.convert(k, sk.rows(own_offset_, own_rows_));  // fresh own rows
-  backend.convert(v, sv.rows(own_offset_, own_rows_));
+  const Tensor& sk = stale_k_[li];
+  const Tensor& sv = stale_v_[li];
+  backend.copy(k, sk.rows(own_offset_, own_rows_));  // fresh own rows (in the stale dtype)
+  backend.copy(v, sv.rows(own_offset_, own_rows_));
   const bool sync = synchronous();
-  if (sync) gather(l, /*blocking=*/true);  // every patch fresh: exact
+  if (sync) {  // every patch fresh: exact
+    gather_k_[li]->start(stream);
+    gather_v_[li]->start(stream);
+    gather_k_[li]->finish(stream);
+    gather_v_[li]->finish(stream);
+  }
 
   Tensor keys = sk, values = sv;
-  if (options_.stale_dtype != DType::f32) {
-    backend.convert(sk, work_k_);
-    backend.convert(sv, work_v_);
-    backend.convert(k, work_k_.rows(own_offset_, own_rows_));  // own rows at full precision
-    backend.convert(v, work_v_.rows(own_offset_, own_rows_));
+  if (work_k_.defined()) {  // the attention reads the compute dtype
+    backend.copy(sk, work_k_);
+    backend.copy(sv, work_v_);
+    backend.copy(k, work_k_.rows(own_offset_, own_rows_));  // own rows exact
+    backend.copy(v, work_v_.rows(own_offset_, own_rows_));
     keys = work_k_;
     values = work_v_;
   }
   backend.attention(q, keys, values, o, Tensor());
-  // Displaced: share this step's fresh rows for the next step, without waiting.
-  if (!sync) gather(l, /*blocking=*/false);
+  // Displaced: share this step's fresh rows for the next step, without waiting. The gather
+  // writes the other ranks' rows of the buffer only after the attention above has read them.
+  if (!sync) {
+    gather_k_[li]->start(stream);
+    gather_v_[li]->start(stream);
+    pending_[li] = true;
+    stats_.posted += 1;
+  }
 }
 
 }  // namespace fresco

@@ -5,20 +5,23 @@
 // (rows in rank order; attention does not depend on the order of its keys).
 //  - Warm-up steps (step < W) and --sync-mode full_sync: the fresh K/V of every patch are
 //    gathered before the attention, which is then exact.
-//  - Displaced steps: the layer's gather posted in the previous step is completed, the rank's
+//  - Displaced steps: the layer's gather started in the previous step is finished, the rank's
 //    own rows are replaced by its fresh K/V, the attention runs on that (fresh own patch, stale
-//    others), and a non-blocking all-gather of the fresh rows into the same buffer is posted.
-//    It stays outstanding through the rest of the step (progress is driven by a test of every
-//    pending gather at each attention layer) and is completed only when the next step reads it.
-// Memory: 2 * L * d values per layer in the stale dtype, plus, for a 16-bit stale dtype, one
-// f32 working copy of 2 * L * d shared by all layers.
+//    others), and the gather of the fresh rows into the same buffer is started again.
+//    It stays outstanding through the rest of the step (progress is driven by a poll of every
+//    pending gather at each attention layer) and is finished only when the next step reads it.
+// Planning: prepare() lays out every layer's buffers in one arena block and builds one in-place
+// all-gather exchange per layer for K and one for V; a later prepare() with the same shards
+// reuses both. Memory: 2 * L * d values per layer in the stale dtype, plus, when the stale dtype
+// differs from the compute dtype (the dtype of q), one working copy of 2 * L * d in the compute
+// dtype shared by all layers (the attention reads one dtype; the rank's own rows stay exact).
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "mpi/comm/communicator.hpp"
-#include "src/model/flux_model.hpp"
+#include "src/model/hooks.hpp"
 
 namespace fresco {
 
@@ -29,14 +32,15 @@ struct DisplacedOptions {
 };
 
 struct DisplacedStats {
-  int64_t posted = 0;       // non-blocking gathers posted
+  int64_t posted = 0;       // displaced gathers started (one per layer: K and V)
   int64_t outstanding = 0;  // of those, still in flight when the next attention layer began
 };
 
 class DisplacedPatchAttention final : public AttentionStrategy {
  public:
   DisplacedPatchAttention(Communicator& group, int layers, int heads, int head_dim,
-                          DisplacedOptions options);
+                          DisplacedOptions options, DType compute = DType::f32);
+  // Gathers still in flight are completed by their exchanges' destructors.
   ~DisplacedPatchAttention() override;
 
   void prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) override;
@@ -46,25 +50,43 @@ class DisplacedPatchAttention final : public AttentionStrategy {
 
   const DisplacedStats& stats() const { return stats_; }
   std::string report() const override;
-  // Bytes of the persistent buffers for a sequence of `tokens` tokens.
-  static double buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale_dtype);
+  // Bytes of the persistent buffers for a sequence of `tokens` tokens (`compute`: the dtype of
+  // the activations; a working copy is needed when it differs from the stale dtype).
+  static double buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale_dtype,
+                             DType compute = DType::f32);
+
+  // Completes every gather still in flight (prepare() does it too); the buffers then hold
+  // every rank's latest rows.
+  void drain(Backend& backend);
+  // The persistent K and V buffers of one layer, [L, H, D] in the stale dtype (tests, reports).
+  const Tensor& stale_keys(int layer) const { return stale_k_[size_t(layer)]; }
+  const Tensor& stale_values(int layer) const { return stale_v_[size_t(layer)]; }
 
  private:
   bool synchronous() const { return options_.full_sync || step_ < options_.warmup_steps; }
+  // Lays out the buffers and builds the exchanges (reusing the block when large enough).
+  void plan(Backend& backend);
+  void lay_out(Arena& arena);
   // Advances every pending gather (MPI makes progress only inside its calls).
   void drive_progress();
-  void gather(int layer, bool blocking);
 
   Communicator& group_;
   int layers_, heads_, head_dim_;
   DisplacedOptions options_;
+  DType compute_;
   DisplacedStats stats_;
   int step_ = -1, layer_ = 0;
-  int64_t own_offset_ = 0, own_rows_ = 0;
-  Displacements row_bytes_;  // bytes of each rank's rows in one K or V buffer
+
+  std::vector<SequenceShard> shards_;  // the plan's key (with position_ and compute_)
+  int position_ = -1;
+  bool planned_ = false;
+  int64_t tokens_ = 0, own_offset_ = 0, own_rows_ = 0;
+
+  Arena arena_;
   std::vector<Tensor> stale_k_, stale_v_;  // per layer [L, H, D] in the stale dtype
-  Tensor work_k_, work_v_;                 // [L, H, D] f32 working copies (16-bit stale only)
-  std::vector<std::vector<std::unique_ptr<Request>>> pending_;  // per layer
+  Tensor work_k_, work_v_;  // [L, H, D] in the compute dtype (stale dtype != compute only)
+  std::vector<std::unique_ptr<Exchange>> gather_k_, gather_v_;  // per layer, in place
+  std::vector<bool> pending_;  // per layer: its gather was started and not yet finished
 };
 
 }  // namespace fresco

@@ -77,6 +77,12 @@ ParallelLayout::ParallelLayout(const MpiSession& mpi, const LayoutRequest& req, 
   ring_comm_ = MpiCommunicator::split(mpi.world(), group_index_ * U + u, r, "ring");
 }
 
+void ParallelLayout::set_deadline(double seconds) const {
+  group_comm_->set_deadline(seconds);
+  ulysses_comm_->set_deadline(seconds);
+  ring_comm_->set_deadline(seconds);
+}
+
 void ParallelLayout::reset_stats() const {
   group_comm_->stats().reset();
   ulysses_comm_->stats().reset();

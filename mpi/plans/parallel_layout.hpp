@@ -51,6 +51,9 @@ class ParallelLayout {
   Communicator& group() const { return *group_comm_; }
   Communicator& ulysses_comm() const { return *ulysses_comm_; }
   Communicator& ring_comm() const { return *ring_comm_; }
+  // The longest a wait of any of the three communicators may block (seconds; <= 0: none)
+  // before it throws CommTimeout (--comm-timeout).
+  void set_deadline(double seconds) const;
   // Resets the statistics of the three communicators; sums them.
   void reset_stats() const;
   CommStats stats() const;

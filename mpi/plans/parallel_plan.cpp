@@ -13,9 +13,10 @@ std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, 
   if (layout.group_size() == 1) return std::make_unique<LocalAttention>();
   if (plan.method == ParallelMethod::patch)
     return std::make_unique<DisplacedPatchAttention>(layout.group(), config.depth + config.depth_single,
-                                                     config.heads, config.head_dim(), plan.displaced);
+                                                     config.heads, config.head_dim(), plan.displaced,
+                                                     plan.compute);
   return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), config.heads,
-                                        config.head_dim());
+                                        config.head_dim(), plan.compute);
 }
 
 std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const PlanOptions& plan,
@@ -28,18 +29,25 @@ std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const Plan
 Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,
                          const Tensor& local) {
   // local: [img_rows, C] of this rank -> all: [Limg, C]; image rows are in position order.
+  FRESCO_ASSERT(local.device() == Device::cpu && local.contiguous(),
+                "gather_image_rows: a contiguous host tensor expected, got " + local.describe());
   const int64_t C = local.row_numel(), Limg = shards.front().img_len;
+  FRESCO_ASSERT(local.dim(0) == shards[size_t(layout.position())].img_rows(),
+                "gather_image_rows: " + local.describe() + " is not this rank's image rows");
   std::vector<size_t> counts;
-  for (const SequenceShard& s : shards) counts.push_back(size_t(s.img_rows() * C) * sizeof(float));
-  Tensor all({Limg, C});
-  layout.group().all_gather(local.raw(), all.raw(), Displacements::packed(std::move(counts)));
+  for (const SequenceShard& s : shards) counts.push_back(size_t(s.img_rows() * C) * dtype_size(local.dtype()));
+  Shape shape = local.shape();
+  shape[0] = Limg;
+  Tensor all(shape, local.dtype());
+  layout.group().host_all_gather(local.raw(), all.raw(), Displacements::packed(std::move(counts)));
   return all;
 }
 
 StepAccounting gather_accounting(Communicator& comm, const CommStats& mine, double seconds) {
   const double send[3] = {mine.bytes_sent, mine.wait_seconds, seconds};
   std::vector<double> all(size_t(3 * comm.size()));
-  comm.all_gather(send, all.data(), Displacements::packed(std::vector<size_t>(size_t(comm.size()), sizeof send)));
+  comm.host_all_gather(send, all.data(),
+                       Displacements::packed(std::vector<size_t>(size_t(comm.size()), sizeof send)));
   StepAccounting acc;
   for (int r = 0; r < comm.size(); ++r) {
     acc.per_rank.push_back({all[size_t(3 * r)], all[size_t(3 * r + 1)]});

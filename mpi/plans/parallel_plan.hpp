@@ -1,6 +1,7 @@
 // The parallel plan of a run: glue between a ParallelLayout, the chosen method and the
-// transformer. The attention strategy and the token shards of each method, gathering a
-// group's image-token rows, and the per-step communication accounting.
+// transformer's attention hook (src/model/hooks.hpp; this layer never sees the transformer).
+// The attention strategy and the token shards of each method, gathering a group's image-token
+// rows, and the per-step communication accounting.
 #pragma once
 
 #include <memory>
@@ -9,7 +10,8 @@
 
 #include "mpi/plans/displaced_attention.hpp"
 #include "mpi/plans/parallel_layout.hpp"
-#include "src/model/flux_model.hpp"
+#include "src/model/flux_config.hpp"
+#include "src/model/hooks.hpp"
 
 namespace fresco {
 
@@ -21,6 +23,9 @@ enum class ParallelMethod {
 struct PlanOptions {
   ParallelMethod method = ParallelMethod::sequence;
   DisplacedOptions displaced;  // patch method only
+  // The model's activation dtype, so that prepare() allocates the strategy's buffers in it
+  // (a strategy told wrong plans again once, at the first attend()).
+  DType compute = DType::f32;
 };
 
 // The attention of the method: LocalAttention for groups of one rank, else UspAttention or
@@ -33,7 +38,8 @@ std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const Plan
                                         int64_t txt_len, int64_t grid_h, int64_t grid_w);
 
 // Rows [shard.img_begin(), + shard.img_rows()) of every rank, gathered on every rank of the
-// group: local [img_rows, C] -> [Limg, C] (host tensors).
+// group: local [img_rows, C] -> [Limg, C] (contiguous host tensors of any dtype; not inside a
+// step).
 Tensor gather_image_rows(const ParallelLayout& layout, const std::vector<SequenceShard>& shards,
                          const Tensor& local);
 

@@ -1,35 +1,51 @@
 #include "mpi/plans/usp_attention.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "src/core/error.hpp"
 
 namespace fresco {
 namespace {
 
-// Byte counts of `rows` rows of `row_floats` floats each, packed one after another.
-Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_floats) {
+// Byte counts of `rows` rows of `row_elements` elements of `dtype` each, packed.
+Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_elements, DType dtype) {
   std::vector<size_t> counts;
-  for (int64_t r : rows) counts.push_back(size_t(r * row_floats) * sizeof(float));
+  for (int64_t r : rows) counts.push_back(size_t(r * row_elements) * dtype_size(dtype));
   return Displacements::packed(std::move(counts));
+}
+
+bool same_shards(const std::vector<SequenceShard>& a, const std::vector<SequenceShard>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].txt_len != b[i].txt_len || a[i].img_len != b[i].img_len || a[i].txt_begin != b[i].txt_begin ||
+        a[i].txt_count != b[i].txt_count || a[i].img_start != b[i].img_start || a[i].img_count != b[i].img_count)
+      return false;
+  return true;
 }
 
 }  // namespace
 
-UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim)
+UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute)
     : ulysses_(ulysses),
       ring_(ring),
       heads_(heads),
       head_dim_(head_dim),
       U_(ulysses.size()),
       R_(ring.size()),
-      heads_per_rank_((heads + ulysses.size() - 1) / ulysses.size()) {}
+      heads_per_rank_((heads + ulysses.size() - 1) / ulysses.size()),
+      compute_(compute) {
+  FRESCO_ASSERT(compute == DType::f32 || compute == DType::bf16 || compute == DType::f16,
+                std::string("USP: compute dtype ") + dtype_name(compute));
+}
 
 void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) {
   FRESCO_ASSERT(int(shards.size()) == U_ * R_, "USP: one shard per rank of the group expected");
   const int u = position % U_, r = position / U_;
   FRESCO_ASSERT(u == ulysses_.rank() && r == ring_.rank(), "USP: position does not match the communicators");
-  const int64_t D = head_dim_, Hu = heads_per_rank_, HD = Hu * D;
+  if (planned_ && position == position_ && same_shards(shards, shards_)) return;  // the same plan
+  shards_ = shards;
+  position_ = position;
   ulysses_rows_.assign(size_t(U_), 0);
   chunk_rows_.assign(size_t(R_), 0);
   for (int p = 0; p < U_ * R_; ++p) {
@@ -37,102 +53,188 @@ void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& s
     if (p / U_ == r) ulysses_rows_[size_t(p % U_)] = shards[size_t(p)].count();
   }
   rows_ = shards[size_t(position)].count();
-  const int64_t n = rows_, N = chunk_rows_[size_t(r)];
+  plan(backend);
+}
+
+int64_t UspAttention::real_columns(int u) const {
+  const int64_t heads = std::clamp<int64_t>(heads_ - int64_t(u) * heads_per_rank_, 0, heads_per_rank_);
+  return heads * head_dim_;
+}
+
+void UspAttention::lay_out(Arena& a) {
+  const int64_t D = head_dim_, Hu = heads_per_rank_, HD = Hu * D, n = rows_;
+  const int64_t N = chunk_rows_[size_t(ring_.rank())];
   const int64_t N_max = *std::max_element(chunk_rows_.begin(), chunk_rows_.end());
-  scatter_send_ = packed_rows(std::vector<int64_t>(size_t(U_), n), HD);
-  scatter_recv_ = packed_rows(ulysses_rows_, HD);
-
-  auto alloc = [&](Shape s) { return backend.alloc(s, DType::f32); };
-  if (Hu * U_ != heads_) {
-    padded_ = backend.upload(Tensor::zeros({n, U_ * HD}));  // padding columns stay zero
-  } else {
-    padded_ = Tensor();
+  auto take = [&](const Shape& s, DType dt) { return a.take(s, dt); };
+  send_q_ = send_k_ = send_v_ = gather_ = q_c_ = o_c_ = k_c_ = v_c_ = Tensor();
+  lse_c_ = o_part_ = lse_part_ = Tensor();
+  for (int i = 0; i < 2; ++i) ring_k_[i] = ring_v_[i] = Tensor();
+  if (U_ > 1) {
+    send_q_ = take({U_ * n, HD}, compute_);
+    send_k_ = take({U_ * n, HD}, compute_);
+    send_v_ = take({U_ * n, HD}, compute_);
+    gather_ = take({U_ * n, HD}, compute_);
+    q_c_ = take({N, Hu, D}, compute_);
+    o_c_ = take({N, Hu, D}, compute_);
   }
-  send_q_ = alloc({U_ * n, HD});
-  send_k_ = alloc({U_ * n, HD});
-  send_v_ = alloc({U_ * n, HD});
-  gather_ = alloc({U_ * n, HD});
-  q_c_ = alloc({N, Hu, D});
-  k_c_ = alloc({N, Hu, D});
-  v_c_ = alloc({N, Hu, D});
-  o_c_ = alloc({N, Hu, D});
-  lse_c_ = alloc({N, Hu});
-  o_part_ = alloc({N, Hu, D});
-  lse_part_ = alloc({N, Hu});
-  for (int i = 0; i < 2 && R_ > 1; ++i) {
-    ring_k_[i] = alloc({N_max, Hu, D});
-    ring_v_[i] = alloc({N_max, Hu, D});
+  if (U_ > 1 || R_ > 1) {
+    k_c_ = take({N, Hu, D}, compute_);
+    v_c_ = take({N, Hu, D}, compute_);
+  }
+  if (R_ > 1) {
+    lse_c_ = take({N, Hu}, DType::f32);
+    o_part_ = take({N, Hu, D}, compute_);
+    lse_part_ = take({N, Hu}, DType::f32);
+    for (int i = 0; i < 2; ++i) {
+      ring_k_[i] = take({N_max, Hu, D}, compute_);
+      ring_v_[i] = take({N_max, Hu, D}, compute_);
+    }
   }
 }
 
-void UspAttention::scatter_heads(Backend& backend, const Tensor& x, const Tensor& send) {
-  // x: [n, H, D] -> padded [n, U*Hu*D] -> send slot u' = columns [u' Hu D, (u'+1) Hu D)
+void UspAttention::plan(Backend& backend) {
+  // The old exchanges are bound to the old layout: drop them first (they are idle here).
+  ex_q_.reset();
+  ex_k_.reset();
+  ex_v_.reset();
+  ex_o_.reset();
+  ring_ex_k_.clear();
+  ring_ex_v_.clear();
+  ring_held_k_.clear();
+  ring_held_v_.clear();
+
+  Arena measure;
+  lay_out(measure);
+  if (measure.used() > 0) {
+    if (arena_.measuring() || arena_.capacity() < measure.used())
+      arena_ = Arena(backend.alloc_storage(measure.used()));  // the only allocation
+    else
+      arena_.reset();  // the block is large enough: new views of it
+    lay_out(arena_);
+  }
+
+  const int64_t HD = int64_t(heads_per_rank_) * head_dim_, n = rows_;
+  if (U_ > 1) {
+    // Padding heads (H not a multiple of U) are columns of the send buffers that no copy
+    // writes: zero them once per plan, so the padded heads attend to zeros (from a host block
+    // of zeros kept for re-plans).
+    if (int64_t(heads_per_rank_) * U_ != heads_) {
+      const size_t bytes = size_t(U_ * n * HD) * dtype_size(compute_);
+      if (!zeros_ || zeros_->bytes() < bytes) {
+        zeros_ = Storage::host(bytes);
+        std::memset(zeros_->data(), 0, bytes);
+      }
+      const Tensor zeros = Tensor::from_storage(zeros_, 0, {U_ * n, HD}, compute_);
+      for (const Tensor& send : {send_q_, send_k_, send_v_}) backend.copy(zeros, send);
+    }
+    const Displacements send_d = packed_rows(std::vector<int64_t>(size_t(U_), n), HD, compute_);
+    const Displacements recv_d = packed_rows(ulysses_rows_, HD, compute_);
+    ex_q_ = ulysses_.all_to_all(send_q_, send_d, q_c_, recv_d);
+    ex_k_ = ulysses_.all_to_all(send_k_, send_d, k_c_, recv_d);
+    ex_v_ = ulysses_.all_to_all(send_v_, send_d, v_c_, recv_d);
+    ex_o_ = ulysses_.all_to_all(o_c_, recv_d, gather_, send_d);
+    backend.synchronize();  // the copies of zeros are done before a later re-plan
+  }
+  if (R_ > 1) {
+    // Step s attends to the block it holds (its own chunk at s = 0, ring buffer (s-1)%2 after)
+    // while sending that block to the next rank and receiving the previous rank's into ring
+    // buffer s%2.
+    const int r = ring_.rank(), next = (r + 1) % R_, prev = (r + R_ - 1) % R_;
+    auto chunk = [&](int s) { return chunk_rows_[size_t(((r - s) % R_ + R_) % R_)]; };
+    for (int s = 0; s < R_; ++s) {
+      ring_held_k_.push_back(s == 0 ? k_c_ : ring_k_[(s - 1) % 2].rows(0, chunk(s)));
+      ring_held_v_.push_back(s == 0 ? v_c_ : ring_v_[(s - 1) % 2].rows(0, chunk(s)));
+    }
+    for (int s = 0; s + 1 < R_; ++s) {
+      ring_ex_k_.push_back(ring_.send_recv(ring_held_k_[size_t(s)], next, ring_k_[s % 2].rows(0, chunk(s + 1)), prev));
+      ring_ex_v_.push_back(ring_.send_recv(ring_held_v_[size_t(s)], next, ring_v_[s % 2].rows(0, chunk(s + 1)), prev));
+    }
+  }
+  planned_ = true;
+}
+
+void UspAttention::scatter_heads(Backend& backend, const Tensor& x, const Tensor& send) const {
+  // x: [n, H, D] as [n, H*D] (row stride kept) -> send slot u' = head columns of rank u'
   const int64_t n = rows_, HD = int64_t(heads_per_rank_) * head_dim_;
-  Tensor source = x.reshape({n, int64_t(heads_) * head_dim_});
-  if (padded_.defined()) {
-    backend.paste_columns(source, padded_, 0);
-    source = padded_;
+  const Tensor source = x.reshape({n, int64_t(heads_) * head_dim_});
+  for (int u = 0; u < U_; ++u) {
+    const int64_t cols = real_columns(u);
+    if (cols > 0) backend.copy(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols));
   }
-  for (int u = 0; u < U_; ++u) backend.copy_columns(source, u * HD, send.rows(u * n, n));
 }
 
-std::unique_ptr<Request> UspAttention::ulysses_exchange(const Tensor& send, const Tensor& recv) {
-  return ulysses_.all_to_all_start(send.raw(), scatter_send_, recv.raw(), scatter_recv_);
-}
-
-void UspAttention::ring_attention(Backend& backend) {
-  const int r = ring_.rank(), next = (r + 1) % R_, prev = (r + R_ - 1) % R_;
-  Tensor cur_k = k_c_, cur_v = v_c_;  // step 0: this rank's own chunk
+void UspAttention::ring_attention(Backend& backend, const Tensor& q, const Tensor& o, const Tensor& lse) {
+  Stream& stream = backend.stream();
   for (int s = 0; s < R_; ++s) {
-    std::unique_ptr<Request> k_req, v_req;
-    Tensor next_k, next_v;
-    if (s + 1 < R_) {
-      // Start moving the block we hold to the next rank and take the previous rank's block.
-      const int64_t rows_in = chunk_rows_[size_t((r - s - 1 + 2 * R_) % R_)];
-      next_k = ring_k_[s % 2].rows(0, rows_in);
-      next_v = ring_v_[s % 2].rows(0, rows_in);
-      k_req = ring_.send_recv_start(cur_k.raw(), cur_k.bytes(), next, next_k.raw(), next_k.bytes(), prev);
-      v_req = ring_.send_recv_start(cur_v.raw(), cur_v.bytes(), next, next_v.raw(), next_v.bytes(), prev);
+    const bool more = s + 1 < R_;
+    if (more) {  // the next block moves while this one is attended to
+      ring_ex_k_[size_t(s)]->start(stream);
+      ring_ex_v_[size_t(s)]->start(stream);
     }
+    const Tensor& k = ring_held_k_[size_t(s)];
+    const Tensor& v = ring_held_v_[size_t(s)];
     if (s == 0) {
-      backend.attention(q_c_, cur_k, cur_v, o_c_, lse_c_);
+      backend.attention(q, k, v, o, lse);
     } else {
-      backend.attention(q_c_, cur_k, cur_v, o_part_, lse_part_);
-      backend.attention_merge(o_c_, lse_c_, o_part_, lse_part_);
+      backend.attention(q, k, v, o_part_, lse_part_);
+      backend.attention_merge(o_part_, lse_part_, o, lse);
     }
-    if (k_req) {
-      k_req->wait();
-      v_req->wait();
-      cur_k = next_k;
-      cur_v = next_v;
+    if (more) {
+      ring_ex_k_[size_t(s)]->finish(stream);
+      ring_ex_v_[size_t(s)]->finish(stream);
     }
   }
 }
 
 void UspAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                           const Tensor& o) {
-  // q, k, v, o: [n, H, D] this rank's rows
-  const int64_t n = rows_, HD = int64_t(heads_per_rank_) * head_dim_;
-  FRESCO_ASSERT(q.dim(0) == n, "USP attend: rows differ from prepare()");
-  scatter_heads(backend, q, send_q_);
-  auto q_req = ulysses_exchange(send_q_, q_c_);
-  scatter_heads(backend, k, send_k_);
-  auto k_req = ulysses_exchange(send_k_, k_c_);
-  scatter_heads(backend, v, send_v_);
-  auto v_req = ulysses_exchange(send_v_, v_c_);
-  q_req->wait();
-  k_req->wait();
-  v_req->wait();
+  // q, k, v, o: [n, H, D] this rank's rows (any row strides)
+  FRESCO_ASSERT(planned_, "USP attend: prepare() missing");
+  const int64_t n = rows_, H = heads_, D = head_dim_, HD = int64_t(heads_per_rank_) * D;
+  for (const Tensor* t : {&q, &k, &v, &o})
+    FRESCO_ASSERT(t->rank() == 3 && t->dim(0) == n && t->dim(1) == H && t->dim(2) == D &&
+                      t->dtype() == q.dtype(),
+                  "USP attend: expected [" + std::to_string(n) + ", " + std::to_string(H) + ", " +
+                      std::to_string(D) + "] in one dtype, got " + t->describe());
+  if (q.dtype() != compute_) {  // the compute dtype differs from the hint: plan once for it
+    compute_ = q.dtype();
+    plan(backend);
+  }
+  Stream& stream = backend.stream();
 
-  ring_attention(backend);
+  if (U_ == 1) {  // this rank's rows are its Ring chunk: no head exchange
+    if (R_ == 1) {
+      backend.attention(q, k, v, o, Tensor());
+      return;
+    }
+    backend.copy(k, k_c_);  // contiguous: the ring's first send buffers
+    backend.copy(v, v_c_);
+    ring_attention(backend, q, o, lse_c_);
+    return;
+  }
+
+  scatter_heads(backend, q, send_q_);
+  ex_q_->start(stream);
+  scatter_heads(backend, k, send_k_);
+  ex_k_->start(stream);
+  scatter_heads(backend, v, send_v_);
+  ex_v_->start(stream);
+  ex_q_->finish(stream);
+  ex_k_->finish(stream);
+  ex_v_->finish(stream);
+
+  if (R_ == 1)
+    backend.attention(q_c_, k_c_, v_c_, o_c_, Tensor());
+  else
+    ring_attention(backend, q_c_, o_c_, lse_c_);
 
   // Inverse all-to-all: rows of o_c_ go back to their owners, for this rank's head slice.
-  ulysses_.all_to_all(o_c_.raw(), scatter_recv_, gather_.raw(), scatter_send_);
-  const Tensor target = padded_.defined() ? padded_ : o.reshape({n, int64_t(heads_) * head_dim_});
-  for (int u = 0; u < U_; ++u) backend.paste_columns(gather_.rows(u * n, n), target, u * HD);
-  if (padded_.defined()) {
-    backend.copy_columns(padded_, 0, o.reshape({n, int64_t(heads_) * head_dim_}));
-    // The padding columns of padded_ now hold zero-head outputs (zeros): still zero.
+  ex_o_->start(stream);
+  ex_o_->finish(stream);
+  const Tensor target = o.reshape({n, H * D});
+  for (int u = 0; u < U_; ++u) {
+    const int64_t cols = real_columns(u);
+    if (cols > 0) backend.copy(gather_.rows(u * n, n).cols(0, cols), target.cols(u * HD, cols));
   }
 }
 

@@ -1,5 +1,6 @@
 // Exact sequence-parallel attention on a U x R mesh (USP): Ulysses inside, Ring across.
-// Ulysses (U = 1: skipped to a copy) and Ring (R = 1: one local block) are the two corners.
+// Ulysses (U = 1: no exchange, the rank's own rows are the Ring chunk) and Ring (R = 1: one
+// local block) are the two corners.
 //
 // Per call, with this rank holding n rows of the group's sequence for all H heads:
 //  1. Ulysses all-to-all over the U ranks of its Ulysses group: each sends head slice u' of its
@@ -10,44 +11,78 @@
 //     exchanges on two persistent buffers; the transfer of the next chunk is in flight while the
 //     current one is attended to, and partial results are merged by the log-sum-exp rule (fp32).
 //  3. The inverse all-to-all returns each rank's rows for all heads.
+//
+// Planning: prepare() lays every buffer out in one arena block and builds every exchange (the
+// three forward all-to-alls, the inverse one, the 2 ring steps) bound to those buffers.
+// A later prepare() with the same shards keeps both (same addresses, nothing allocated); new
+// shards re-lay the same block when it is large enough. Activations are in the compute dtype
+// (the dtype of q; a constructor hint lets prepare() allocate for it before the first attend(),
+// which otherwise re-plans once); the log-sum-exp buffers are f32.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "mpi/comm/communicator.hpp"
-#include "src/model/flux_model.hpp"
+#include "src/model/hooks.hpp"
 
 namespace fresco {
 
 class UspAttention final : public AttentionStrategy {
  public:
-  UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim);
+  UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim,
+               DType compute = DType::f32);
 
   void prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) override;
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& o) override;
 
+  // Bytes of the arena block holding this plan's buffers (0 before prepare()).
+  size_t buffer_bytes() const { return arena_.capacity(); }
+
  private:
-  // q/k/v [n, H, D] -> send buffer [U * n, Hu * D] (slot u' = head slice u').
-  void scatter_heads(Backend& backend, const Tensor& x, const Tensor& send);
-  std::unique_ptr<Request> ulysses_exchange(const Tensor& send, const Tensor& recv);
-  void ring_attention(Backend& backend);
+  // Lays out the buffers for the current shards and compute dtype and builds the exchanges,
+  // reusing the arena block when it is large enough.
+  void plan(Backend& backend);
+  void lay_out(Arena& arena);
+  // x [n, H, D] (any row stride) -> send [U * n, Hu * D], slot u' = head slice u'.
+  void scatter_heads(Backend& backend, const Tensor& x, const Tensor& send) const;
+  // Columns of real (not padding) heads in slot u.
+  int64_t real_columns(int u) const;
+  // Attention of q over the Ring: writes o (and lse when R > 1).
+  void ring_attention(Backend& backend, const Tensor& q, const Tensor& o, const Tensor& lse);
 
   Communicator& ulysses_;
   Communicator& ring_;
   int heads_, head_dim_, U_, R_, heads_per_rank_;  // Hu = ceil(H / U)
+  DType compute_;
+
+  // The plan's key: the shards and position it was built for (and compute_).
+  std::vector<SequenceShard> shards_;
+  int position_ = -1;
+  bool planned_ = false;
+
   int64_t rows_ = 0;                   // n: rows of this rank
   std::vector<int64_t> ulysses_rows_;  // rows of each rank of this Ulysses group
   std::vector<int64_t> chunk_rows_;    // rows of each Ring chunk (one per Ulysses group)
-  Displacements scatter_send_, scatter_recv_;  // bytes of the forward all-to-all
 
-  Tensor padded_;                    // [n, U * Hu * D] heads padded to a multiple of U
-  Tensor send_q_, send_k_, send_v_;  // [U * n, Hu * D]
-  Tensor q_c_, k_c_, v_c_;           // [N, Hu, D] the Ring chunk of this Ulysses group
-  Tensor o_c_, lse_c_;               // [N, Hu, D], [N, Hu] running attention output
-  Tensor o_part_, lse_part_;         // [N, Hu, D], [N, Hu] one K/V block's partial output
-  Tensor ring_k_[2], ring_v_[2];     // [N_max, Hu, D] K/V blocks in flight
+  Arena arena_;
+  std::shared_ptr<Storage> zeros_;   // host zeros for the padding heads' columns (H % U != 0)
+  // U > 1 only:
+  Tensor send_q_, send_k_, send_v_;  // [U * n, Hu * D] the forward all-to-all's send buffers
+  Tensor q_c_, o_c_;                 // [N, Hu, D] the Ring chunk's queries and output
   Tensor gather_;                    // [U * n, Hu * D] the inverse all-to-all's receive buffer
+  // U > 1 or R > 1:
+  Tensor k_c_, v_c_;                 // [N, Hu, D] this rank's K/V block (sent at ring step 0)
+  // R > 1 only:
+  Tensor lse_c_;                     // [N, Hu] f32 running log-sum-exp
+  Tensor o_part_, lse_part_;         // [N, Hu, D], [N, Hu] f32 one K/V block's partial output
+  Tensor ring_k_[2], ring_v_[2];     // [N_max, Hu, D] K/V blocks in flight
+  Tensor ring_in_k_[2], ring_in_v_[2];  // views: the rows that arrive into each ring buffer
+
+  std::unique_ptr<Exchange> ex_q_, ex_k_, ex_v_, ex_o_;      // Ulysses (U > 1)
+  std::vector<std::unique_ptr<Exchange>> ring_ex_k_, ring_ex_v_;  // step s = 0 .. R-2
+  std::vector<Tensor> ring_held_k_, ring_held_v_;  // block attended to at step s = 0 .. R-1
 };
 
 }  // namespace fresco

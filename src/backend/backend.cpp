@@ -1,5 +1,7 @@
 #include "src/backend/backend.hpp"
 
+#include "src/core/error.hpp"
+
 namespace fresco {
 
 const char* op_name(Op op) {
@@ -7,24 +9,25 @@ const char* op_name(Op op) {
     case Op::linear: return "linear";
     case Op::layer_norm: return "layer_norm";
     case Op::modulate: return "modulate";
+    case Op::norm_modulate: return "norm_modulate";
     case Op::rms_norm_heads: return "rms_norm_heads";
     case Op::rope: return "rope";
+    case Op::rms_norm_rope: return "rms_norm_rope";
     case Op::attention: return "attention";
     case Op::attention_merge: return "attention_merge";
     case Op::gelu_tanh: return "gelu_tanh";
     case Op::silu: return "silu";
     case Op::gated_residual: return "gated_residual";
     case Op::add: return "add";
+    case Op::affine: return "affine";
     case Op::axpy: return "axpy";
     case Op::timestep_embedding: return "timestep_embedding";
-    case Op::concat_rows: return "concat_rows";
-    case Op::split_rows: return "split_rows";
-    case Op::copy_columns: return "copy_columns";
-    case Op::paste_columns: return "paste_columns";
+    case Op::copy: return "copy";
     case Op::pack_latent: return "pack_latent";
     case Op::unpack_latent: return "unpack_latent";
-    case Op::convert: return "convert";
+    case Op::count_nonfinite: return "count_nonfinite";
     case Op::conv2d: return "conv2d";
+    case Op::group_sums: return "group_sums";
     case Op::group_norm: return "group_norm";
     case Op::upsample_nearest: return "upsample_nearest";
     case Op::transpose: return "transpose";
@@ -39,11 +42,58 @@ std::vector<Op> all_ops() {
   return ops;
 }
 
+const char* epilogue_name(Epilogue epilogue) {
+  switch (epilogue) {
+    case Epilogue::none: return "none";
+    case Epilogue::gelu_tanh: return "gelu_tanh";
+    case Epilogue::gated_residual: return "gated_residual";
+  }
+  return "?";
+}
+
+std::string OpDesc::describe() const {
+  std::string s = std::string(op_name(op)) + " in=" + dtype_name(in) + " w=" + dtype_name(weight) +
+                  " out=" + dtype_name(out) + " acc=" + dtype_name(accum);
+  if (epilogue != Epilogue::none) s += std::string(" ") + epilogue_name(epilogue);
+  if (strided) s += " strided";
+  return s;
+}
+
+Tensor Backend::alloc(const Shape& shape, DType dtype) {
+  return Tensor::from_storage(alloc_storage(size_t(shape_numel(shape)) * dtype_size(dtype)), 0,
+                              shape, dtype);
+}
+
+Tensor Backend::upload(const Tensor& host) {
+  FRESCO_ASSERT(host.device() == Device::cpu, "upload of a device tensor " + host.describe());
+  const Tensor t = alloc(host.shape(), host.dtype());
+  copy(host, t);
+  return t;
+}
+
+Tensor Backend::download(const Tensor& device_tensor) {
+  FRESCO_ASSERT(device_tensor.device() == device(),
+                "download of " + device_tensor.describe() + " from the " + name() + " backend");
+  const Tensor host(device_tensor.shape(), device_tensor.dtype());
+  copy(device_tensor, host);
+  synchronize();
+  return host;
+}
+
 std::vector<std::unique_ptr<Backend>> available_backends() {
   std::vector<std::unique_ptr<Backend>> list;
   list.push_back(make_cpu_backend());
-  // The CUDA backend registers here once it exists (issue: CUDA backend).
+  // The CUDA backend registers here once it exists (issue: CUDA backend), after the CPU one.
   return list;
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "cpu") return make_cpu_backend();
+  if (name == "cuda")
+    throw InputError(
+        "--backend cuda: this build has no CUDA backend yet (it arrives with the CUDA backend "
+        "issue); use --backend cpu");
+  throw InputError("--backend " + name + ": unknown backend (choices: cpu, cuda)");
 }
 
 }  // namespace fresco

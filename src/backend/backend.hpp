@@ -1,10 +1,21 @@
-// The backend interface: every op the FLUX transformer needs, on preallocated tensors.
+// The backend interface: every op the FLUX transformer and its decoder need, on preallocated
+// tensors, enqueued on the backend's compute stream (src/core/exec.hpp).
 //
-// Conventions (ggml-style): outputs are preallocated Tensor handles passed by const reference
-// (a Tensor is a handle; the op writes its data). Element-wise ops may run in place (output
-// equal to an input). Row-major shapes; a "sequence" tensor is [L, C] or [L, H, D] with the
-// token index outermost, so a row range is a sequence shard. `supports(op, dtype)` tells the
-// caller (and the op test program) what a backend implements.
+// Conventions (ggml-style, one rule for every op):
+//  - Inputs first, outputs last. Outputs are preallocated Tensor handles passed by const
+//    reference (a Tensor is a handle; the op writes its data). An optional tensor is a pointer.
+//  - Element-wise ops may run in place (an output equal to an input).
+//  - Row-major shapes; a "sequence" tensor is [L, C] or [L, H, D] with the token index
+//    outermost, so a row range is a sequence shard. Sequence operands may carry a row stride
+//    (Tensor::cols views of a wider matrix); other operands (weights, per-channel vectors,
+//    scalars, statistics) are contiguous.
+//  - Activations are f32 or bf16 (the compute dtype); weights may be f32, bf16 or f16 whatever
+//    the activations are; accumulation is f32 (statistics f64). Every op reads its inputs,
+//    computes in f32 or wider, and rounds once when it stores its output: these are the store
+//    points the bf16 CPU mode shares with the GPU.
+//  - Per-step values (t, guidance, dt) are device tensors, never host floats, so a captured
+//    step does not bake in step 0's values.
+//  - `supports(OpDesc)` says what a backend implements (the op test program and the CLI ask).
 #pragma once
 
 #include <memory>
@@ -12,33 +23,35 @@
 #include <string>
 #include <vector>
 
+#include "src/core/exec.hpp"
 #include "src/core/tensor.hpp"
 
 namespace fresco {
 
 enum class Op {
-  linear,              // y[L,N] = x[L,K] · W[N,K]^T + b[N]
+  linear,              // y[L,N] = epilogue(x[L,K] · W[N,K]^T + b[N])
   layer_norm,          // y[L,C] = (x - mean) / sqrt(var + eps), no affine
   modulate,            // y[L,C] = (1 + scale[C]) * x + shift[C]
+  norm_modulate,       // fused layer_norm + modulate
   rms_norm_heads,      // y[L,H,D] = x * rsqrt(mean_D(x^2) + eps) * scale[D]
   rope,                // pairs of x[L,H,D] rotated by cos/sin[L,D/2]
+  rms_norm_rope,       // fused rms_norm_heads + rope (q and k from the qkv rows in place)
   attention,           // o[Lq,H,D], lse[Lq,H] = softmax(q k^T / sqrt(D)) v
   attention_merge,     // (o, lse) <- merge of two partial attentions by the log-sum-exp rule
   gelu_tanh,           // y = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
   silu,                // y = x * sigmoid(x)
   gated_residual,      // x[L,C] += gate[C] * y[L,C]
   add,                 // y = a + b (same shape)
-  axpy,                // y += alpha * x (the Euler step)
-  timestep_embedding,  // e[256] = [cos(1000 t f_k), sin(1000 t f_k)]
-  concat_rows,         // out[sum L_i, C] = cat(parts) along the sequence
-  split_rows,          // parts = split(in) along the sequence
-  copy_columns,        // dst[L,n] = src[L, col0:col0+n]
-  paste_columns,       // dst[L, col0:col0+n] = src[L,n]
+  affine,              // y = a x + b with constant a, b (the decoder's latent scaling)
+  axpy,                // y += alpha[0] * x (the Euler step; alpha a device scalar)
+  timestep_embedding,  // e[256] = [cos(1000 t f_k), sin(1000 t f_k)], t a device scalar
+  copy,                // dst = src: strided rows, dtype conversion, host <-> device
   pack_latent,         // latent[16,h,w] -> tokens[(h/2)(w/2), 64]
   unpack_latent,       // tokens -> latent
-  convert,             // y = x in another dtype (f32 <-> bf16/f16), e.g. half-precision buffers
+  count_nonfinite,     // count[0] (i64) = number of NaN/Inf elements of x
   conv2d,              // y[Co,Ho,W] = conv(x[Ci,H,W], w[Co,Ci,k,k]) + b, stride 1 (VAE)
-  group_norm,          // per-group sums of x[C,H,W] and y = (x - mean) * rstd * weight + bias (VAE)
+  group_sums,          // sums[G,2] (f64) = per-group sum and sum of squares of x[C,H,W] (VAE)
+  group_norm,          // y = (x - mean_g) * rstd_g * weight + bias from group sums (VAE)
   upsample_nearest,    // y[C,2H,2W] = x[C,H,W] repeated 2x2 (VAE)
   transpose,           // y[B,A] = x[A,B]^T (channel-major <-> token-major)
   count
@@ -47,70 +60,124 @@ enum class Op {
 const char* op_name(Op op);
 std::vector<Op> all_ops();
 
+// What a linear does with x W^T + b before storing it.
+enum class Epilogue {
+  none,            // y = x W^T + b
+  gelu_tanh,       // y = gelu_tanh(x W^T + b)
+  gated_residual,  // y += gate ⊙ (x W^T + b): y is the residual stream, read and written
+};
+const char* epilogue_name(Epilogue epilogue);
+
+// One op as a backend would run it (ggml's supports_op): the dtypes of what it reads, of its
+// weights, of what it writes and of its accumulation, the linear's epilogue, and whether any
+// sequence operand has a row stride.
+struct OpDesc {
+  Op op = Op::count;
+  DType in = DType::f32;
+  DType weight = DType::f32;
+  DType out = DType::f32;
+  DType accum = DType::f32;
+  Epilogue epilogue = Epilogue::none;
+  bool strided = false;
+  std::string describe() const;  // "linear in=bf16 w=bf16 out=bf16 acc=f32 gelu_tanh strided"
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
-  virtual bool supports(Op op, DType dtype) const = 0;
+  virtual bool supports(const OpDesc& op) const = 0;
 
-  // Memory on this backend's device, and transfers from/to the host.
-  virtual Tensor alloc(const Shape& shape, DType dtype) = 0;
-  virtual Tensor upload(const Tensor& host) = 0;
-  virtual Tensor download(const Tensor& device_tensor) = 0;
-  virtual void synchronize() {}
+  // ---- execution and memory -------------------------------------------------------------
+  // The compute stream: every op below is enqueued here.
+  virtual Stream& stream() = 0;
+  // Side streams (communication, overlap) and events to order them with the compute stream.
+  virtual std::unique_ptr<Stream> new_stream() = 0;
+  virtual std::unique_ptr<Event> new_event() = 0;
+  // Memory of this backend's device (one Storage; Arena hands out views of it).
+  virtual std::shared_ptr<Storage> alloc_storage(size_t bytes) = 0;
+  Tensor alloc(const Shape& shape, DType dtype);
+  // Blocks the host until the compute stream is idle.
+  void synchronize() { stream().synchronize(); }
+  // Set-up helpers, never inside a step: a new device tensor holding a host tensor's values
+  // (asynchronous; the host tensor is kept alive by the caller until the next synchronize),
+  // and a host tensor holding a device tensor's values (synchronizes).
+  Tensor upload(const Tensor& host);
+  Tensor download(const Tensor& device_tensor);
 
-  virtual void linear(const Tensor& x, const Tensor& weight, const Tensor* bias,
-                      const Tensor& y) = 0;
+  // dst = src, asynchronously on the compute stream. Same dim(0) and row_numel (inner dims
+  // may be grouped differently); either may have a row stride. Between host and device the
+  // dtypes must match; on one device the dtype is converted (f32 <-> bf16/f16).
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+
+  // ---- transformer ops ------------------------------------------------------------------
+  // x: [M, K]; weight: [N, K] (PyTorch layout); bias: [N] or null; y: [M, N]; gate: [N]
+  // (gated_residual only).
+  virtual void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& y,
+                      Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr) = 0;
   virtual void layer_norm(const Tensor& x, float eps, const Tensor& y) = 0;
+  // x, y: [L, C]; shift, scale: [C]
   virtual void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                         const Tensor& y) = 0;
+  // y = (1 + scale) * layer_norm(x) + shift, rounded once.
+  virtual void norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                             const Tensor& y) = 0;
+  // x, y: [L, H, D]; scale: [D]
   virtual void rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,
                               const Tensor& y) = 0;
+  // x, y: [L, H, D]; cos, sin: [L, D/2]
   virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) = 0;
-  // lse may be undefined when the caller does not need it.
+  // y = rope(rms_norm_heads(x)), rounded once; x is typically a strided view of the qkv rows.
+  virtual void rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
+                             const Tensor& sin, const Tensor& y) = 0;
+  // q, o: [Lq, H, D]; k, v: [Lk, H, D] (any row strides); lse: [Lq, H] f32, may be undefined
+  // when the caller does not need it.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                          const Tensor& lse) = 0;
   // Merges a partial attention over other keys into the running one, in fp32:
   // lse' = log(e^lse + e^lse_part), o' = e^(lse - lse') o + e^(lse_part - lse') o_part.
-  // o, o_part: [L, H, D]; lse, lse_part: [L, H]; o and lse are updated in place.
-  virtual void attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
-                               const Tensor& lse_part) = 0;
+  // o, o_part: [L, H, D]; lse, lse_part: [L, H] f32; o and lse are updated in place.
+  virtual void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
+                               const Tensor& lse) = 0;
   virtual void gelu_tanh(const Tensor& x, const Tensor& y) = 0;
   virtual void silu(const Tensor& x, const Tensor& y) = 0;
-  virtual void gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) = 0;
+  // x: [L, C] updated in place; gate: [C]; y: [L, C]
+  virtual void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) = 0;
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
-  virtual void axpy(float alpha, const Tensor& x, const Tensor& y) = 0;
-  virtual void timestep_embedding(float t, const Tensor& out) = 0;
-  virtual void concat_rows(std::span<const Tensor> parts, const Tensor& out) = 0;
-  virtual void split_rows(const Tensor& in, std::span<const Tensor> parts) = 0;
-  virtual void copy_columns(const Tensor& src, int64_t col0, const Tensor& dst) = 0;
-  virtual void paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) = 0;
+  virtual void affine(const Tensor& x, float a, float b, const Tensor& y) = 0;
+  // y += alpha[0] * x; alpha: [1] f32 device scalar.
+  virtual void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) = 0;
+  // t: [1] f32 device scalar; out: [2 * half].
+  virtual void timestep_embedding(const Tensor& t, const Tensor& out) = 0;
   virtual void pack_latent(const Tensor& latent, const Tensor& tokens) = 0;
   virtual void unpack_latent(const Tensor& tokens, const Tensor& latent) = 0;
-  // y = x converted to y's dtype (same element count); f32 <-> bf16 and f32 <-> f16.
-  virtual void convert(const Tensor& x, const Tensor& y) = 0;
+  // count: [1] i64 on this device.
+  virtual void count_nonfinite(const Tensor& x, const Tensor& count) = 0;
 
+  // ---- decoder ops (channel-major [C, H, W]) --------------------------------------------
   // 2-D convolution, stride 1. x: [Ci, H, W]; weight: [Co, Ci, k, k] (k odd); bias: [Co];
   // y: [Co, H + 2*pad_rows - (k-1), W]. Columns are zero-padded by (k-1)/2; rows by pad_rows
   // (k/2 for a whole image, 0 when x carries halo rows from neighbouring ranks).
   virtual void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
                       const Tensor& y) = 0;
-  // Sum and sum of squares of each of `groups` channel groups of x [C, H, W], in double:
-  // sums[2g] = sum, sums[2g+1] = sum of squares. Partial sums of row shards add up.
-  virtual std::vector<double> group_sums(const Tensor& x, int groups) = 0;
-  // GroupNorm with statistics from (all-reduced) group_sums over `count` values per group:
+  // sums: [groups, 2] f64: sum and sum of squares of each channel group of x [C, H, W].
+  // Partial sums of row shards add up (all-reduced on the device by the row partition).
+  virtual void group_sums(const Tensor& x, int groups, const Tensor& sums) = 0;
+  // GroupNorm with statistics from (all-reduced) sums over `count` values per group:
   // y = (x - mean_g) / sqrt(var_g + eps) * weight[c] + bias[c]. x, y: [C, H, W].
-  virtual void group_norm(const Tensor& x, const std::vector<double>& sums, double count,
-                          float eps, const Tensor& weight, const Tensor& bias, const Tensor& y) = 0;
+  virtual void group_norm(const Tensor& x, const Tensor& sums, double count, float eps,
+                          const Tensor& weight, const Tensor& bias, const Tensor& y) = 0;
   // x: [C, H, W] -> y: [C, 2H, 2W], nearest neighbour.
   virtual void upsample_nearest(const Tensor& x, const Tensor& y) = 0;
   // x: [A, B] -> y: [B, A].
   virtual void transpose(const Tensor& x, const Tensor& y) = 0;
 };
 
-// The backends compiled into this build, CPU first; used by the op test program and the CLI.
+// The backends compiled into this build, CPU first (the op test program runs them all).
 std::vector<std::unique_ptr<Backend>> available_backends();
+// `name`: "cpu" or "cuda" (InputError naming --backend when it is not built or has no device).
+std::unique_ptr<Backend> make_backend(const std::string& name);
 std::unique_ptr<Backend> make_cpu_backend();
 
 }  // namespace fresco

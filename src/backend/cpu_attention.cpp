@@ -1,42 +1,52 @@
 // CPU reference attention with the log-sum-exp of every query row.
 //
 // For each head h: S = q_h k_h^T / sqrt(D) (BLAS), P = softmax(S) row by row, o_h = P v_h
-// (BLAS); lse[l, h] = max_j S[l, j] + log(sum_j exp(S[l, j] - max)). Later issues merge the
-// partial outputs of key/value blocks with lse (Ring attention), so it is part of the op.
-// Queries are processed in blocks so the score matrix stays small for long sequences.
+// (BLAS); lse[l, h] = max_j S[l, j] + log(sum_j exp(S[l, j] - max)). Ring attention merges the
+// partial outputs of key/value blocks with lse (attention_merge), so it is part of the op.
+// Queries are processed in blocks so the score matrix (a scratch buffer of the backend) stays
+// small for long sequences. q, k, v and o are read and written with their row strides (q, k, v
+// straight from the fused qkv rows, o into a concat buffer); a head's D columns start at h*D
+// within a token's row.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <limits>
 
 #include "src/backend/cpu_backend.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco {
 
+using cpu::Rows;
+
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                            const Tensor& lse) {
-  // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse: [Lq, H] (optional)
+  // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse: [Lq, H] f32 (optional)
   FRESCO_ASSERT(q.rank() == 3 && k.rank() == 3 && v.shape() == k.shape() && o.shape() == q.shape(),
-                "attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe());
+                "attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() +
+                    ", o " + o.describe());
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
   FRESCO_ASSERT(k.dim(1) == H && k.dim(2) == D, "attention: heads of k differ from q");
-  FRESCO_ASSERT(!lse.defined() || lse.numel() == Lq * H, "attention: lse " + lse.describe());
-  const int64_t ld = H * D;  // distance between consecutive tokens of one head
+  FRESCO_ASSERT(Lk > 0 || Lq == 0, "attention over no keys");
+  FRESCO_ASSERT(!lse.defined() || (lse.dtype() == DType::f32 && lse.contiguous() &&
+                                   lse.numel() == Lq * H && lse.device() == Device::cpu),
+                "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
+  if (Lq == 0) return;
+  const Rows Q = cpu::read(q, scratch_, cpu::kIn0);
+  const Rows K = cpu::read(k, scratch_, cpu::kIn1);
+  const Rows V = cpu::read(v, scratch_, cpu::kIn2);
+  const Rows O = cpu::write(o, scratch_, cpu::kOut);
+  float* plse = lse.defined() ? lse.data<float>() : nullptr;
   const float scale = 1.0f / std::sqrt(float(D));
-  const float *pq = q.f32(), *pk = k.f32(), *pv = v.f32();
-  float* po = o.f32();
-  float* plse = lse.defined() ? lse.f32() : nullptr;
 
   constexpr int64_t kQueryBlock = 256;
-  std::vector<float> scores(size_t(std::min(Lq, kQueryBlock) * Lk));  // [block, Lk]
+  float* S = scratch_.get(cpu::kScores, size_t(std::min(Lq, kQueryBlock) * Lk));  // [block, Lk]
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t q0 = 0; q0 < Lq; q0 += kQueryBlock) {
       const int64_t nq = std::min(kQueryBlock, Lq - q0);
-      float* S = scores.data();
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nq), int(Lk), int(D), scale,
-                  pq + q0 * ld + h * D, int(ld), pk + h * D, int(ld), 0.0f, S, int(Lk));
+                  Q.row(q0) + h * D, int(Q.ld), K.data + h * D, int(K.ld), 0.0f, S, int(Lk));
 #pragma omp parallel for
       for (int64_t i = 0; i < nq; ++i) {
         float* row = S + i * Lk;
@@ -51,29 +61,48 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
         if (plse) plse[(q0 + i) * H + h] = mx + float(std::log(sum));
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(D), int(Lk), 1.0f, S,
-                  int(Lk), pv + h * D, int(ld), 0.0f, po + q0 * ld + h * D, int(ld));
+                  int(Lk), V.data + h * D, int(V.ld), 0.0f, O.row(q0) + h * D, int(O.ld));
     }
   }
+  cpu::store(O, o);
 }
 
-void CpuBackend::attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
-                                 const Tensor& lse_part) {
-  // o, o_part: [L, H, D]; lse, lse_part: [L, H]
+void CpuBackend::attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
+                                 const Tensor& lse) {
+  // o, o_part: [L, H, D]; lse, lse_part: [L, H] f32; (o, lse) updated in place, in f32.
   FRESCO_ASSERT(o.rank() == 3 && o.shape() == o_part.shape() && lse.shape() == lse_part.shape() &&
                     lse.numel() == o.dim(0) * o.dim(1),
-                "attention_merge: o " + o.describe() + ", lse " + lse.describe());
-  const int64_t rows = lse.numel(), D = o.dim(2);
-  float *po = o.f32(), *pl = lse.f32();
-  const float *pp = o_part.f32(), *plp = lse_part.f32();
+                "attention_merge: o " + o.describe() + ", lse " + lse.describe() + ", o_part " +
+                    o_part.describe() + ", lse_part " + lse_part.describe());
+  for (const Tensor* t : {&lse, &lse_part})
+    FRESCO_ASSERT(t->dtype() == DType::f32 && t->contiguous() && t->device() == Device::cpu,
+                  "attention_merge: lse " + t->describe() + " should be contiguous f32");
+  const int64_t L = o.dim(0), H = o.dim(1), D = o.dim(2);
+  const Rows part = cpu::read(o_part, scratch_, cpu::kIn0);
+  const Rows acc = cpu::update(o, scratch_, cpu::kOut);
+  float* pl = lse.data<float>();
+  const float* plp = lse_part.data<float>();
+  constexpr float kEmpty = -std::numeric_limits<float>::infinity();  // lse of no keys
 #pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    const float a = pl[r], b = plp[r];
-    const float mx = std::max(a, b);
-    const float merged = mx + std::log(std::exp(a - mx) + std::exp(b - mx));
-    const float wa = std::exp(a - merged), wb = std::exp(b - merged);
-    for (int64_t d = 0; d < D; ++d) po[r * D + d] = wa * po[r * D + d] + wb * pp[r * D + d];
-    pl[r] = merged;
-  }
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t r = l * H + h;
+      const float a = pl[r], b = plp[r];
+      float* po = acc.row(l) + h * D;
+      const float* pp = part.row(l) + h * D;
+      if (b == kEmpty) continue;  // nothing to merge
+      if (a == kEmpty) {          // nothing merged yet: take the part (o may hold anything)
+        std::copy_n(pp, D, po);
+        pl[r] = b;
+        continue;
+      }
+      const float mx = std::max(a, b);
+      const float merged = mx + std::log(std::exp(a - mx) + std::exp(b - mx));
+      const float wa = std::exp(a - merged), wb = std::exp(b - merged);
+      for (int64_t d = 0; d < D; ++d) po[d] = wa * po[d] + wb * pp[d];
+      pl[r] = merged;
+    }
+  cpu::store(acc, o);
 }
 
 }  // namespace fresco

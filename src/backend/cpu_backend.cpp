@@ -2,243 +2,394 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numbers>
 
 #include "src/core/error.hpp"
-#include "src/core/float16.hpp"
 
 namespace fresco {
+
+using cpu::Rows;
+
 namespace {
 
-// Shape checks of the CPU ops; a failure is a caller bug, hence FRESCO_ASSERT.
+bool is_compute_dtype(DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; }
+
+// Shape checks of the CPU ops; a failure is a caller bug, hence FRESCO_ASSERT. (No Shape is
+// built on the success path: an op allocates nothing.)
 void expect_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   FRESCO_ASSERT(a.shape() == b.shape(),
                 std::string(op) + ": shape mismatch " + a.describe() + " vs " + b.describe());
 }
+// The row-wise ops of the transformer take [L, C] (or a vector [C]): C is the row.
+void expect_matrix(const Tensor& x, const char* op) {
+  FRESCO_ASSERT(x.rank() <= 2, std::string(op) + ": expected [L, C], got " + x.describe());
+}
+void expect_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
+  FRESCO_ASSERT(t.numel() == n, std::string(op) + ": " + what + " " + t.describe() + " should have " +
+                                    std::to_string(n) + " elements");
+}
 
-// Rows and columns of a tensor seen as a matrix [rows, last dim].
-int64_t cols_of(const Tensor& t) { return t.dim(-1); }
-int64_t rows_of(const Tensor& t) { return t.numel() / cols_of(t); }
+float gelu_tanh_of(float v) {
+  const float k = float(std::sqrt(2.0 / std::numbers::pi));
+  return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+}
+
+float silu_of(float v) { return v / (1.0f + std::exp(-v)); }
+
+// Mean and 1/sqrt(variance + eps) of a row, in double so the reference is not the weak link.
+struct RowStats {
+  double mean, inv_std;
+};
+RowStats row_stats(const float* r, int64_t n, float eps) {
+  double mean = 0.0;
+  for (int64_t c = 0; c < n; ++c) mean += r[c];
+  mean /= double(n);
+  double var = 0.0;
+  for (int64_t c = 0; c < n; ++c) var += (r[c] - mean) * (r[c] - mean);
+  var /= double(n);
+  return {mean, 1.0 / std::sqrt(var + eps)};
+}
+
+// 1/sqrt(mean(v^2) + eps) of one head (RMSNorm).
+float inv_rms(const float* v, int64_t n, float eps) {
+  double ms = 0.0;
+  for (int64_t d = 0; d < n; ++d) ms += double(v[d]) * v[d];
+  return float(1.0 / std::sqrt(ms / double(n) + eps));
+}
+
+// Runs f(r) for every row r of `rows`, threaded over rows.
+template <typename F>
+void for_rows(const Rows& rows, F f) {
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows.rows; ++r) f(r);
+}
 
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-bool CpuBackend::supports(Op op, DType dtype) const {
-  if (op == Op::convert) return true;  // f32 <-> any of f32, bf16, f16
-  return op != Op::count && dtype == DType::f32;
+bool CpuBackend::supports(const OpDesc& d) const {
+  if (d.op == Op::count || d.accum != DType::f32 || !is_compute_dtype(d.weight)) return false;
+  if (d.epilogue != Epilogue::none && d.op != Op::linear) return false;
+  switch (d.op) {
+    case Op::copy:  // conversion among the compute dtypes, or a byte copy of any dtype
+      return (is_compute_dtype(d.in) && is_compute_dtype(d.out)) || d.in == d.out;
+    case Op::count_nonfinite:
+      return (is_compute_dtype(d.in) || d.in == DType::f64) && d.out == DType::i64;
+    case Op::group_sums: return is_compute_dtype(d.in) && d.out == DType::f64;
+    default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
+  }
 }
 
-void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias,
-                        const Tensor& y) {
-  // x: [M, K] (leading dims flattened), weight: [N, K] (PyTorch layout), bias: [N], y: [M, N]
-  const int64_t K = cols_of(x), M = rows_of(x), N = weight.dim(0);
-  FRESCO_ASSERT(weight.rank() == 2 && weight.dim(1) == K,
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  // Same dim(0) and row_numel; either may be strided; f32/bf16/f16 converted, else same dtype.
+  FRESCO_ASSERT(src.device() == Device::cpu && dst.device() == Device::cpu,
+                "copy on the CPU backend: " + src.describe() + " -> " + dst.describe());
+  FRESCO_ASSERT(src.rank() >= 1 && dst.rank() >= 1 && src.dim(0) == dst.dim(0) &&
+                    src.row_numel() == dst.row_numel(),
+                "copy: " + src.describe() + " -> " + dst.describe() +
+                    " (rows and elements per row must match)");
+  FRESCO_ASSERT(src.dtype() == dst.dtype() ||
+                    (is_compute_dtype(src.dtype()) && is_compute_dtype(dst.dtype())),
+                "copy: no conversion " + src.describe() + " -> " + dst.describe());
+  const int64_t rows = src.dim(0), width = src.row_numel();
+  if (src.contiguous() && dst.contiguous())  // one dense run
+    cpu::convert_rows(src.raw(), src.dtype(), rows * width, dst.raw(), dst.dtype(), rows * width, 1,
+                      rows * width);
+  else
+    cpu::convert_rows(src.raw(), src.dtype(), src.row_stride(), dst.raw(), dst.dtype(),
+                      dst.row_stride(), rows, width);
+}
+
+// ---- transformer ops --------------------------------------------------------------------------
+
+void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& y,
+                        Epilogue epilogue, const Tensor* gate) {
+  // x: [M, K] (a vector is one row); weight: [N, K] (PyTorch layout); bias, gate: [N]; y: [M, N]
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const int64_t M = in.rows, K = in.width, N = weight.rank() == 2 ? weight.dim(0) : -1;
+  FRESCO_ASSERT(N >= 0 && weight.dim(1) == K,
                 "linear: weight " + weight.describe() + " does not match input " + x.describe());
-  FRESCO_ASSERT(rows_of(y) == M && cols_of(y) == N, "linear: output " + y.describe());
-  float* out = y.f32();
-  float beta = 0.0f;
-  if (bias) {
-    FRESCO_ASSERT(bias->numel() == N, "linear: bias " + bias->describe());
-    const float* b = bias->f32();
+  FRESCO_ASSERT(!bias || bias->numel() == N, "linear: bias " + bias->describe());
+  FRESCO_ASSERT((epilogue == Epilogue::gated_residual) == (gate != nullptr),
+                std::string("linear: a gate goes with the gated_residual epilogue, got ") +
+                    epilogue_name(epilogue));
+  FRESCO_ASSERT(!gate || gate->numel() == N, "linear: gate " + gate->describe());
+  const float* w = cpu::dense(weight, scratch_, cpu::kWeight);  // bf16/f16 weights widened here
+  const float* b = bias ? cpu::dense(*bias, scratch_, cpu::kBias) : nullptr;
+  const float* g = gate ? cpu::dense(*gate, scratch_, cpu::kVec0) : nullptr;
+  const bool accumulate = epilogue == Epilogue::gated_residual;
+  const Rows out = accumulate ? cpu::update(y, scratch_, cpu::kOut) : cpu::write(y, scratch_, cpu::kOut);
+  FRESCO_ASSERT(out.rows == M && out.width == N,
+                "linear: output " + y.describe() + " for input " + x.describe());
+  if (M == 0 || N == 0) return;
+
+  // prod = x W^T + b, in f32: in y itself unless the epilogue adds it to y.
+  const Rows prod = accumulate ? Rows{scratch_.get(cpu::kTmp, size_t(M * N)), M, N, N} : out;
 #pragma omp parallel for
-    for (int64_t m = 0; m < M; ++m) std::memcpy(out + m * N, b, size_t(N) * sizeof(float));
-    beta = 1.0f;
+  for (int64_t m = 0; m < M; ++m) {
+    if (b) std::memcpy(prod.row(m), b, size_t(N) * sizeof(float));
+    else std::fill_n(prod.row(m), N, 0.0f);
   }
-  if (M == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, x.f32(),
-              int(K), weight.f32(), int(K), beta, out, int(N));
+  if (K > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, in.data,
+                int(in.ld), w, int(K), 1.0f, prod.data, int(prod.ld));
+
+  switch (epilogue) {
+    case Epilogue::none: break;
+    case Epilogue::gelu_tanh:
+      for_rows(out, [&](int64_t m) {
+        float* r = out.row(m);
+        for (int64_t n = 0; n < N; ++n) r[n] = gelu_tanh_of(r[n]);
+      });
+      break;
+    case Epilogue::gated_residual:
+      for_rows(out, [&](int64_t m) {
+        float* r = out.row(m);
+        const float* p = prod.row(m);
+        for (int64_t n = 0; n < N; ++n) r[n] += g[n] * p[n];
+      });
+      break;
+  }
+  cpu::store(out, y);
 }
 
 void CpuBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
-  // x, y: [L, C]; statistics per row in double so the reference is not the weak link.
+  // x, y: [L, C]; no affine
   expect_same_shape(x, y, "layer_norm");
-  const int64_t C = cols_of(x), L = rows_of(x);
-  const float* in = x.f32();
-  float* out = y.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l) {
-    const float* r = in + l * C;
-    double mean = 0.0;
-    for (int64_t c = 0; c < C; ++c) mean += r[c];
-    mean /= double(C);
-    double var = 0.0;
-    for (int64_t c = 0; c < C; ++c) var += (r[c] - mean) * (r[c] - mean);
-    var /= double(C);
-    const double inv = 1.0 / std::sqrt(var + eps);
-    for (int64_t c = 0; c < C; ++c) out[l * C + c] = float((r[c] - mean) * inv);
-  }
+  expect_matrix(x, "layer_norm");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  const int64_t C = in.width;
+  for_rows(out, [&](int64_t l) {
+    const float* r = in.row(l);
+    float* o = out.row(l);
+    const RowStats s = row_stats(r, C, eps);
+    for (int64_t c = 0; c < C; ++c) o[c] = float((r[c] - s.mean) * s.inv_std);
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                           const Tensor& y) {
   // x, y: [L, C]; shift, scale: [C]
   expect_same_shape(x, y, "modulate");
-  const int64_t C = cols_of(x), L = rows_of(x);
-  FRESCO_ASSERT(shift.numel() == C && scale.numel() == C, "modulate: shift/scale width");
-  const float *in = x.f32(), *sh = shift.f32(), *sc = scale.f32();
-  float* out = y.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t c = 0; c < C; ++c) out[l * C + c] = (1.0f + sc[c]) * in[l * C + c] + sh[c];
+  expect_matrix(x, "modulate");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const int64_t C = in.width;
+  expect_numel(shift, C, "modulate", "shift");
+  expect_numel(scale, C, "modulate", "scale");
+  const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
+  const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t l) {
+    const float* r = in.row(l);
+    float* o = out.row(l);
+    for (int64_t c = 0; c < C; ++c) o[c] = (1.0f + sc[c]) * r[c] + sh[c];
+  });
+  cpu::store(out, y);
+}
+
+void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                               float eps, const Tensor& y) {
+  // layer_norm then modulate, the normalised value kept in f32 (same arithmetic as the two
+  // ops in f32, one rounding at the store).
+  expect_same_shape(x, y, "norm_modulate");
+  expect_matrix(x, "norm_modulate");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const int64_t C = in.width;
+  expect_numel(shift, C, "norm_modulate", "shift");
+  expect_numel(scale, C, "norm_modulate", "scale");
+  const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
+  const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t l) {
+    const float* r = in.row(l);
+    float* o = out.row(l);
+    const RowStats s = row_stats(r, C, eps);
+    for (int64_t c = 0; c < C; ++c) {
+      const float normed = float((r[c] - s.mean) * s.inv_std);
+      o[c] = (1.0f + sc[c]) * normed + sh[c];
+    }
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,
                                 const Tensor& y) {
-  // x, y: [L, H, D] (any leading dims); scale: [D]
+  // x, y: [L, H, D] (any number of heads per row); scale: [D]
   expect_same_shape(x, y, "rms_norm_heads");
-  const int64_t D = cols_of(x), rows = rows_of(x);
-  FRESCO_ASSERT(scale.numel() == D, "rms_norm_heads: scale " + scale.describe());
-  const float *in = x.f32(), *s = scale.f32();
-  float* out = y.f32();
-#pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* v = in + r * D;
-    double ms = 0.0;
-    for (int64_t d = 0; d < D; ++d) ms += double(v[d]) * v[d];
-    const float inv = float(1.0 / std::sqrt(ms / double(D) + eps));
-    for (int64_t d = 0; d < D; ++d) out[r * D + d] = v[d] * inv * s[d];
-  }
+  const int64_t D = x.dim(-1);
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  FRESCO_ASSERT(x.rank() >= 2 && D > 0 && in.width % D == 0, "rms_norm_heads: x " + x.describe());
+  expect_numel(scale, D, "rms_norm_heads", "scale");
+  const float* s = cpu::dense(scale, scratch_, cpu::kVec0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  const int64_t H = in.width / D;
+  for_rows(out, [&](int64_t l) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float* v = in.row(l) + h * D;
+      float* o = out.row(l) + h * D;
+      const float inv = inv_rms(v, D, eps);
+      for (int64_t d = 0; d < D; ++d) o[d] = v[d] * inv * s[d];
+    }
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) {
   // x, y: [L, H, D]; cos, sin: [L, D/2] (one angle per token and channel pair)
   expect_same_shape(x, y, "rope");
-  FRESCO_ASSERT(x.rank() == 3, "rope: expected [L, H, D], got " + x.describe());
+  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rope: expected [L, H, D], got " + x.describe());
   const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  FRESCO_ASSERT(cos.numel() == L * P && sin.numel() == L * P, "rope: table " + cos.describe());
-  const float *in = x.f32(), *c = cos.f32(), *s = sin.f32();
-  float* out = y.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l)
+  expect_numel(cos, L * P, "rope", "cos");
+  expect_numel(sin, L * P, "rope", "sin");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const float* c = cpu::dense(cos, scratch_, cpu::kVec0);
+  const float* s = cpu::dense(sin, scratch_, cpu::kVec1);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t l) {
     for (int64_t h = 0; h < H; ++h)
       for (int64_t p = 0; p < P; ++p) {
-        const int64_t i = (l * H + h) * D + 2 * p;
-        const float x0 = in[i], x1 = in[i + 1], cp = c[l * P + p], sp = s[l * P + p];
-        out[i] = cp * x0 - sp * x1;
-        out[i + 1] = sp * x0 + cp * x1;
+        const float* v = in.row(l) + h * D + 2 * p;
+        float* o = out.row(l) + h * D + 2 * p;
+        const float x0 = v[0], x1 = v[1], cp = c[l * P + p], sp = s[l * P + p];
+        o[0] = cp * x0 - sp * x1;
+        o[1] = sp * x0 + cp * x1;
       }
+  });
+  cpu::store(out, y);
+}
+
+void CpuBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
+                               const Tensor& sin, const Tensor& y) {
+  // rms_norm_heads then rope, the normalised pair kept in f32 (same arithmetic as the two ops
+  // in f32, one rounding at the store). x, y: [L, H, D]; scale: [D]; cos, sin: [L, D/2]
+  expect_same_shape(x, y, "rms_norm_rope");
+  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0,
+                "rms_norm_rope: expected [L, H, D], got " + x.describe());
+  const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
+  expect_numel(scale, D, "rms_norm_rope", "scale");
+  expect_numel(cos, L * P, "rms_norm_rope", "cos");
+  expect_numel(sin, L * P, "rms_norm_rope", "sin");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const float* sc = cpu::dense(scale, scratch_, cpu::kVec0);
+  const float* c = cpu::dense(cos, scratch_, cpu::kVec1);
+  const float* s = cpu::dense(sin, scratch_, cpu::kVec2);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t l) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float* v = in.row(l) + h * D;
+      float* o = out.row(l) + h * D;
+      const float inv = inv_rms(v, D, eps);
+      for (int64_t p = 0; p < P; ++p) {
+        const float x0 = v[2 * p] * inv * sc[2 * p], x1 = v[2 * p + 1] * inv * sc[2 * p + 1];
+        const float cp = c[l * P + p], sp = s[l * P + p];
+        o[2 * p] = cp * x0 - sp * x1;
+        o[2 * p + 1] = sp * x0 + cp * x1;
+      }
+    }
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::gelu_tanh(const Tensor& x, const Tensor& y) {
   expect_same_shape(x, y, "gelu_tanh");
-  const float k = float(std::sqrt(2.0 / std::numbers::pi));
-  const float* in = x.f32();
-  float* out = y.f32();
-  const int64_t n = x.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = in[i];
-    out[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
-  }
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = gelu_tanh_of(in.row(r)[i]);
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::silu(const Tensor& x, const Tensor& y) {
   expect_same_shape(x, y, "silu");
-  const float* in = x.f32();
-  float* out = y.f32();
-  const int64_t n = x.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) out[i] = in[i] / (1.0f + std::exp(-in[i]));
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = silu_of(in.row(r)[i]);
+  });
+  cpu::store(out, y);
 }
 
-void CpuBackend::gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) {
+void CpuBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) {
   // x: [L, C] updated in place; gate: [C]; y: [L, C]
   expect_same_shape(x, y, "gated_residual");
-  const int64_t C = cols_of(x), L = rows_of(x);
-  FRESCO_ASSERT(gate.numel() == C, "gated_residual: gate " + gate.describe());
-  float* acc = x.f32();
-  const float *g = gate.f32(), *in = y.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t c = 0; c < C; ++c) acc[l * C + c] += g[c] * in[l * C + c];
+  expect_matrix(x, "gated_residual");
+  const Rows in = cpu::read(y, scratch_, cpu::kIn0);
+  expect_numel(gate, in.width, "gated_residual", "gate");
+  const float* g = cpu::dense(gate, scratch_, cpu::kVec0);
+  const Rows acc = cpu::update(x, scratch_, cpu::kOut);
+  for_rows(acc, [&](int64_t l) {
+    for (int64_t c = 0; c < acc.width; ++c) acc.row(l)[c] += g[c] * in.row(l)[c];
+  });
+  cpu::store(acc, x);
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
   expect_same_shape(a, b, "add");
   expect_same_shape(a, y, "add");
-  const float *pa = a.f32(), *pb = b.f32();
-  float* out = y.f32();
-  const int64_t n = a.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) out[i] = pa[i] + pb[i];
+  const Rows pa = cpu::read(a, scratch_, cpu::kIn0);
+  const Rows pb = cpu::read(b, scratch_, cpu::kIn1);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = pa.row(r)[i] + pb.row(r)[i];
+  });
+  cpu::store(out, y);
 }
 
-void CpuBackend::axpy(float alpha, const Tensor& x, const Tensor& y) {
+void CpuBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
+  expect_same_shape(x, y, "affine");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = a * in.row(r)[i] + b;
+  });
+  cpu::store(out, y);
+}
+
+void CpuBackend::axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) {
+  // y += alpha[0] * x; alpha: [1] on this device
   expect_same_shape(x, y, "axpy");
-  const float* in = x.f32();
-  float* out = y.f32();
-  const int64_t n = x.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) out[i] += alpha * in[i];
+  const float a = float(cpu::scalar(alpha));
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows acc = cpu::update(y, scratch_, cpu::kOut);
+  for_rows(acc, [&](int64_t r) {
+    for (int64_t i = 0; i < acc.width; ++i) acc.row(r)[i] += a * in.row(r)[i];
+  });
+  cpu::store(acc, y);
 }
 
-void CpuBackend::timestep_embedding(float t, const Tensor& out) {
-  // out: [2 * half] = [cos(1000 t f_k)..., sin(1000 t f_k)...], f_k = 10000^(-k/half)
+void CpuBackend::timestep_embedding(const Tensor& t, const Tensor& out) {
+  // out: [2 * half] = [cos(1000 t f_k)..., sin(1000 t f_k)...], f_k = 10000^(-k/half); t: [1]
   const int64_t half = out.numel() / 2;
-  FRESCO_ASSERT(out.numel() == 2 * half, "timestep_embedding: odd width");
-  float* e = out.f32();
-  const double s = 1000.0 * double(t);
+  FRESCO_ASSERT(out.numel() == 2 * half && out.contiguous(),
+                "timestep_embedding: output " + out.describe());
+  const double s = 1000.0 * cpu::scalar(t);
+  const Rows staged = cpu::write(out, scratch_, cpu::kOut);
+  float* e = staged.data;  // contiguous: element i at e[i]
   for (int64_t k = 0; k < half; ++k) {
     const double f = std::exp(-std::log(10000.0) * double(k) / double(half));
     e[k] = float(std::cos(s * f));
     e[half + k] = float(std::sin(s * f));
   }
+  cpu::store(staged, out);
 }
 
-void CpuBackend::concat_rows(std::span<const Tensor> parts, const Tensor& out) {
-  int64_t row = 0;
-  for (const Tensor& p : parts) {
-    FRESCO_ASSERT(p.row_numel() == out.row_numel(), "concat_rows: width " + p.describe());
-    std::memcpy(out.rows(row, p.dim(0)).raw(), p.raw(), p.bytes());
-    row += p.dim(0);
-  }
-  FRESCO_ASSERT(row == out.dim(0), "concat_rows: parts do not fill " + out.describe());
-}
-
-void CpuBackend::split_rows(const Tensor& in, std::span<const Tensor> parts) {
-  int64_t row = 0;
-  for (const Tensor& p : parts) {
-    FRESCO_ASSERT(p.row_numel() == in.row_numel(), "split_rows: width " + p.describe());
-    std::memcpy(p.raw(), in.rows(row, p.dim(0)).raw(), p.bytes());
-    row += p.dim(0);
-  }
-  FRESCO_ASSERT(row == in.dim(0), "split_rows: parts do not cover " + in.describe());
-}
-
-void CpuBackend::copy_columns(const Tensor& src, int64_t col0, const Tensor& dst) {
-  // src: [L, C]; dst: [L, n] (any shape with L rows); dst = src[:, col0:col0+n]
-  const int64_t C = src.row_numel(), n = dst.row_numel(), L = src.dim(0);
-  FRESCO_ASSERT(dst.dim(0) == L && col0 >= 0 && col0 + n <= C, "copy_columns: ranges");
-  const float* in = src.f32();
-  float* out = dst.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l)
-    std::memcpy(out + l * n, in + l * C + col0, size_t(n) * sizeof(float));
-}
-
-void CpuBackend::paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) {
-  // src: [L, n]; dst: [L, C]; dst[:, col0:col0+n] = src
-  const int64_t C = dst.row_numel(), n = src.row_numel(), L = src.dim(0);
-  FRESCO_ASSERT(dst.dim(0) == L && col0 >= 0 && col0 + n <= C, "paste_columns: ranges");
-  const float* in = src.f32();
-  float* out = dst.f32();
-#pragma omp parallel for
-  for (int64_t l = 0; l < L; ++l)
-    std::memcpy(out + l * C + col0, in + l * n, size_t(n) * sizeof(float));
-}
-
-// Visits every element of a latent [c, h, w] with its index in the packed tokens
+// Visits every element of a latent [c, h, w] with its place in the packed tokens
 // [(h/2)(w/2), 4c]: (ch, 2i+pi, 2j+pj) <-> (token i*w/2 + j, channel 4ch + 2pi + pj).
+// visit(token, token channel, latent channel, position h*w within the latent channel).
 template <typename Visit>
 void for_each_packed_element(const Tensor& latent, const Tensor& tokens, const char* op,
                              Visit visit) {
-  FRESCO_ASSERT(latent.rank() == 3, std::string(op) + ": expected latent [c, h, w]");
+  FRESCO_ASSERT(latent.rank() == 3 && tokens.rank() == 2,
+                std::string(op) + ": expected latent [c, h, w] and tokens [n, 4c]");
   const int64_t c = latent.dim(0), h = latent.dim(1), w = latent.dim(2), gw = w / 2;
-  FRESCO_ASSERT(h % 2 == 0 && w % 2 == 0 && tokens.numel() == latent.numel() &&
-                    tokens.dim(-1) == 4 * c,
+  FRESCO_ASSERT(h % 2 == 0 && w % 2 == 0 && tokens.dim(0) == (h / 2) * gw && tokens.dim(1) == 4 * c,
                 std::string(op) + ": " + latent.describe() + " vs tokens " + tokens.describe());
 #pragma omp parallel for
   for (int64_t i = 0; i < h / 2; ++i)
@@ -246,38 +397,57 @@ void for_each_packed_element(const Tensor& latent, const Tensor& tokens, const c
       for (int64_t ch = 0; ch < c; ++ch)
         for (int64_t pi = 0; pi < 2; ++pi)
           for (int64_t pj = 0; pj < 2; ++pj)
-            visit((i * gw + j) * 4 * c + ch * 4 + pi * 2 + pj,
-                  (ch * h + 2 * i + pi) * w + 2 * j + pj);
+            visit(i * gw + j, ch * 4 + pi * 2 + pj, ch, (2 * i + pi) * w + 2 * j + pj);
 }
 
 void CpuBackend::pack_latent(const Tensor& latent, const Tensor& tokens) {
-  const float* in = latent.f32();
-  float* out = tokens.f32();
+  const Rows in = cpu::read(latent, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(tokens, scratch_, cpu::kOut);
   for_each_packed_element(latent, tokens, "pack_latent",
-                          [&](int64_t tok, int64_t lat) { out[tok] = in[lat]; });
+                          [&](int64_t tok, int64_t tc, int64_t ch, int64_t pos) {
+                            out.row(tok)[tc] = in.row(ch)[pos];
+                          });
+  cpu::store(out, tokens);
 }
 
 void CpuBackend::unpack_latent(const Tensor& tokens, const Tensor& latent) {
-  const float* in = tokens.f32();
-  float* out = latent.f32();
+  const Rows in = cpu::read(tokens, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(latent, scratch_, cpu::kOut);
   for_each_packed_element(latent, tokens, "unpack_latent",
-                          [&](int64_t tok, int64_t lat) { out[lat] = in[tok]; });
+                          [&](int64_t tok, int64_t tc, int64_t ch, int64_t pos) {
+                            out.row(ch)[pos] = in.row(tok)[tc];
+                          });
+  cpu::store(out, latent);
 }
 
-void CpuBackend::convert(const Tensor& x, const Tensor& y) {
-  // x, y: same element count; one of them f32
-  FRESCO_ASSERT(x.numel() == y.numel() && (x.dtype() == DType::f32 || y.dtype() == DType::f32),
-                "convert: " + x.describe() + " -> " + y.describe());
-  const size_t n = size_t(x.numel());
-  if (x.dtype() == y.dtype()) {
-    std::memmove(y.raw(), x.raw(), x.bytes());
-  } else if (x.dtype() == DType::f32) {
-    if (y.dtype() == DType::bf16) float_to_bf16(x.f32(), y.data<uint16_t>(), n);
-    else float_to_f16(x.f32(), y.data<uint16_t>(), n);
+namespace {
+// Number of elements of x's rows (any stride) for which is_bad(element) holds.
+template <typename T, typename IsBad>
+int64_t count_where(const Tensor& x, IsBad is_bad) {
+  const cpu::Matrix m = cpu::matrix_of(x);
+  const T* p = static_cast<const T*>(x.raw());
+  int64_t n = 0;
+#pragma omp parallel for reduction(+ : n)
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t c = 0; c < m.width; ++c) n += is_bad(p[r * m.ld + c]) ? 1 : 0;
+  return n;
+}
+}  // namespace
+
+void CpuBackend::count_nonfinite(const Tensor& x, const Tensor& count) {
+  // count: [1] i64 = number of NaN and infinite elements of x (any float dtype)
+  FRESCO_ASSERT(count.dtype() == DType::i64 && count.numel() == 1 && count.device() == Device::cpu,
+                "count_nonfinite: count " + count.describe() + " should be an i64 [1]");
+  int64_t n = 0;
+  if (x.dtype() == DType::f64) {
+    n = count_where<double>(x, [](double v) { return !std::isfinite(v); });
   } else {
-    if (x.dtype() == DType::bf16) bf16_to_float(x.data<uint16_t>(), y.f32(), n);
-    else f16_to_float(x.data<uint16_t>(), y.f32(), n);
+    cpu::with_float_dtype(x.dtype(), [&](auto e) {
+      using E = decltype(e);
+      n = count_where<typename E::T>(x, [](typename E::T v) { return !std::isfinite(E::load(v)); });
+    });
   }
+  *count.data<int64_t>() = n;
 }
 
 }  // namespace fresco

@@ -1,9 +1,22 @@
-// The CPU reference backend: f32 (plus dtype conversion to and from bf16/f16), plain loops threaded with OpenMP, matrix products
-// through CBLAS (OpenBLAS). This backend *is* the specification the other backends are
-// tested against, so clarity wins over speed here.
+// The CPU reference backend: plain loops threaded with OpenMP, matrix products through CBLAS
+// (OpenBLAS). This backend *is* the specification the other backends are tested against, so
+// clarity wins over speed here.
+//
+// Dtypes: activations f32, bf16 or f16; weights f32, bf16 or f16 whatever the activations are.
+// Every op computes in f32 (statistics in double) on f32 rows staged by src/backend/cpu_staging.hpp:
+// an f32 operand is used in place (with its row stride), any other is converted into a dense f32
+// scratch buffer; an output that is not f32 is computed into scratch and rounded once when it is
+// stored, honouring its row stride. These stores are the rounding points the bf16 CPU mode shares
+// with the GPU. Staging happens before any output is written, so every op is safe in place
+// whatever the dtype or stride.
+//
+// The scratch buffers belong to the backend and only grow: after the first call at a given size
+// an op allocates nothing, and no op ever creates a Storage. A backend (like a stream) is used by
+// one host thread at a time.
 #pragma once
 
 #include "src/backend/backend.hpp"
+#include "src/backend/cpu_staging.hpp"
 
 namespace fresco {
 
@@ -11,43 +24,52 @@ class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::cpu; }
-  bool supports(Op op, DType dtype) const override;
+  bool supports(const OpDesc& op) const override;
 
-  Tensor alloc(const Shape& shape, DType dtype) override { return Tensor(shape, dtype); }
-  Tensor upload(const Tensor& host) override { return host; }
-  Tensor download(const Tensor& t) override { return t; }
+  Stream& stream() override { return stream_; }
+  std::unique_ptr<Stream> new_stream() override { return std::make_unique<HostStream>(); }
+  std::unique_ptr<Event> new_event() override { return std::make_unique<HostEvent>(); }
+  std::shared_ptr<Storage> alloc_storage(size_t bytes) override { return Storage::host(bytes); }
 
-  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias,
-              const Tensor& y) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& y,
+              Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr) override;
   void layer_norm(const Tensor& x, float eps, const Tensor& y) override;
   void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                 const Tensor& y) override;
+  void norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                     const Tensor& y) override;
   void rms_norm_heads(const Tensor& x, const Tensor& scale, float eps, const Tensor& y) override;
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override;
+  void rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
+                     const Tensor& sin, const Tensor& y) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                  const Tensor& lse) override;
-  void attention_merge(const Tensor& o, const Tensor& lse, const Tensor& o_part,
-                       const Tensor& lse_part) override;
+  void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
+                       const Tensor& lse) override;
   void gelu_tanh(const Tensor& x, const Tensor& y) override;
   void silu(const Tensor& x, const Tensor& y) override;
-  void gated_residual(const Tensor& x, const Tensor& gate, const Tensor& y) override;
+  void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& y) override;
-  void axpy(float alpha, const Tensor& x, const Tensor& y) override;
-  void timestep_embedding(float t, const Tensor& out) override;
-  void concat_rows(std::span<const Tensor> parts, const Tensor& out) override;
-  void split_rows(const Tensor& in, std::span<const Tensor> parts) override;
-  void copy_columns(const Tensor& src, int64_t col0, const Tensor& dst) override;
-  void paste_columns(const Tensor& src, const Tensor& dst, int64_t col0) override;
+  void affine(const Tensor& x, float a, float b, const Tensor& y) override;
+  void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) override;
+  void timestep_embedding(const Tensor& t, const Tensor& out) override;
   void pack_latent(const Tensor& latent, const Tensor& tokens) override;
   void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
-  void convert(const Tensor& x, const Tensor& y) override;
+  void count_nonfinite(const Tensor& x, const Tensor& count) override;
+
   void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
               const Tensor& y) override;
-  std::vector<double> group_sums(const Tensor& x, int groups) override;
-  void group_norm(const Tensor& x, const std::vector<double>& sums, double count, float eps,
+  void group_sums(const Tensor& x, int groups, const Tensor& sums) override;
+  void group_norm(const Tensor& x, const Tensor& sums, double count, float eps,
                   const Tensor& weight, const Tensor& bias, const Tensor& y) override;
   void upsample_nearest(const Tensor& x, const Tensor& y) override;
   void transpose(const Tensor& x, const Tensor& y) override;
+
+ private:
+  HostStream stream_;
+  cpu::Scratch scratch_;
 };
 
 }  // namespace fresco

@@ -8,7 +8,6 @@
 #include "io/h5_file.hpp"
 #include "io/image_file.hpp"
 #include "io/png_file.hpp"
-#include "io/weights_file.hpp"
 #include "mpi/comm/mpi_communicator.hpp"
 #include "src/cli/parallel_decode.hpp"
 #include "src/cli/commands.hpp"
@@ -48,6 +47,7 @@ Command decode_command() {
         ("out", po::value<std::string>()->default_value(""), "output prefix (default: the latent's path without .h5)")
         ("threads", po::value<int>()->default_value(0),
          "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
+    add_engine_options(o);
     p.add("latent", 1);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
@@ -56,8 +56,9 @@ Command decode_command() {
     std::string prefix = vm["out"].as<std::string>();
     if (prefix.empty()) prefix = default_prefix(latent_path);
     ensure_output_path(prefix + ".png");
-    auto backend = std::shared_ptr<Backend>(make_cpu_backend());
-    std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend);
+    const EngineChoice engine = engine_choice(vm);
+    auto backend = std::shared_ptr<Backend>(make_engine_backend(engine));
+    std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend, engine);
     const VaeConfig& config = decoder->config();
     const std::string preset = config.name;
     const h5::File file = h5::File::open(latent_path);
@@ -70,14 +71,16 @@ Command decode_command() {
                                                   " ranks");
     const Tensor latent = file.read_f32("/latent");
     // The closure owns the backend too: the decoder only refers to it.
-    return [backend, decoder, latent, latent_path, prefix, preset, &mpi = ctx.mpi]() {
+    return [backend, decoder, latent, latent_path, prefix, preset, engine, &mpi = ctx.mpi]() {
       MPI_Comm world;
       FRESCO_MPI_CHECK(MPI_Comm_dup(mpi.world(), &world));
       MpiCommunicator group(world, "decode");
+      group.set_deadline(engine.comm_timeout);
       const DecodedImage d = decode_on_group(*decoder, group, latent);
       const double mine[2] = {d.seconds, peak_memory_bytes()};
       std::vector<double> all(size_t(2 * group.size()));
-      group.all_gather(mine, all.data(), Displacements::packed(std::vector<size_t>(size_t(group.size()), sizeof mine)));
+      group.host_all_gather(mine, all.data(),
+                            Displacements::packed(std::vector<size_t>(size_t(group.size()), sizeof mine)));
       if (mpi.rank() != 0) return 0;
       for (int r = 0; r < group.size(); ++r)
         std::printf("fresco decode: rank %d decoded in %.3f s, peak memory %.1f MiB\n", r, all[size_t(2 * r)],

@@ -6,8 +6,9 @@
 #include <cstdio>
 
 #include "io/atomic_output.hpp"
-#include "io/forward_io.hpp"
-#include "io/weights_file.hpp"
+#include "src/model/model_inputs.hpp"
+#include "src/model/weights_io.hpp"
+#include "src/model/flux_model.hpp"
 #include "mpi/plans/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
 
@@ -30,18 +31,21 @@ struct ForwardRun {
     const int64_t C = model->config().in_channels;
     const Tensor img = backend->upload(inputs.img.rows(mine.img_begin(), mine.img_rows()));  // [ni, C]
     const Tensor velocity = backend->alloc({mine.img_rows(), C}, DType::f32);              // [ni, C]
+    const Tensor bad = backend->alloc({1}, DType::i64);                                    // [1]
 
     layout->reset_stats();
     const auto start = std::chrono::steady_clock::now();
     model->forward(img, float(inputs.t), float(inputs.guidance), velocity);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
+    backend->count_nonfinite(velocity, bad);
     const Tensor all = gather_image_rows(*layout, shards, backend->download(velocity));  // [Limg, C]
+    int64_t bad_here = backend->download(bad).data<int64_t>()[0], bad_total = 0;
+    FRESCO_MPI_CHECK(MPI_Allreduce(&bad_here, &bad_total, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
     if (mpi.rank() == 0 && layout->group_size() > 1)
       std::printf("fresco forward: communication of the step, group 0:\n%s", acc.table("").c_str());
     if (layout->group_index() != 0 || !layout->group_leader()) return 0;
-    for (float v : all.to_vector())
-      if (!std::isfinite(v)) throw ComputeError("the forward produced non-finite values; nothing written");
+    if (bad_total) throw ComputeError("the forward produced non-finite values; nothing written");
     write_velocity(out, all);
     std::printf("fresco forward: wrote %s %s in %.3f s\n", out.c_str(), shape_string(all.shape()).c_str(), seconds);
     return 0;
@@ -67,20 +71,24 @@ Command forward_command() {
         ("inputs", po::value<std::string>()->required(), "inputs file (HDF5)")
         ("out", po::value<std::string>()->required(), "output file for /velocity");
     add_model_options(o);
+    add_engine_options(o);
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     auto run = std::make_shared<ForwardRun>(
         ForwardRun{ctx.mpi, vm["out"].as<std::string>(), parallel_choice(vm), {}, {}, {}, {}});
     // The layout first: it is collective, and every rank reaches it with the same options.
+    const EngineChoice engine = engine_choice(vm);
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
+    run->layout->set_deadline(engine.comm_timeout);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_output_path(run->out);
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->backend = make_cpu_backend();
-    run->model = std::make_unique<FluxTransformer>(config, load_weights(weights_path, config.name, *run->backend),
-                                                   *run->backend, make_attention(*run->layout, config, run->choice.plan));
+    run->backend = make_engine_backend(engine);
+    run->model = std::make_unique<FluxTransformer>(
+        config, load_weights(weights_path, config.name, *run->backend, weight_dtype_for(engine)), *run->backend,
+        make_attention(*run->layout, config, run->choice.plan), engine.compute);
     run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
     const ForwardInputs& in = run->inputs;
     image_shards(*run->layout, run->choice.plan, in.txt.dim(0), in.grid_h, in.grid_w);  // fits?

@@ -9,8 +9,8 @@
 
 #include "io/atomic_output.hpp"
 #include "io/image_file.hpp"
-#include "io/prompts_file.hpp"
-#include "io/weights_file.hpp"
+#include "src/model/model_inputs.hpp"
+#include "src/model/weights_io.hpp"
 #include "src/cli/progress.hpp"
 #include "src/cli/parallel_decode.hpp"
 #include "mpi/plans/parallel_plan.hpp"
@@ -79,6 +79,20 @@ struct GenerateRun {
   std::unique_ptr<VaeDecoder> decoder;  // null: latents only (--no-decode or no --vae)
   std::vector<ImageJob> jobs;
 
+  // Device buffers of the sampler for one image shape, kept while the shape repeats.
+  struct StepBuffers {
+    int64_t image_tokens = -1, rows = -1;
+    Tensor latent;        // [16, h, w] f32
+    Tensor packed;        // [Limg, 64] f32  every image token
+    Tensor tokens;        // [ni, 64] f32    this rank's tokens: the sampler's state
+    Tensor velocity;      // [ni, 64] f32
+    Tensor scalars;       // [3] f32         t, guidance, dt of the current step
+    Tensor bad;           // [1] i64         non-finite count of the final tokens
+    Tensor host_scalars;  // [3] f32 host staging of `scalars`
+  };
+  StepBuffers step_io;
+  const StepBuffers& step_buffers(int64_t image_tokens, int64_t rows);
+
   // Indices of images whose result is missing, decided by rank 0 and shared with all.
   std::vector<int64_t> pending() const;
   // Denoises one image; false when its result was not finite (reported, not written).
@@ -98,6 +112,24 @@ std::vector<int64_t> GenerateRun::pending() const {
   return todo;
 }
 
+const GenerateRun::StepBuffers& GenerateRun::step_buffers(int64_t image_tokens, int64_t rows) {
+  StepBuffers& b = step_io;
+  if (b.image_tokens == image_tokens && b.rows == rows && b.latent.defined()) return b;
+  const int64_t c = config.latent_channels(), C = config.in_channels;
+  // The latent's height and width are only known through the job; [16, h, w] has 4 Limg values
+  // per channel, allocated here as a flat buffer and shaped per image below.
+  b.latent = backend->alloc({c * 4 * image_tokens}, DType::f32);
+  b.packed = backend->alloc({image_tokens, C}, DType::f32);
+  b.tokens = backend->alloc({rows, C}, DType::f32);
+  b.velocity = backend->alloc({rows, C}, DType::f32);
+  b.scalars = backend->alloc({3}, DType::f32);
+  b.bad = backend->alloc({1}, DType::i64);
+  b.host_scalars = Tensor({3});
+  b.image_tokens = image_tokens;
+  b.rows = rows;
+  return b;
+}
+
 bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -111,21 +143,28 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   // so no rank count changes it) and keeps its own rows of the packed tokens.
   Tensor latent({c, h, w});  // [16, h, w]
   fill_normal(latent, job.seed, RandomStream::initial_noise);
-  const Tensor packed = backend->alloc({Limg, C}, DType::f32);  // [Limg, 64]
-  backend->pack_latent(backend->upload(latent), packed);
-  const Tensor tokens = backend->alloc({mine.img_rows(), C}, DType::f32);  // [ni, 64]
-  const Tensor own_rows = packed.rows(mine.img_begin(), mine.img_rows());
-  backend->concat_rows(std::span<const Tensor>(&own_rows, 1), tokens);
-  const Tensor velocity = backend->alloc({mine.img_rows(), C}, DType::f32);                       // [ni, 64]
+  const StepBuffers& io = step_buffers(Limg, mine.img_rows());
+  const Tensor device_latent = io.latent.reshape({c, h, w});  // [16, h, w]
+  backend->copy(latent, device_latent);
+  backend->pack_latent(device_latent, io.packed);
+  backend->copy(io.packed.rows(mine.img_begin(), mine.img_rows()), io.tokens);
   model->set_condition(prompt.txt, prompt.y, h / 2, w / 2, shards, layout->position());
 
   layout->reset_stats();
   const auto t = flux_timesteps(int(job.steps), Limg, config.time_shift);
   for (int64_t i = 0; i < job.steps; ++i) {
-    model->forward(tokens, float(t[size_t(i)]), float(job.guidance), velocity);
-    backend->axpy(float(t[size_t(i) + 1] - t[size_t(i)]), velocity, tokens);  // Euler step
+    // The step's scalars reach the device by one copy; the step itself reads them there.
+    backend->synchronize();  // the staging values of the previous step have been read
+    float* staged = io.host_scalars.f32();
+    staged[0] = float(t[size_t(i)]);                        // t
+    staged[1] = float(job.guidance);                        // guidance
+    staged[2] = float(t[size_t(i) + 1] - t[size_t(i)]);     // dt of the Euler step
+    backend->copy(io.host_scalars, io.scalars);
+    model->forward(io.tokens, io.scalars.rows(0, 2), io.velocity);
+    backend->axpy(io.scalars.rows(2, 1), io.velocity, io.tokens);  // Euler step
     progress.poll();
   }
+  backend->count_nonfinite(io.tokens, io.bad);
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
   const double per_step = seconds / double(job.steps);
   if (layout->group_size() > 1) {  // before the final gather, which is not part of a step
@@ -138,12 +177,17 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
         std::printf("  rank %d: %s\n", mpi.rank(), extra.c_str());
     }
   }
-  const Tensor all_tokens = gather_image_rows(*layout, shards, backend->download(tokens));  // [Limg, 64]
-  const Tensor unpacked = backend->alloc({c, h, w}, DType::f32);  // [16, h, w]
-  backend->unpack_latent(backend->upload(all_tokens), unpacked);
-  const Tensor result = backend->download(unpacked);
+  const Tensor all_tokens = gather_image_rows(*layout, shards, backend->download(io.tokens));  // [Limg, 64]
+  backend->copy(all_tokens, io.packed);
+  backend->unpack_latent(io.packed, device_latent);
+  const Tensor result = backend->download(device_latent);  // [16, h, w]
+  // Non-finite values of any rank's rows fail the image on every rank of the group.
+  const int64_t bad_here = backend->download(io.bad).data<int64_t>()[0];
+  std::vector<int64_t> bad_all(size_t(layout->group_size()));
+  layout->group().host_all_gather(&bad_here, bad_all.data(),
+                                  Displacements::packed(std::vector<size_t>(bad_all.size(), sizeof(int64_t))));
   int64_t bad = 0;
-  for (float v : result.to_vector()) bad += !std::isfinite(v);
+  for (int64_t b : bad_all) bad += b;
   // The group decodes the picture together (bands of rows), unless the latent is already bad.
   DecodedImage picture;
   if (decoder && !bad) {
@@ -238,6 +282,7 @@ Command generate_command() {
         ("guidance", po::value<double>()->default_value(-1.0),
          "guidance scale for models with a guidance embedder (negative: the preset's default)");
     add_model_options(o);
+    add_engine_options(o);
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
@@ -249,12 +294,14 @@ Command generate_command() {
     // The prompt count sizes the automatic layout; the layout is collective, so it comes
     // before any check that only some ranks could fail.
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
+    const EngineChoice engine = engine_choice(vm);
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
+    run->layout->set_deadline(engine.comm_timeout);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_writable_directory(run->out_dir);
     const std::string weights_path = vm["weights"].as<std::string>();
     run->config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->prompts->validate(run->config);
+    validate_prompts(*run->prompts, run->config);
     for (int64_t i = 0; i < run->prompts->size(); ++i) {
       run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
       const ImageJob& job = run->jobs.back();
@@ -264,7 +311,7 @@ Command generate_command() {
     const ImageJob& first = run->jobs.front();
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
-    run->backend = make_cpu_backend();
+    run->backend = make_engine_backend(engine);
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
       for (const ImageJob& job : run->jobs)
@@ -272,14 +319,14 @@ Command generate_command() {
                       "image " + std::to_string(job.index) + ": " + std::to_string(job.height / 8) +
                           " latent rows cannot be decoded on " + std::to_string(run->layout->group_size()) +
                           " ranks");
-      run->decoder = load_decoder(vae_path, *run->backend);
+      run->decoder = load_decoder(vae_path, *run->backend, engine);
     } else if (ctx.mpi.rank() == 0) {
       std::printf("fresco generate: writing latents only (%s)\n",
                   vae_path.empty() ? "no --vae given" : "--no-decode");
     }
     run->model = std::make_unique<FluxTransformer>(
-        run->config, load_weights(weights_path, run->config.name, *run->backend), *run->backend,
-        make_attention(*run->layout, run->config, run->choice.plan));
+        run->config, load_weights(weights_path, run->config.name, *run->backend, weight_dtype_for(engine)),
+        *run->backend, make_attention(*run->layout, run->config, run->choice.plan), engine.compute);
     return [run]() { return (*run)(); };
   };
   return c;

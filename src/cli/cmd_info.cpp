@@ -3,6 +3,7 @@
 
 #include "src/backend/backend.hpp"
 #include "src/cli/commands.hpp"
+#include "src/model/flux_model.hpp"
 #include "src/model/flux_weights.hpp"
 #ifdef FRESCO_HAVE_CUDA
 #include "cuda/device_info.hpp"
@@ -22,9 +23,19 @@ Command info_command() {
       if (mpi.rank() != 0) return 0;
       std::printf("MPI ranks: %d (%d on this node)\n", mpi.size(), mpi.local_size());
       for (const auto& b : available_backends()) {
-        int n = 0;
-        for (Op op : all_ops()) n += b->supports(op, DType::f32);
-        std::printf("backend %s: %d of %d ops in f32\n", b->name().c_str(), n, int(Op::count));
+        std::printf("backend %s:", b->name().c_str());
+        for (DType dt : {DType::f32, DType::bf16}) {
+          int n = 0;
+          for (Op op : all_ops()) {  // statistics and counters have their own output dtypes
+            const DType out = op == Op::group_sums ? DType::f64 : op == Op::count_nonfinite ? DType::i64 : dt;
+            n += b->supports(OpDesc{op, dt, dt, out});
+          }
+          bool forward = true;
+          for (const OpDesc& op : FluxTransformer::ops_needed(dt, dt)) forward &= b->supports(op);
+          std::printf(" %s: %d of %d ops%s;", dtype_name(dt), n, int(Op::count),
+                      forward ? ", FLUX forward" : "");
+        }
+        std::printf("\n");
       }
       for (const auto& name : flux_preset_names())
         std::printf("preset %-13s %lld parameters\n", name.c_str(),

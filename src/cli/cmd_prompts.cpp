@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "io/atomic_output.hpp"
-#include "io/prompts_file.hpp"
+#include "src/model/model_inputs.hpp"
 #include "src/cli/commands.hpp"
 
 namespace fresco::cli {

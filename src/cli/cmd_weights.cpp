@@ -3,8 +3,7 @@
 #include <cstdio>
 
 #include "io/atomic_output.hpp"
-#include "io/safetensors.hpp"
-#include "io/weights_file.hpp"
+#include "src/model/weights_io.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/model_registry.hpp"
 

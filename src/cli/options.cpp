@@ -7,10 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <cmath>
 #include <sstream>
 #include <thread>
 
-#include "io/weights_file.hpp"
+#include "src/model/weights_io.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco::cli {
@@ -83,10 +84,54 @@ DType parse_dtype_option(const std::string& option, const std::string& s) {
   throw InputError("option --" + option + " must be f32, bf16 or f16 (got '" + s + "')");
 }
 
-std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend) {
+std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend,
+                                         const EngineChoice& engine) {
   const std::string preset = weights_file_model(path);
   require_input(is_vae_preset(preset), path + " holds " + preset + " weights, not an autoencoder's");
-  return std::make_unique<VaeDecoder>(vae_preset(preset), load_weights(path, preset, backend), backend);
+  return std::make_unique<VaeDecoder>(vae_preset(preset),
+                                      load_weights(path, preset, backend, weight_dtype_for(engine)),
+                                      backend, engine.compute);
+}
+
+void add_engine_options(po::options_description& o) {
+  o.add_options()
+      ("backend", po::value<std::string>()->default_value("cpu"),
+       "where the ops run: cpu (the reference backend) or cuda (one GPU per rank)")
+      ("dtype", po::value<std::string>()->default_value("f32"),
+       "compute dtype of the activations: f32, or bf16 (what the GPU runs; on the CPU the ops\n"
+       "round to bf16 where a GPU kernel stores). Weights are converted to it when it is not f32")
+      ("transport", po::value<std::string>()->default_value("auto"),
+       "how ranks exchange activations: auto or mpi (host memory; NCCL and CUDA IPC come with\n"
+       "the GPU ranks)")
+      ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
+       "seconds a rank waits for a peer's data before it declares the peer hung or dead and\n"
+       "ends the job (0: wait forever)");
+}
+
+EngineChoice engine_choice(const po::variables_map& vm) {
+  EngineChoice e;
+  e.backend = vm["backend"].as<std::string>();
+  require_input(e.backend == "cpu" || e.backend == "cuda",
+                "option --backend must be cpu or cuda (got '" + e.backend + "')");
+  e.compute = parse_dtype_option("dtype", vm["dtype"].as<std::string>());
+  require_input(e.compute != DType::f16, "option --dtype must be f32 or bf16 (got 'f16')");
+  const std::string transport = vm["transport"].as<std::string>();
+  require_input(transport == "auto" || transport == "mpi",
+                "option --transport must be auto or mpi in this build (got '" + transport + "')");
+  e.transport = "mpi";
+  e.comm_timeout = vm["comm-timeout"].as<double>();
+  require_input(e.comm_timeout >= 0 && std::isfinite(e.comm_timeout),
+                "option --comm-timeout must be a non-negative number of seconds");
+  return e;
+}
+
+std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine) {
+  return make_backend(engine.backend);
+}
+
+std::optional<DType> weight_dtype_for(const EngineChoice& engine) {
+  if (engine.compute == DType::f32) return std::nullopt;
+  return engine.compute;
 }
 
 void add_model_options(po::options_description& o) {

@@ -5,6 +5,7 @@
 
 #include <boost/program_options.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,21 @@ struct ParallelChoice {
 void add_parallel_options(po::options_description& options);
 // --weights, --model, --threads: what forward and generate need to build the model.
 void add_model_options(po::options_description& options);
+// --backend, --dtype, --transport, --comm-timeout: the engine a command runs on (forward,
+// generate, decode). The composition root: the only place that names a backend or transport.
+void add_engine_options(po::options_description& options);
+struct EngineChoice {
+  std::string backend = "cpu";   // cpu | cuda
+  DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
+  std::string transport = "mpi"; // how ranks exchange activations
+  double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
+};
+EngineChoice engine_choice(const po::variables_map& vm);
+// The backend of the choice (InputError naming --backend when it cannot be made here).
+std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine);
+// Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
+// converts to bf16 (the GPU's weights).
+std::optional<DType> weight_dtype_for(const EngineChoice& engine);
 ParallelChoice parallel_choice(const po::variables_map& vm);
 // Prints (rank 0) the layout and, for the patch method, the memory of its stale buffers for a
 // sequence of `tokens` tokens.
@@ -58,7 +74,8 @@ void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const Para
                  const FluxConfig& config, int64_t tokens);
 DType parse_dtype_option(const std::string& option, const std::string& value);
 // The autoencoder decoder of a weights file (InputError when the file holds another model).
-std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend);
+std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend,
+                                         const EngineChoice& engine);
 
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);

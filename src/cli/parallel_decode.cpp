@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include "mpi/plans/row_partition.hpp"
 
@@ -16,26 +15,35 @@ DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Ten
   GroupRows rows(group, h, c.width(c.levels() - 1));
   const int64_t mine = rows.latent_rows()[size_t(rows.index())];
   // This rank's latent rows [16, mine, w] (channel-major: one row block per channel).
+  const Tensor whole = latent.to_f32();
   Tensor band({latent.dim(0), mine, w});
   for (int64_t ch = 0; ch < latent.dim(0); ++ch)
-    std::copy_n(latent.f32() + (ch * h + rows.first_row()) * w, mine * w, band.f32() + ch * mine * w);
-  const Tensor out = decoder.decode(band, rows);  // [3, mine f, w f]
+    std::copy_n(whole.f32() + (ch * h + rows.first_row()) * w, mine * w, band.f32() + ch * mine * w);
+  const Tensor out = decoder.decode(band, rows);  // [3, mine f, w f] in the compute dtype
 
-  // Gather pixel rows: [3, r, W] -> [r W, 3] (row-major pixels) -> all ranks' [H W, 3].
+  // Gather pixel rows: [3, r, W] -> [r W, 3] (row-major pixels, f32) -> all ranks' [H W, 3].
   const int64_t W = w * f, my_pixels = mine * f * W;
-  const Tensor hwc = backend.alloc({my_pixels, 3}, DType::f32);
+  const Tensor bad = backend.alloc({1}, DType::i64);
+  backend.count_nonfinite(out, bad);
+  const Tensor hwc = backend.alloc({my_pixels, 3}, out.dtype());
   backend.transpose(out.reshape({3, my_pixels}), hwc);
+  const Tensor hwc_f32 = backend.alloc({my_pixels, 3}, DType::f32);
+  backend.copy(hwc, hwc_f32);
   std::vector<size_t> counts;
-  for (int64_t r : rows.latent_rows()) counts.push_back(size_t(r * f * W * 3) * sizeof(float));
+  for (int64_t r : rows.latent_rows()) counts.push_back(size_t(r * f * W * 3) * dtype_size(DType::f32));
   Tensor all({h * f * W, 3});
-  group.all_gather(backend.download(hwc).raw(), all.raw(), Displacements::packed(std::move(counts)));
+  group.host_all_gather(backend.download(hwc_f32).raw(), all.raw(), Displacements::packed(std::move(counts)));
+  const int64_t bad_here = backend.download(bad).data<int64_t>()[0];
+  std::vector<int64_t> bad_all(size_t(group.size()));
+  group.host_all_gather(&bad_here, bad_all.data(),
+                        Displacements::packed(std::vector<size_t>(bad_all.size(), sizeof(int64_t))));
 
   // Back to channel-major [3, H, W] with the backend's transpose.
   const Tensor chw_device = backend.alloc({3, h * f, W}, DType::f32);
   backend.transpose(backend.upload(all), chw_device.reshape({3, h * f * W}));
   const Tensor chw = backend.download(chw_device);
   DecodedImage result;
-  for (int64_t i = 0; i < chw.numel(); ++i) result.non_finite += !std::isfinite(chw.f32()[i]);
+  for (int64_t b : bad_all) result.non_finite += b;
   result.image = decoded_to_image(chw);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -12,15 +12,21 @@ constexpr float kNormEps = 1e-6f;
 constexpr int kTimeEmbedWidth = 256;
 }  // namespace
 
-// Activation buffers for one shard. n = rows of the shard (text rows first, then image rows),
-// d hidden, m MLP width; nt/ni = text/image rows of the shard.
+// Activation buffers for one shard, all from one arena. n = rows of the shard (text rows
+// first, then image rows), d hidden, m MLP width, nt/ni = text/image rows of the shard;
+// dtype: the compute dtype unless noted.
 struct FluxTransformer::Buffers {
   SequenceShard shard;
-  int64_t txt_len = 0, img_len = 0;  // rows of the shard: nt and ni
+  int64_t txt_len = -1, img_len = -1;  // rows of the shard the arena was laid out for
+  Arena arena;
+  Tensor txt_input;     // [nt, context_in_dim]  this shard's prompt rows
+  Tensor y_input;       // [vec_in_dim]
   Tensor txt_embedded;  // [nt, d]     txt_in(txt rows), fixed for the image
   Tensor y_embedded;    // [d]         vector_in(y), fixed for the image
-  Tensor rope_cos;      // [n, D/2]    angles of each row's true position ids
-  Tensor rope_sin;      // [n, D/2]
+  Tensor rope_cos;      // [n, D/2] f32 angles of each row's true position ids
+  Tensor rope_sin;      // [n, D/2] f32
+  Tensor scalars;       // [2] f32     t, guidance of the one-off forward(img, t, g, v)
+  Tensor img_tokens;    // [ni, in_channels] the step's image tokens in the compute dtype
   Tensor temb;          // [256]
   Tensor embed_hidden;  // [d]
   Tensor embed_out;     // [d]
@@ -30,44 +36,96 @@ struct FluxTransformer::Buffers {
   Tensor mod_txt;       // [6, d]
   Tensor x;             // [n, d]      residual stream, text rows first
   Tensor normed;        // [n, d]
-  Tensor qkv;           // [n, 3d]
-  Tensor q, k, v;       // [n, H, D]
-  Tensor attn;          // [n, H, D]
-  Tensor proj;          // [n, d]
-  Tensor mlp_hidden;    // [n, m]
-  Tensor fused;         // [n, 3d + m] single-block linear1 output
-  Tensor concat;        // [n, d + m]  single-block linear2 input
-  Tensor img_in;        // [ni, d]
+  Tensor fused;         // [n, 3d + m] qkv | mlp: single-block linear1 output; double blocks use
+                        //             columns [0, 3d) for qkv and [3d, 3d + m) for the MLP hidden
+  Tensor q, k;          // [n, H, D]   normed and rotated
+  Tensor concat;        // [n, d + m]  attention output | gelu(mlp): single-block linear2 input;
+                        //             double blocks use columns [0, d) for the attention output
+  Tensor host_scalars;  // [2] f32 host staging of `scalars`
+
+  // Takes every buffer from `a` (a measuring arena only counts).
+  void lay_out(Arena& a, const FluxConfig& c, DType dt, int64_t nt, int64_t ni) {
+    const int64_t n = nt + ni, d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
+    txt_input = a.take({nt, c.context_in_dim}, dt);
+    y_input = a.take({c.vec_in_dim}, dt);
+    txt_embedded = a.take({nt, d}, dt);
+    y_embedded = a.take({d}, dt);
+    rope_cos = a.take({n, D / 2}, DType::f32);
+    rope_sin = a.take({n, D / 2}, DType::f32);
+    scalars = a.take({2}, DType::f32);
+    img_tokens = a.take({ni, c.in_channels}, dt);
+    temb = a.take({kTimeEmbedWidth}, dt);
+    embed_hidden = a.take({d}, dt);
+    embed_out = a.take({d}, dt);
+    vec = a.take({d}, dt);
+    vec_silu = a.take({d}, dt);
+    mod = a.take({6, d}, dt);
+    mod_txt = a.take({6, d}, dt);
+    x = a.take({n, d}, dt);
+    normed = a.take({n, d}, dt);
+    fused = a.take({n, 3 * d + m}, dt);
+    q = a.take({n, H, D}, dt);
+    k = a.take({n, H, D}, dt);
+    concat = a.take({n, d + m}, dt);
+  }
 };
 
 FluxTransformer::FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
-                                 std::unique_ptr<AttentionStrategy> attention)
+                                 std::unique_ptr<AttentionStrategy> attention, DType compute)
     : config_(std::move(config)),
       weights_(std::move(weights)),
       backend_(backend),
       attention_(std::move(attention)),
-      buf_(std::make_unique<Buffers>()) {}
+      compute_(compute),
+      buf_(std::make_unique<Buffers>()) {
+  FRESCO_ASSERT(compute == DType::f32 || compute == DType::bf16 || compute == DType::f16,
+                std::string("compute dtype ") + dtype_name(compute));
+  buf_->host_scalars = Tensor({2});
+  const DType weight = weights_.get("img_in.weight").dtype();
+  for (const OpDesc& op : ops_needed(compute, weight))
+    if (!backend_.supports(op))
+      throw ComputeError("the " + backend_.name() + " backend cannot run the FLUX forward: it lacks " +
+                         op.describe());
+}
+
+std::vector<OpDesc> FluxTransformer::ops_needed(DType compute, DType weight) {
+  const DType f32 = DType::f32;
+  auto op = [&](Op o, DType in, DType out, Epilogue e = Epilogue::none, bool strided = false) {
+    return OpDesc{o, in, weight, out, f32, e, strided};
+  };
+  return {
+      op(Op::copy, f32, compute),  // image tokens into the compute dtype
+      op(Op::copy, compute, compute),
+      op(Op::linear, compute, compute),
+      op(Op::linear, compute, compute, Epilogue::none, true),
+      op(Op::linear, compute, compute, Epilogue::gelu_tanh, true),
+      op(Op::linear, compute, compute, Epilogue::gated_residual, true),
+      op(Op::linear, compute, f32),  // the final layer writes the f32 velocity
+      op(Op::norm_modulate, compute, compute),
+      op(Op::rms_norm_rope, compute, compute, Epilogue::none, true),
+      op(Op::attention, compute, compute, Epilogue::none, true),
+      op(Op::gelu_tanh, compute, compute, Epilogue::none, true),
+      op(Op::silu, compute, compute),
+      op(Op::add, compute, compute),
+      op(Op::timestep_embedding, f32, compute),
+  };
+}
 
 FluxTransformer::~FluxTransformer() = default;
 FluxTransformer::FluxTransformer(FluxTransformer&&) noexcept = default;
 
-void FluxTransformer::linear(const std::string& name, const Tensor& x, const Tensor& y) {
+void FluxTransformer::linear(const std::string& name, const Tensor& x, const Tensor& y,
+                             Epilogue epilogue, const Tensor* gate) {
   const Tensor& bias = w(name + ".bias");
-  backend_.linear(x, w(name + ".weight"), &bias, y);
-}
-
-void FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
-                                    const Tensor& out) {
-  backend_.layer_norm(x, kNormEps, out);
-  backend_.modulate(out, shift, scale, out);
+  backend_.linear(x, w(name + ".weight"), &bias, y, epilogue, gate);
 }
 
 void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h,
                                     int64_t grid_w, const std::vector<SequenceShard>& shards,
                                     int position) {
   const FluxConfig& c = config_;
-  const int64_t d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
-  FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim,
+  FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim &&
+                    txt.device() == Device::cpu && y.device() == Device::cpu,
                 "set_condition: txt " + txt.describe() + " / y " + y.describe());
   const std::vector<SequenceShard> all =
       shards.empty() ? std::vector{SequenceShard::whole(txt.dim(0), grid_h * grid_w)} : shards;
@@ -76,33 +134,15 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w &&
                     sh.txt_begin + sh.txt_count <= sh.txt_len && sh.img_start + sh.img_count <= sh.img_len,
                 "set_condition: shard does not fit the sequence");
-  const int64_t n = sh.count(), nt = sh.txt_rows(), ni = sh.img_rows();
+  const int64_t nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
-  if (b.txt_len != nt || b.img_len != ni) {
-    auto alloc = [&](Shape s) { return backend_.alloc(s, DType::f32); };
+  if (b.txt_len != nt || b.img_len != ni) {  // a new shape: a new arena (dry run, then for real)
+    Arena measure;
+    b.lay_out(measure, c, compute_, nt, ni);
+    b.arena = Arena(backend_.alloc_storage(measure.used()));
+    b.lay_out(b.arena, c, compute_, nt, ni);
     b.txt_len = nt;
     b.img_len = ni;
-    b.txt_embedded = alloc({nt, d});
-    b.y_embedded = alloc({d});
-    b.temb = alloc({kTimeEmbedWidth});
-    b.embed_hidden = alloc({d});
-    b.embed_out = alloc({d});
-    b.vec = alloc({d});
-    b.vec_silu = alloc({d});
-    b.mod = alloc({6, d});
-    b.mod_txt = alloc({6, d});
-    b.x = alloc({n, d});
-    b.normed = alloc({n, d});
-    b.qkv = alloc({n, 3 * d});
-    b.q = alloc({n, H, D});
-    b.k = alloc({n, H, D});
-    b.v = alloc({n, H, D});
-    b.attn = alloc({n, H, D});
-    b.proj = alloc({n, d});
-    b.mlp_hidden = alloc({n, m});
-    b.fused = alloc({n, 3 * d + m});
-    b.concat = alloc({n, d + m});
-    b.img_in = alloc({ni, d});
   }
   b.shard = sh;
   attention_->prepare(backend_, all, position);
@@ -113,105 +153,101 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   const auto first_img = all_ids.begin() + sh.txt_len + sh.img_start;
   ids.insert(ids.end(), first_img, first_img + ni);
   const RopeTables rope = make_rope_tables(c, ids);
-  b.rope_cos = backend_.upload(rope.cos);
-  b.rope_sin = backend_.upload(rope.sin);
+  backend_.copy(rope.cos, b.rope_cos);
+  backend_.copy(rope.sin, b.rope_sin);
+  // The prompt in the compute dtype (converted on the host: copies between devices keep dtypes).
+  const Tensor txt_rows = txt.rows(sh.txt_begin, nt).to_f32().to_dtype(compute_);
+  const Tensor y_host = y.reshape({c.vec_in_dim}).to_f32().to_dtype(compute_);
+  backend_.copy(txt_rows, b.txt_input);
+  backend_.copy(y_host, b.y_input);
 
   // txt = txt_in(txt rows of the shard); vector_in(y) = out_layer(silu(in_layer(y)))
-  linear("txt_in", backend_.upload(txt.rows(sh.txt_begin, nt)), b.txt_embedded);
-  linear("vector_in.in_layer", backend_.upload(y), b.embed_hidden);
+  linear("txt_in", b.txt_input, b.txt_embedded);
+  linear("vector_in.in_layer", b.y_input, b.embed_hidden);
   backend_.silu(b.embed_hidden, b.embed_hidden);
   linear("vector_in.out_layer", b.embed_hidden, b.y_embedded);
+  backend_.synchronize();  // the host staging tensors above die here
 }
 
 const SequenceShard& FluxTransformer::shard() const { return buf_->shard; }
 
-void FluxTransformer::embed_vector(float t, float guidance) {
+void FluxTransformer::embed_vector(const Tensor& scalars) {
   // vec = time_in(temb(t)) [+ guidance_in(temb(g))] + vector_in(y)
   Buffers& b = *buf_;
-  auto mlp_embed = [&](const std::string& prefix, float s, const Tensor& acc) {
+  auto mlp_embed = [&](const std::string& prefix, const Tensor& s) {
     backend_.timestep_embedding(s, b.temb);
     linear(prefix + ".in_layer", b.temb, b.embed_hidden);
     backend_.silu(b.embed_hidden, b.embed_hidden);
     linear(prefix + ".out_layer", b.embed_hidden, b.embed_out);
-    backend_.add(acc, b.embed_out, acc);
+    backend_.add(b.vec, b.embed_out, b.vec);
   };
-  backend_.concat_rows(std::span<const Tensor>(&b.y_embedded, 1), b.vec);  // vec = y_emb
-  mlp_embed("time_in", t, b.vec);
-  if (config_.guidance_embed) mlp_embed("guidance_in", guidance, b.vec);
+  backend_.copy(b.y_embedded, b.vec);
+  mlp_embed("time_in", scalars.rows(0, 1));
+  if (config_.guidance_embed) mlp_embed("guidance_in", scalars.rows(1, 1));
   backend_.silu(b.vec, b.vec_silu);
 }
 
-void FluxTransformer::scatter_qkv(const Tensor& qkv, int64_t row0,
-                                  const std::string& norm_prefix) {
-  // qkv: [Ls, >= 3d] with columns q | k | v (each head-major, then D)
+void FluxTransformer::norm_rope_qk(const Tensor& qkv, int64_t row0, const std::string& norm_prefix) {
+  // qkv: [Ls, >= 3d] with columns q | k | v (each head-major, then D), any row stride
   Buffers& b = *buf_;
-  const int64_t Ls = qkv.dim(0), d = config_.hidden;
-  const Tensor q = b.q.rows(row0, Ls), k = b.k.rows(row0, Ls), v = b.v.rows(row0, Ls);
-  backend_.copy_columns(qkv, 0, q);
-  backend_.copy_columns(qkv, d, k);
-  backend_.copy_columns(qkv, 2 * d, v);
-  backend_.rms_norm_heads(q, w(norm_prefix + ".norm.query_norm.scale"), kNormEps, q);
-  backend_.rms_norm_heads(k, w(norm_prefix + ".norm.key_norm.scale"), kNormEps, k);
-}
-
-void FluxTransformer::apply_rope_and_attend() {
-  Buffers& b = *buf_;
-  backend_.rope(b.q, b.rope_cos, b.rope_sin, b.q);
-  backend_.rope(b.k, b.rope_cos, b.rope_sin, b.k);
-  attention_->attend(backend_, b.q, b.k, b.v, b.attn);
+  const int64_t Ls = qkv.dim(0), d = config_.hidden, H = config_.heads, D = config_.head_dim();
+  const Tensor cos = b.rope_cos.rows(row0, Ls), sin = b.rope_sin.rows(row0, Ls);
+  backend_.rms_norm_rope(qkv.cols(0, d).reshape({Ls, H, D}), w(norm_prefix + ".norm.query_norm.scale"),
+                         kNormEps, cos, sin, b.q.rows(row0, Ls));
+  backend_.rms_norm_rope(qkv.cols(d, d).reshape({Ls, H, D}), w(norm_prefix + ".norm.key_norm.scale"),
+                         kNormEps, cos, sin, b.k.rows(row0, Ls));
 }
 
 void FluxTransformer::double_block(int index) {
   Buffers& b = *buf_;
   const std::string p = "double_blocks." + std::to_string(index) + ".";
-  const int64_t d = config_.hidden;
+  const int64_t d = config_.hidden, n = b.x.dim(0), m = config_.mlp_hidden();
+  const int64_t H = config_.heads, D = config_.head_dim();
   struct Stream {
     const char* name;
     int64_t row0, len;
     Tensor mod;  // [6, d]: shift1, scale1, gate1, shift2, scale2, gate2
   };
   const Stream streams[2] = {{"txt", 0, b.txt_len, b.mod_txt}, {"img", b.txt_len, b.img_len, b.mod}};
+  const Tensor qkv = b.fused.cols(0, 3 * d), hidden = b.fused.cols(3 * d, m);  // [n, 3d], [n, m]
+  const Tensor attn = b.concat.cols(0, d);                                     // [n, d]
 
   for (const Stream& s : streams) {
     const std::string sp = p + s.name;
     linear(sp + "_mod.lin", b.vec_silu, s.mod.reshape({6 * d}));
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
-    norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), normed);
-    const Tensor qkv = b.qkv.rows(s.row0, s.len);
-    linear(sp + "_attn.qkv", normed, qkv);
-    scatter_qkv(qkv, s.row0, sp + "_attn");
+    backend_.norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), kNormEps, normed);
+    linear(sp + "_attn.qkv", normed, qkv.rows(s.row0, s.len));
+    norm_rope_qk(qkv.rows(s.row0, s.len), s.row0, sp + "_attn");
   }
-  apply_rope_and_attend();
+  attention_->attend(backend_, b.q, b.k, qkv.cols(2 * d, d).reshape({n, H, D}),
+                     attn.reshape({n, H, D}));
   for (const Stream& s : streams) {
     const std::string sp = p + s.name;
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
-    const Tensor proj = b.proj.rows(s.row0, s.len), hidden = b.mlp_hidden.rows(s.row0, s.len);
-    linear(sp + "_attn.proj", b.attn.rows(s.row0, s.len).reshape({s.len, d}), proj);
-    backend_.gated_residual(x, s.mod.rows(2, 1), proj);
-    norm_modulate(x, s.mod.rows(3, 1), s.mod.rows(4, 1), normed);
-    linear(sp + "_mlp.0", normed, hidden);
-    backend_.gelu_tanh(hidden, hidden);
-    linear(sp + "_mlp.2", hidden, proj);
-    backend_.gated_residual(x, s.mod.rows(5, 1), proj);
+    const Tensor gate1 = s.mod.rows(2, 1), gate2 = s.mod.rows(5, 1);
+    linear(sp + "_attn.proj", attn.rows(s.row0, s.len), x, Epilogue::gated_residual, &gate1);
+    backend_.norm_modulate(x, s.mod.rows(3, 1), s.mod.rows(4, 1), kNormEps, normed);
+    linear(sp + "_mlp.0", normed, hidden.rows(s.row0, s.len), Epilogue::gelu_tanh);
+    linear(sp + "_mlp.2", hidden.rows(s.row0, s.len), x, Epilogue::gated_residual, &gate2);
   }
 }
 
 void FluxTransformer::single_block(int index) {
   Buffers& b = *buf_;
   const std::string p = "single_blocks." + std::to_string(index);
-  const int64_t d = config_.hidden, L = b.x.dim(0);  // L: rows of this shard
+  const int64_t d = config_.hidden, L = b.x.dim(0), m = config_.mlp_hidden();  // L: rows here
+  const int64_t H = config_.heads, D = config_.head_dim();
   const Tensor mod = b.mod.rows(0, 3);  // [3, d]: shift, scale, gate
+  const Tensor gate = mod.rows(2, 1);
   linear(p + ".modulation.lin", b.vec_silu, mod.reshape({3 * d}));
-  norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), b.normed);
+  backend_.norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), kNormEps, b.normed);
   linear(p + ".linear1", b.normed, b.fused);  // [L, 3d + m] = qkv | mlp
-  scatter_qkv(b.fused, 0, p);
-  apply_rope_and_attend();
-  backend_.paste_columns(b.attn.reshape({L, d}), b.concat, 0);
-  backend_.copy_columns(b.fused, 3 * d, b.mlp_hidden);
-  backend_.gelu_tanh(b.mlp_hidden, b.mlp_hidden);
-  backend_.paste_columns(b.mlp_hidden, b.concat, d);
-  linear(p + ".linear2", b.concat, b.proj);
-  backend_.gated_residual(b.x, mod.rows(2, 1), b.proj);
+  norm_rope_qk(b.fused, 0, p);
+  attention_->attend(backend_, b.q, b.k, b.fused.cols(2 * d, d).reshape({L, H, D}),
+                     b.concat.cols(0, d).reshape({L, H, D}));
+  backend_.gelu_tanh(b.fused.cols(3 * d, m), b.concat.cols(d, m));
+  linear(p + ".linear2", b.concat, b.x, Epilogue::gated_residual, &gate);
 }
 
 void FluxTransformer::final_layer(const Tensor& velocity) {
@@ -220,23 +256,36 @@ void FluxTransformer::final_layer(const Tensor& velocity) {
   const Tensor mod = b.mod.rows(0, 2);  // [2, d]: shift, scale
   linear("final_layer.adaLN_modulation.1", b.vec_silu, mod.reshape({2 * d}));
   const Tensor normed = b.normed.rows(b.txt_len, b.img_len);
-  norm_modulate(b.x.rows(b.txt_len, b.img_len), mod.rows(0, 1), mod.rows(1, 1), normed);
+  backend_.norm_modulate(b.x.rows(b.txt_len, b.img_len), mod.rows(0, 1), mod.rows(1, 1), kNormEps,
+                         normed);
   linear("final_layer.linear", normed, velocity);
 }
 
-void FluxTransformer::forward(const Tensor& img, float t, float guidance, const Tensor& velocity) {
+void FluxTransformer::forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity) {
   Buffers& b = *buf_;
   FRESCO_ASSERT(b.shard.count() > 0, "forward before set_condition");
   FRESCO_ASSERT(img.dim(0) == b.img_len && img.dim(1) == config_.in_channels,
                 "forward: img " + img.describe() + " does not match the condition's grid");
+  FRESCO_ASSERT(scalars.numel() == 2 && scalars.dtype() == DType::f32,
+                "forward: scalars " + scalars.describe());
   attention_->begin_forward();
-  embed_vector(t, guidance);
-  linear("img_in", img, b.img_in);
-  const Tensor parts[2] = {b.txt_embedded, b.img_in};
-  backend_.concat_rows(parts, b.x);
+  embed_vector(scalars);
+  backend_.copy(img, b.img_tokens);  // to the compute dtype
+  backend_.copy(b.txt_embedded, b.x.rows(0, b.txt_len));
+  linear("img_in", b.img_tokens, b.x.rows(b.txt_len, b.img_len));
   for (int i = 0; i < config_.depth; ++i) double_block(i);
   for (int i = 0; i < config_.depth_single; ++i) single_block(i);
   final_layer(velocity);
+}
+
+void FluxTransformer::forward(const Tensor& img, float t, float guidance, const Tensor& velocity) {
+  Buffers& b = *buf_;
+  FRESCO_ASSERT(b.scalars.defined(), "forward before set_condition");
+  backend_.synchronize();  // the staging tensor may still feed an earlier copy
+  b.host_scalars.f32()[0] = t;
+  b.host_scalars.f32()[1] = guidance;
+  backend_.copy(b.host_scalars, b.scalars);
+  forward(img, b.scalars, velocity);
 }
 
 }  // namespace fresco

@@ -1,11 +1,17 @@
 // The FLUX.1 transformer (spec: ../shared/spec/flux-transformer.md) on any Backend.
 //
-// Usage per image: set_condition(txt, y, grid, shard) once (embeds the text, builds the RoPE
-// tables, allocates every activation buffer), then forward(img, t, g, velocity) once per
+// Usage per image: set_condition(txt, y, grid, shard) once (embeds the text, fills the RoPE
+// tables; allocates the activation buffers from one arena only when the shard's shape changes,
+// so their addresses stay fixed across images), then forward(img, scalars, velocity) once per
 // denoising step with no allocation. A rank holds one shard of the joint sequence cat(txt, img)
 // (the whole sequence on one rank); everything but the attention is row-local, and the joint
-// attention goes through an AttentionStrategy, so the sequence-parallel plans (mpi/) replace
-// it without touching the block code.
+// attention goes through an AttentionStrategy (src/model/hooks.hpp), so the sequence-parallel
+// plans (mpi/plans/) replace it without touching the block code.
+//
+// Activations are in the compute dtype (f32, or bf16 as on the GPU) and weights in their stored
+// dtype; the fused ops (norm_modulate, rms_norm_rope, linear epilogues) round once where a GPU
+// kernel stores. q and k come from the qkv rows through rms_norm_rope; v is read in place from
+// the qkv rows, and the single block's attention writes straight into its concat buffer.
 #pragma once
 
 #include <memory>
@@ -15,46 +21,26 @@
 #include "src/backend/backend.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
-#include "src/model/sequence_shard.hpp"
+#include "src/model/hooks.hpp"
 
 namespace fresco {
-
-class AttentionStrategy {
- public:
-  virtual ~AttentionStrategy() = default;
-  // Called once per image, before its steps: the shards of every rank of the group (in
-  // position order) and this rank's position. Allocates what attend() needs.
-  virtual void prepare(Backend& /*backend*/, const std::vector<SequenceShard>& /*shards*/,
-                       int /*position*/) {}
-  // Called at the start of every forward (one per denoising step), before the first attend().
-  virtual void begin_forward() {}
-  // A line about the strategy's own work since prepare() for the per-image report ("" if none).
-  virtual std::string report() const { return ""; }
-  // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE);
-  // o: [n, H, D] the attention output of the same rows over the whole sequence.
-  virtual void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
-                      const Tensor& o) = 0;
-};
-
-// All tokens on this rank: the backend's attention op over the whole joint sequence.
-class LocalAttention final : public AttentionStrategy {
- public:
-  void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
-              const Tensor& o) override {
-    backend.attention(q, k, v, o, Tensor());
-  }
-};
 
 class FluxTransformer {
  public:
   FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
-                  std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>());
+                  std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>(),
+                  DType compute = DType::f32);
   ~FluxTransformer();
   FluxTransformer(FluxTransformer&&) noexcept;
+
+  // The ops a forward runs, as OpDescs for a backend's supports(): activations in `compute`,
+  // weights in `weight`. The constructor refuses a backend that lacks one (ComputeError).
+  static std::vector<OpDesc> ops_needed(DType compute, DType weight);
 
   const FluxConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
   const AttentionStrategy& attention() const { return *attention_; }
+  DType compute_dtype() const { return compute_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
   // is a grid_h x grid_w grid of packed tokens. `shards` lists the rows of cat(txt, img) held
@@ -62,27 +48,32 @@ class FluxTransformer {
   void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w,
                      const std::vector<SequenceShard>& shards = {}, int position = 0);
   const SequenceShard& shard() const;
-  // img: [shard.img_rows(), in_channels] this rank's packed image tokens;
-  // velocity: [shard.img_rows(), in_channels] (device tensors).
+  // img: [shard.img_rows(), in_channels] this rank's packed image tokens (any float dtype);
+  // scalars: [2] f32 (t, guidance) on the backend's device, read by the step's ops, so a
+  // captured step replays with new values; velocity: [shard.img_rows(), in_channels] (any
+  // float dtype). Device tensors; allocates nothing.
+  void forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity);
+  // Convenience for one-off forwards (tests, `fresco forward`): stages t and guidance into the
+  // model's own device scalars, then runs the forward above.
   void forward(const Tensor& img, float t, float guidance, const Tensor& velocity);
 
  private:
-  struct Buffers;  // activations of one sequence layout, allocated in set_condition
-  void embed_vector(float t, float guidance);
+  struct Buffers;  // activations of one sequence layout, from one arena (set_condition)
+  void embed_vector(const Tensor& scalars);
   void double_block(int index);
   void single_block(int index);
   void final_layer(const Tensor& velocity);
-  // q/k/v rows of one stream from its fused projection: RMS-normed q, k and plain v.
-  void scatter_qkv(const Tensor& qkv, int64_t row0, const std::string& norm_prefix);
-  void apply_rope_and_attend();
-  void norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& out);
-  void linear(const std::string& name, const Tensor& x, const Tensor& y);
+  // rms_norm_rope of q and k of rows [row0, row0 + qkv.dim(0)) from their qkv columns.
+  void norm_rope_qk(const Tensor& qkv, int64_t row0, const std::string& norm_prefix);
+  void linear(const std::string& name, const Tensor& x, const Tensor& y,
+              Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr);
   const Tensor& w(const std::string& name) const { return weights_.get(name); }
 
   FluxConfig config_;
   ModelWeights weights_;
   Backend& backend_;
   std::unique_ptr<AttentionStrategy> attention_;
+  DType compute_;
   std::unique_ptr<Buffers> buf_;
 };
 

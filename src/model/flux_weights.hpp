@@ -3,10 +3,10 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "io/tensor_table.hpp"  // StoredTensorInfo: what a file says about one tensor
 #include "src/core/tensor.hpp"
 #include "src/model/flux_config.hpp"
 
@@ -21,13 +21,6 @@ struct WeightSpec {
 std::vector<WeightSpec> flux_weight_specs(const FluxConfig& config);
 int64_t flux_parameter_count(const FluxConfig& config);
 
-// What a file says about one tensor; dtype is empty when the stored type is not f32/f16/bf16.
-struct StoredTensorInfo {
-  Shape shape;
-  std::optional<DType> dtype;
-  std::string stored_type;  // human-readable stored type, for messages
-};
-
 // Problems of a file's tensors against a preset's table (missing, unexpected, wrong shape or
 // dtype); empty when the file is valid.
 std::vector<std::string> validate_weight_table(const std::string& preset,
@@ -39,7 +32,8 @@ std::vector<std::string> validate_weight_table(const std::string& preset,
 std::string describe_weight_problems(const std::string& source, const std::string& preset,
                                      const std::vector<std::string>& problems);
 
-// The weights of one model, keyed by checkpoint name, on one backend's device.
+// The weights of one model, keyed by checkpoint name, on one backend's device, each in its
+// stored dtype (or the one load_weights was asked for).
 class ModelWeights {
  public:
   void set(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }

@@ -2,121 +2,251 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 #include "src/core/error.hpp"
 
 namespace fresco {
 namespace {
 constexpr float kGroupNormEps = 1e-6f;
+// Slots held at once at most: the attention block's x, h, q, k, v and one temporary.
+constexpr int kSlotCount = 6;
+}  // namespace
+
+// kSlotCount equal blocks of device memory, each lent out whole and shaped as needed.
+class VaeDecoder::Slots {
+ public:
+  Slots(Backend& backend, size_t slot_bytes) : slot_bytes_(slot_bytes) {
+    for (int i = 0; i < kSlotCount; ++i) {
+      blocks_.push_back(backend.alloc_storage(slot_bytes));
+      free_.push_back(true);
+    }
+  }
+  std::pair<Tensor, int> acquire(const Shape& shape, DType dtype) {
+    const size_t bytes = size_t(shape_numel(shape)) * dtype_size(dtype);
+    FRESCO_ASSERT(bytes <= slot_bytes_, "decoder slot too small for " + shape_string(shape));
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      if (free_[i]) {
+        free_[i] = false;
+        return {Tensor::from_storage(blocks_[i], 0, shape, dtype), int(i)};
+      }
+    FRESCO_ASSERT(false, "decoder: every activation slot is in use");
+    return {};
+  }
+  void release(int i) { free_[size_t(i)] = true; }
+  size_t slot_bytes() const { return slot_bytes_; }
+
+ private:
+  size_t slot_bytes_;
+  std::vector<std::shared_ptr<Storage>> blocks_;
+  std::vector<bool> free_;
+};
+
+// A slot in use. Move-only; the slot returns to the pool when the lease dies.
+struct VaeDecoder::Lease {
+  Tensor t;
+  Slots* pool = nullptr;
+  int slot = -1;
+  Lease(Slots& slots, const Shape& shape, DType dtype) : pool(&slots) {
+    std::tie(t, slot) = slots.acquire(shape, dtype);
+  }
+  Lease(Lease&& o) noexcept : t(std::move(o.t)), pool(o.pool), slot(o.slot) { o.slot = -1; }
+  Lease& operator=(Lease&& o) noexcept {
+    if (this != &o) {
+      if (slot >= 0) pool->release(slot);
+      t = std::move(o.t);
+      pool = o.pool;
+      slot = o.slot;
+      o.slot = -1;
+    }
+    return *this;
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (slot >= 0) pool->release(slot);
+  }
+};
+
+VaeDecoder::VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend, DType compute)
+    : config_(std::move(config)), weights_(std::move(weights)), backend_(backend), compute_(compute) {}
+
+VaeDecoder::~VaeDecoder() = default;
+
+void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
+  // The largest C * (rows + 2) * W any activation (with its halo rows) has, walking the levels
+  // as decode() does; and the largest C * W of a halo row.
+  const VaeConfig& c = config_;
+  int64_t r = latent.dim(1), W = latent.dim(2);
+  size_t most = 0;
+  int64_t widest_row = 0;
+  auto note = [&](int64_t channels) {
+    most = std::max(most, size_t(channels * (r + 2) * W) * dtype_size(compute_));
+    widest_row = std::max(widest_row, channels * W);
+  };
+  note(c.z_channels);
+  int64_t channels = c.width(c.levels() - 1);
+  note(channels);
+  for (int level = c.levels() - 1; level >= 0; --level) {
+    note(c.width(level));
+    channels = c.width(level);
+    if (level != 0) {
+      r *= 2;
+      W *= 2;
+      note(channels);
+    }
+  }
+  note(c.out_ch);
+  rows.prepare(backend_, widest_row, compute_);
+  if (band_rows_ == latent.dim(1) && band_width_ == latent.dim(2)) return;  // same shape: reuse
+
+  slots_ = std::make_unique<Slots>(backend_, most);
+  auto lay_out = [&](Arena& a) {
+    latent_in_ = a.take(latent.shape(), DType::f32);
+    sums_ = a.take({c.groups, 2}, DType::f64);
+    zeros_ = a.take({widest_row}, compute_);
+  };
+  Arena measure;
+  lay_out(measure);
+  arena_ = Arena(backend_.alloc_storage(measure.used()));
+  lay_out(arena_);
+  const Tensor host_zeros = Tensor::zeros({widest_row}, compute_);
+  backend_.copy(host_zeros, zeros_);
+  backend_.synchronize();
+  band_rows_ = latent.dim(1);
+  band_width_ = latent.dim(2);
 }
 
-VaeDecoder::VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend)
-    : config_(std::move(config)), weights_(std::move(weights)), backend_(backend) {}
-
-Tensor VaeDecoder::conv3(const std::string& name, const Tensor& x) {
+VaeDecoder::Lease VaeDecoder::conv3(const std::string& name, const Tensor& x) {
   // x: [Ci, h, W] -> haloed [Ci, h + 2, W] (neighbours' edge rows or zeros) -> y: [Co, h, W]
   const int64_t Ci = x.dim(0), h = x.dim(1), W = x.dim(2);
-  const Tensor haloed = backend_.upload(Tensor::zeros({Ci, h + 2, W}));
-  backend_.paste_columns(x.reshape({Ci, h * W}), haloed.reshape({Ci, (h + 2) * W}), W);
-  rows_->exchange_halo(backend_, haloed);
+  const Lease haloed(*slots_, {Ci, h + 2, W}, compute_);
+  const Tensor flat = haloed.t.reshape({Ci, (h + 2) * W});
+  const Tensor zero_row = zeros_.rows(0, Ci * W).reshape({Ci, W});
+  backend_.copy(zero_row, flat.cols(0, W));
+  backend_.copy(zero_row, flat.cols((h + 1) * W, W));
+  backend_.copy(x.reshape({Ci, h * W}), flat.cols(W, h * W));
+  rows_->exchange_halo(backend_, haloed.t);
   const Tensor& weight = w(name + ".weight");
-  const Tensor y = backend_.alloc({weight.dim(0), h, W}, DType::f32);
-  backend_.conv2d(haloed, weight, w(name + ".bias"), /*pad_rows=*/0, y);
+  Lease y(*slots_, {weight.dim(0), h, W}, compute_);
+  backend_.conv2d(haloed.t, weight, w(name + ".bias"), /*pad_rows=*/0, y.t);
   return y;
 }
 
-Tensor VaeDecoder::conv1(const std::string& name, const Tensor& x) {
+VaeDecoder::Lease VaeDecoder::conv1(const std::string& name, const Tensor& x) {
   const Tensor& weight = w(name + ".weight");
-  const Tensor y = backend_.alloc({weight.dim(0), x.dim(1), x.dim(2)}, DType::f32);
-  backend_.conv2d(x, weight, w(name + ".bias"), 0, y);
+  Lease y(*slots_, {weight.dim(0), x.dim(1), x.dim(2)}, compute_);
+  backend_.conv2d(x, weight, w(name + ".bias"), 0, y.t);
   return y;
 }
 
-Tensor VaeDecoder::group_norm(const std::string& name, const Tensor& x) {
+void VaeDecoder::group_norm(const std::string& name, const Tensor& x, const Tensor& y) {
   // Statistics of the whole image: this part's sums, added over all parts (in double).
-  std::vector<double> sums = backend_.group_sums(x, config_.groups);
-  rows_->all_reduce(sums);
+  backend_.group_sums(x, config_.groups, sums_);
+  rows_->all_reduce(backend_, sums_);
   const double count = double(x.dim(0) / config_.groups) * double(total_rows_) * double(x.dim(2));
-  const Tensor y = backend_.alloc(x.shape(), DType::f32);
-  backend_.group_norm(x, sums, count, kGroupNormEps, w(name + ".weight"), w(name + ".bias"), y);
-  return y;
+  backend_.group_norm(x, sums_, count, kGroupNormEps, w(name + ".weight"), w(name + ".bias"), y);
 }
 
-Tensor VaeDecoder::resnet(const std::string& name, const Tensor& x) {
+VaeDecoder::Lease VaeDecoder::resnet(const std::string& name, const Tensor& x) {
   // h = conv2(swish(norm2(conv1(swish(norm1(x)))))); x + h, or nin_shortcut(x) + h
-  Tensor h = group_norm(name + ".norm1", x);
-  backend_.silu(h, h);
-  h = conv3(name + ".conv1", h);
-  Tensor h2 = group_norm(name + ".norm2", h);
-  backend_.silu(h2, h2);
-  h2 = conv3(name + ".conv2", h2);
-  const Tensor skip = weights_.has(name + ".nin_shortcut.weight") ? conv1(name + ".nin_shortcut", x) : x;
-  backend_.add(skip, h2, h2);
+  Lease h2 = [&] {
+    Lease h1 = [&] {
+      const Lease normed(*slots_, x.shape(), compute_);
+      group_norm(name + ".norm1", x, normed.t);
+      backend_.silu(normed.t, normed.t);
+      return conv3(name + ".conv1", normed.t);
+    }();
+    group_norm(name + ".norm2", h1.t, h1.t);
+    backend_.silu(h1.t, h1.t);
+    return conv3(name + ".conv2", h1.t);
+  }();
+  if (weights_.has(name + ".nin_shortcut.weight")) {
+    const Lease skip = conv1(name + ".nin_shortcut", x);
+    backend_.add(skip.t, h2.t, h2.t);
+  } else {
+    backend_.add(x, h2.t, h2.t);
+  }
   return h2;
 }
 
-Tensor VaeDecoder::attention_block(const std::string& name, const Tensor& x) {
+VaeDecoder::Lease VaeDecoder::attention_block(const std::string& name, const Tensor& x) {
   // x: [C, h, W]; single-head attention over the positions of the whole image.
   const int64_t C = x.dim(0), n = x.dim(1) * x.dim(2);
-  const Tensor h = group_norm(name + ".norm", x);
+  std::optional<Lease> normed(std::in_place, *slots_, x.shape(), compute_);
+  group_norm(name + ".norm", x, normed->t);
   auto tokens = [&](const char* part) {  // [C, h, W] -> [n, 1, C]
-    const Tensor channels = conv1(name + "." + part, h);
-    const Tensor t = backend_.alloc({n, 1, C}, DType::f32);
-    backend_.transpose(channels.reshape({C, n}), t.reshape({n, C}));
+    const Lease channels = conv1(name + "." + part, normed->t);
+    Lease t(*slots_, {n, 1, C}, compute_);
+    backend_.transpose(channels.t.reshape({C, n}), t.t.reshape({n, C}));
     return t;
   };
-  const Tensor q = tokens("q"), k = tokens("k"), v = tokens("v");
-  const Tensor o = backend_.alloc({n, 1, C}, DType::f32);
-  rows_->attention().attend(backend_, q, k, v, o);
-  const Tensor o_channels = backend_.alloc({C, x.dim(1), x.dim(2)}, DType::f32);
-  backend_.transpose(o.reshape({n, C}), o_channels.reshape({C, n}));
-  const Tensor y = conv1(name + ".proj_out", o_channels);
-  backend_.add(x, y, y);
+  Lease o_channels = [&] {
+    const Lease q = tokens("q"), k = tokens("k"), v = tokens("v");
+    normed.reset();
+    const Lease o(*slots_, {n, 1, C}, compute_);
+    rows_->attention().attend(backend_, q.t, k.t, v.t, o.t);
+    Lease oc(*slots_, x.shape(), compute_);
+    backend_.transpose(o.t.reshape({n, C}), oc.t.reshape({C, n}));
+    return oc;
+  }();
+  Lease y = conv1(name + ".proj_out", o_channels.t);
+  backend_.add(x, y.t, y.t);
   return y;
 }
 
 Tensor VaeDecoder::decode(const Tensor& latent, RowPartition& rows) {
   // latent: [z, r, w] this part's rows
-  FRESCO_ASSERT(latent.rank() == 3 && latent.dim(0) == config_.z_channels, "decode: latent " + latent.describe());
-  rows_ = &rows;
+  FRESCO_ASSERT(latent.rank() == 3 && latent.dim(0) == config_.z_channels && latent.device() == Device::cpu &&
+                    latent.dtype() == DType::f32,
+                "decode: latent " + latent.describe());
   const auto& parts = rows.latent_rows();
   FRESCO_ASSERT(parts[size_t(rows.index())] == latent.dim(1), "decode: latent rows differ from the partition");
+  prepare(latent, rows);
+  rows_ = &rows;
   total_rows_ = std::accumulate(parts.begin(), parts.end(), int64_t(0));
 
-  Tensor z = latent.to_f32();  // z / scale_factor + shift_factor
-  for (int64_t i = 0; i < z.numel(); ++i)
-    z.f32()[i] = float(z.f32()[i] / config_.scale_factor + config_.shift_factor);
-  Tensor x = conv3("decoder.conv_in", backend_.upload(z));
-  x = resnet("decoder.mid.block_1", x);
+  backend_.copy(latent, latent_in_);
+  Lease x = [&] {  // z / scale_factor + shift_factor, in the compute dtype
+    const Lease z(*slots_, latent.shape(), compute_);
+    backend_.affine(latent_in_, float(1.0 / config_.scale_factor), float(config_.shift_factor), z.t);
+    return conv3("decoder.conv_in", z.t);
+  }();
+  x = resnet("decoder.mid.block_1", x.t);
 
   // The mid-block attention over every position: each part's positions, in order.
   std::vector<SequenceShard> shards;
   const int64_t w_latent = latent.dim(2);
   for (int64_t r : parts) shards.push_back({0, r * w_latent, 0, 0, 0, r * w_latent});
   rows.attention().prepare(backend_, shards, rows.index());
-  x = attention_block("decoder.mid.attn_1", x);
-  x = resnet("decoder.mid.block_2", x);
+  x = attention_block("decoder.mid.attn_1", x.t);
+  x = resnet("decoder.mid.block_2", x.t);
 
   for (int level = config_.levels() - 1; level >= 0; --level) {
     const std::string p = "decoder.up." + std::to_string(level);
-    for (int b = 0; b <= config_.num_res_blocks; ++b) x = resnet(p + ".block." + std::to_string(b), x);
+    for (int b = 0; b <= config_.num_res_blocks; ++b) x = resnet(p + ".block." + std::to_string(b), x.t);
     if (level != 0) {
-      const Tensor up = backend_.alloc({x.dim(0), 2 * x.dim(1), 2 * x.dim(2)}, DType::f32);
-      backend_.upsample_nearest(x, up);
+      const Lease up(*slots_, {x.t.dim(0), 2 * x.t.dim(1), 2 * x.t.dim(2)}, compute_);
+      backend_.upsample_nearest(x.t, up.t);
       total_rows_ *= 2;
-      x = conv3(p + ".upsample.conv", up);
+      x = conv3(p + ".upsample.conv", up.t);
     }
   }
-  Tensor h = group_norm("decoder.norm_out", x);
-  backend_.silu(h, h);
-  x = conv3("decoder.conv_out", h);
+  {
+    const Lease h(*slots_, x.t.shape(), compute_);
+    group_norm("decoder.norm_out", x.t, h.t);
+    backend_.silu(h.t, h.t);
+    x = conv3("decoder.conv_out", h.t);
+  }
   rows_ = nullptr;
-  return x;
+  return x.t;  // the slot is free again, but nothing runs on it before the next decode()
 }
 
 Tensor decoded_to_image(const Tensor& x) {
+  const Tensor f = x.to_f32();
   Tensor image(x.shape());
-  const float* in = x.f32();
+  const float* in = f.f32();
   for (int64_t i = 0; i < x.numel(); ++i) image.f32()[i] = std::clamp((in[i] + 1.0f) * 0.5f, 0.0f, 1.0f);
   return image;
 }

@@ -1,0 +1,41 @@
+// Weights files seen from the model: which preset a file is for, loading a preset's tensors
+// onto a backend, random weights, and converting a safetensors checkpoint. The file formats
+// themselves are io/weights_file.hpp and io/safetensors.hpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "io/weights_file.hpp"
+#include "src/backend/backend.hpp"
+#include "src/model/flux_config.hpp"
+#include "src/model/flux_weights.hpp"
+
+namespace fresco {
+
+// The preset to run: `requested`, or the file's own when `requested` is "auto".
+FluxConfig preset_for_weights(const std::string& path, const std::string& requested);
+
+// Reads every tensor of a preset (transformer or autoencoder), validates names, shapes and
+// dtypes against its table (all problems in one InputError) and places them on the backend's
+// device. `as`: nothing keeps each tensor's stored dtype (a file may mix f32, bf16 and f16);
+// a dtype (f32, bf16 or f16) converts every tensor to it on the host first (e.g. bf16 weights
+// for a bf16 run of an f32 file).
+ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
+                          std::optional<DType> as = std::nullopt);
+
+// Random weights for tests, demos and benchmarks, drawn from the counter-based RNG (a seed
+// always gives the same file): Linear weights N(0, 0.02), convolution weights
+// N(0, 1/sqrt(fan_in)) (so activations keep their scale through the decoder), biases
+// N(0, 0.002), RMSNorm scales and GroupNorm weights 1, GroupNorm biases 0. Stored as `dtype`
+// (f32, bf16 or f16). Published atomically.
+void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
+                          DType dtype);
+
+// Converts a FLUX checkpoint to a weights file for `model` ("auto": the preset whose table
+// the checkpoint matches). Tensors keep their dtype. Published atomically; returns the preset.
+std::string convert_safetensors(const std::string& in, const std::string& out,
+                                const std::string& model);
+
+}  // namespace fresco
