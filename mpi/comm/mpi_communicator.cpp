@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -159,8 +158,6 @@ class Posted {
     }
     requests_.clear();
   }
-
-  bool done() const { return requests_.empty(); }
 
  private:
   std::string timeout_message(double waited) {

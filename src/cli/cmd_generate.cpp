@@ -135,7 +135,7 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const auto start = clock::now();
   const PromptEntry prompt = prompts->read(job.index);
   const int64_t c = config.latent_channels(), h = job.height / 8, w = job.width / 8;
-  const int64_t Limg = (h / 2) * (w / 2), C = config.in_channels;
+  const int64_t Limg = (h / 2) * (w / 2);
   const auto shards = image_shards(*layout, choice.plan, prompt.txt.dim(0), h / 2, w / 2);
   const SequenceShard& mine = shards[size_t(layout->position())];
 
@@ -290,11 +290,12 @@ Command generate_command() {
                   "option --steps must be positive (got " + std::to_string(vm["steps"].as<int64_t>()) + ")");
     auto run = std::make_shared<GenerateRun>(GenerateRun{ctx.mpi, ctx.command_line,
                                                          vm["out"].as<std::string>(), parallel_choice(vm),
-                                                         nullptr, {}, nullptr, nullptr, nullptr, {}});
+                                                         nullptr, {}, nullptr, nullptr, nullptr, {}, {}, {}});
     // The prompt count sizes the automatic layout; the layout is collective, so it comes
     // before any check that only some ranks could fail.
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
     const EngineChoice engine = engine_choice(vm);
+    run->choice.plan.compute = engine.compute;
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
     run->layout->set_deadline(engine.comm_timeout);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());

@@ -205,7 +205,8 @@ void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const Para
               "(%d layers x 2 x %lld tokens x %d, %s) for the first image\n",
               layout.group_size(), d.full_sync ? "every step synchronous" : "displaced",
               d.warmup_steps,
-              DisplacedPatchAttention::buffer_bytes(layers, tokens, config.hidden, d.stale_dtype) / (1 << 20),
+              DisplacedPatchAttention::buffer_bytes(layers, tokens, config.hidden, d.stale_dtype, choice.plan.compute) /
+                  (1 << 20),
               layers, (long long)tokens, config.hidden, dtype_name(d.stale_dtype));
 }
 
