@@ -26,8 +26,11 @@ set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 flag for nvcc
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
 
-add_library(fresco_cuda cuda/device_info.cu)
+include(${PROJECT_SOURCE_DIR}/cuda/sources.cmake)  # FRESCO_CUDA_*_SOURCES, FRESCO_CUDA_LIBS
+# Kernels with their POD launchers and the library wrappers (streams, cuBLASLt, cuDNN); the
+# CudaBackend class itself is part of fresco_backend (C++20).
+add_library(fresco_cuda ${FRESCO_CUDA_CORE_SOURCES})
 target_include_directories(fresco_cuda PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(fresco_cuda PUBLIC CUDA::cudart)
+target_link_libraries(fresco_cuda PUBLIC fresco_core ${FRESCO_CUDA_LIBS})
 set(FRESCO_HAVE_CUDA ON)
 message(STATUS "Fresco: CUDA ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")

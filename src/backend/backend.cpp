@@ -2,6 +2,11 @@
 
 #include "src/core/error.hpp"
 
+#ifdef FRESCO_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#include "cuda/device_info.hpp"
+#endif
+
 namespace fresco {
 
 const char* op_name(Op op) {
@@ -83,16 +88,26 @@ Tensor Backend::download(const Tensor& device_tensor) {
 std::vector<std::unique_ptr<Backend>> available_backends() {
   std::vector<std::unique_ptr<Backend>> list;
   list.push_back(make_cpu_backend());
-  // The CUDA backend registers here once it exists (issue: CUDA backend), after the CPU one.
+#ifdef FRESCO_HAVE_CUDA
+  if (!cuda::list_devices().empty()) list.push_back(make_cuda_backend(0));
+#endif
   return list;
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
+std::unique_ptr<Backend> make_backend(const std::string& name, int device) {
   if (name == "cpu") return make_cpu_backend();
-  if (name == "cuda")
-    throw InputError(
-        "--backend cuda: this build has no CUDA backend yet (it arrives with the CUDA backend "
-        "issue); use --backend cpu");
+  if (name == "cuda") {
+#ifdef FRESCO_HAVE_CUDA
+    const auto devices = cuda::list_devices();
+    if (devices.empty())
+      throw InputError("--backend cuda: no usable CUDA device (" + cuda::no_device_reason() + ")");
+    return make_cuda_backend(device % int(devices.size()));
+#else
+    (void)device;
+    throw InputError("--backend cuda: this build has no CUDA backend (no CUDA compiler was found, "
+                     "or it was configured with -DFRESCO_CUDA=OFF); use --backend cpu");
+#endif
+  }
   throw InputError("--backend " + name + ": unknown backend (choices: cpu, cuda)");
 }
 

@@ -176,8 +176,9 @@ class Backend {
 
 // The backends compiled into this build, CPU first (the op test program runs them all).
 std::vector<std::unique_ptr<Backend>> available_backends();
-// `name`: "cpu" or "cuda" (InputError naming --backend when it is not built or has no device).
-std::unique_ptr<Backend> make_backend(const std::string& name);
+// `name`: "cpu" or "cuda" (InputError naming --backend when it is not built or has no device);
+// `device`: the GPU to use, modulo the GPUs visible (a rank passes its node-local rank).
+std::unique_ptr<Backend> make_backend(const std::string& name, int device = 0);
 std::unique_ptr<Backend> make_cpu_backend();
 
 }  // namespace fresco

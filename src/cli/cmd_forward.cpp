@@ -86,7 +86,7 @@ Command forward_command() {
     ensure_output_path(run->out);
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->backend = make_engine_backend(engine);
+    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
     run->model = std::make_unique<FluxTransformer>(
         config, load_weights(weights_path, config.name, *run->backend, weight_dtype_for(engine)), *run->backend,
         make_attention(*run->layout, config, run->choice.plan), engine.compute);

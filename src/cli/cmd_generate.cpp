@@ -312,7 +312,7 @@ Command generate_command() {
     const ImageJob& first = run->jobs.front();
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
-    run->backend = make_engine_backend(engine);
+    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
       for (const ImageJob& job : run->jobs)

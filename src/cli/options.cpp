@@ -125,8 +125,8 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   return e;
 }
 
-std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine) {
-  return make_backend(engine.backend);
+std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank) {
+  return make_backend(engine.backend, local_rank);
 }
 
 std::optional<DType> weight_dtype_for(const EngineChoice& engine) {

@@ -63,7 +63,8 @@ struct EngineChoice {
 };
 EngineChoice engine_choice(const po::variables_map& vm);
 // The backend of the choice (InputError naming --backend when it cannot be made here).
-std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine);
+// `local_rank`: this rank's index on its node, which picks its GPU (one GPU per rank).
+std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
 // Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
 // converts to bf16 (the GPU's weights).
 std::optional<DType> weight_dtype_for(const EngineChoice& engine);
