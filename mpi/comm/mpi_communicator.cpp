@@ -355,11 +355,12 @@ std::unique_ptr<Exchange> MpiCommunicator::all_gather_in_place(const Tensor& all
 }
 
 void MpiCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) {
-  FRESCO_ASSERT(x.defined() && x.device() == Device::cpu && x.contiguous(),
-                "all_reduce_sum: the MPI transport needs a contiguous host tensor, got " +
+  FRESCO_ASSERT(x.defined() && (x.dtype() == DType::f32 || x.dtype() == DType::f64),
+                "all_reduce_sum: f32 or f64 expected, got " +
                     (x.defined() ? x.describe() : std::string("an undefined tensor")));
-  FRESCO_ASSERT(x.dtype() == DType::f32 || x.dtype() == DType::f64,
-                "all_reduce_sum: f32 or f64 expected, got " + x.describe());
+  if (size_ == 1) return;  // the sum over one rank: nothing to move, on any device
+  FRESCO_ASSERT(x.device() == Device::cpu && x.contiguous(),
+                "all_reduce_sum: the MPI transport needs a contiguous host tensor, got " + x.describe());
   stream.synchronize();  // the producer's values must be in host memory
   const MPI_Datatype type = x.dtype() == DType::f32 ? MPI_FLOAT : MPI_DOUBLE;
   const Clock::time_point start = Clock::now();

@@ -298,6 +298,7 @@ Command generate_command() {
     run->choice.plan.compute = engine.compute;
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
     run->layout->set_deadline(engine.comm_timeout);
+    require_engine_fits_group(engine, run->layout->group_size(), "an image");
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_writable_directory(run->out_dir);
     const std::string weights_path = vm["weights"].as<std::string>();

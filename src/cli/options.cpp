@@ -129,6 +129,14 @@ std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int loc
   return make_backend(engine.backend, local_rank);
 }
 
+void require_engine_fits_group(const EngineChoice& engine, int group_size, const std::string& what) {
+  require_input(engine.backend != "cuda" || group_size == 1,
+                "--backend cuda cannot yet split " + what + " over " + std::to_string(group_size) +
+                    " ranks: the MPI transport moves host memory, and the GPU transports (NCCL, CUDA "
+                    "IPC, host-staged MPI) come with the GPU-ranks issue; run one rank per image "
+                    "(--ulysses 1 --ring 1, or --patches 1) or use --backend cpu");
+}
+
 std::optional<DType> weight_dtype_for(const EngineChoice& engine) {
   if (engine.compute == DType::f32) return std::nullopt;
   return engine.compute;

@@ -65,6 +65,9 @@ EngineChoice engine_choice(const po::variables_map& vm);
 // The backend of the choice (InputError naming --backend when it cannot be made here).
 // `local_rank`: this rank's index on its node, which picks its GPU (one GPU per rank).
 std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
+// InputError when the engine cannot split an image over `group_size` ranks (device tensors
+// need a GPU transport: NCCL, CUDA IPC or host-staged MPI, which come with the GPU ranks).
+void require_engine_fits_group(const EngineChoice& engine, int group_size, const std::string& what);
 // Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
 // converts to bf16 (the GPU's weights).
 std::optional<DType> weight_dtype_for(const EngineChoice& engine);

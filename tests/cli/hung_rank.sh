@@ -1,10 +1,11 @@
 # A hung rank ends the job: one rank of a sequence-parallel group is stopped (SIGSTOP) in the
 # middle of a batch; its peer waits past --comm-timeout, reports the hung peer once, and the
-# job ends with status 6 within seconds, the images finished before the stop kept.
+# job ends with status 6 within seconds.
 source "$(dirname "$0")/common.sh"
 "$FRESCO" init-weights --model flux-small --seed 3 weights.h5 >/dev/null
-"$FRESCO" make-prompts --model flux-small --count 8 --txt-len 8 --width 128 --height 128 \
-  --steps 50 prompts.h5 >/dev/null
+# Long enough (minutes) that the stop lands in the denoising steps on any machine.
+"$FRESCO" make-prompts --model flux-small --count 4 --txt-len 8 --width 256 --height 256 \
+  --steps 400 prompts.h5 >/dev/null
 
 "$MPIEXEC" -n 2 --oversubscribe "$FRESCO" generate --weights weights.h5 --prompts prompts.h5 \
   --out out --ulysses 2 --comm-timeout 2 >out.log 2>err.log &

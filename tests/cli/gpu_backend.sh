@@ -1,0 +1,43 @@
+# The CUDA backend where a GPU is present (skipped with exit 77 elsewhere): every op against the
+# CPU reference (the op test program), and the golden forward on the GPU in f32 (1e-5, as on
+# the CPU) and in bf16 (within twice the error of a PyTorch bf16 eager reference, as the
+# bf16 CPU mode), and the golden decoder in bf16.
+source "$(dirname "$0")/common.sh"
+"$FRESCO" info > info.txt
+if ! grep -q "^backend cuda" info.txt; then
+  echo "SKIP: no CUDA backend here ($(grep -E 'CUDA' info.txt | head -1))"; exit 77
+fi
+"$TEST_BACKEND_OPS" --backend cuda | tail -3
+g=$GOLDEN_DIR
+"$FRESCO" forward --backend cuda --weights "$g/flux_tiny_weights.h5" --inputs "$g/flux_tiny_inputs.h5" \
+  --out f32.h5 >/dev/null
+"$H5_TOOL" compare f32.h5 "$g/flux_tiny_velocity.h5" /velocity 1e-5
+"$FRESCO" forward --backend cuda --dtype bf16 --weights "$g/flux_tiny_weights.h5" \
+  --inputs "$g/flux_tiny_inputs.h5" --out bf16.h5 >/dev/null
+ours=$("$FRESCO" compare bf16.h5 "$g/flux_tiny_velocity.h5" | grep -o "relative L2 [0-9.e+-]*" | awk '{print $3}')
+naive=$("$FRESCO" compare "$g/flux_tiny_velocity_bf16.h5" "$g/flux_tiny_velocity.h5" | grep -o "relative L2 [0-9.e+-]*" | awk '{print $3}')
+echo "bf16 forward on the GPU: relative L2 $ours (PyTorch bf16 eager: $naive)"
+awk -v a="$ours" -v b="$naive" 'BEGIN { exit !(a < 2 * b && a > 1e-4) }' \
+  || fail "bf16 GPU forward error $ours is not within twice PyTorch's $naive"
+
+# The decoder on the GPU against the CPU (f32), and in bf16 against the PyTorch reference.
+cp "$g/ae_tiny_decode.h5" latent.h5  # holds /latent
+"$FRESCO" decode --vae "$g/ae_tiny_weights.h5" latent.h5 --out cpu >/dev/null
+"$FRESCO" decode --backend cuda --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu >/dev/null
+"$H5_TOOL" compare gpu.decoded.h5 cpu.decoded.h5 /image 1e-5
+"$FRESCO" decode --backend cuda --dtype bf16 --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu16 >/dev/null
+"$H5_TOOL" compare gpu16.decoded.h5 cpu.decoded.h5 /image 3e-2
+
+# A batch on the GPU, two ranks sharing it (data parallel), against the CPU: the same images
+# within f32 rounding of different summation orders over the denoising steps.
+make_tiny_fixtures 4
+"$FRESCO" init-weights --model ae-tiny --seed 2 ae.h5 >/dev/null
+run_np 1 generate --weights weights.h5 --prompts prompts.h5 --out cpu_out --vae ae.h5 >/dev/null
+run_np 2 generate --backend cuda --weights weights.h5 --prompts prompts.h5 --out gpu_out --vae ae.h5 >/dev/null
+for i in 0 1 2 3; do
+  "$H5_TOOL" compare "gpu_out/img_$i.h5" "cpu_out/img_$i.h5" /latent 1e-4
+  [ -s "gpu_out/img_$i.png" ] || fail "gpu_out/img_$i.png missing"
+done
+run_np 2 generate --backend cuda --dtype bf16 --weights weights.h5 --prompts prompts.h5 --out gpu16 >/dev/null
+"$H5_TOOL" compare gpu16/img_0.h5 cpu_out/img_0.h5 /latent 5e-2
+echo "ok: CUDA backend ops, golden forward (f32, bf16), decoder, generate"
