@@ -3,18 +3,6 @@
 #include "src/core/error.hpp"
 
 namespace fresco {
-namespace {
-
-bool same_shards(const std::vector<SequenceShard>& a, const std::vector<SequenceShard>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].txt_len != b[i].txt_len || a[i].img_len != b[i].img_len || a[i].txt_begin != b[i].txt_begin ||
-        a[i].txt_count != b[i].txt_count || a[i].img_start != b[i].img_start || a[i].img_count != b[i].img_count)
-      return false;
-  return true;
-}
-
-}  // namespace
 
 DisplacedPatchAttention::DisplacedPatchAttention(Communicator& group, int layers, int heads, int head_dim,
                                                  DisplacedOptions options, DType compute)
@@ -47,7 +35,7 @@ void DisplacedPatchAttention::prepare(Backend& backend, const std::vector<Sequen
   drain(backend);  // the previous image's last gathers write into the buffers
   step_ = -1;
   stats_ = {};
-  if (planned_ && position == position_ && same_shards(shards, shards_)) return;  // reuse everything
+  if (planned_ && position == position_ && shards == shards_) return;  // reuse everything
   shards_ = shards;
   position_ = position;
   tokens_ = 0;

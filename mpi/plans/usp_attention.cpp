@@ -15,15 +15,6 @@ Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_elements
   return Displacements::packed(std::move(counts));
 }
 
-bool same_shards(const std::vector<SequenceShard>& a, const std::vector<SequenceShard>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].txt_len != b[i].txt_len || a[i].img_len != b[i].img_len || a[i].txt_begin != b[i].txt_begin ||
-        a[i].txt_count != b[i].txt_count || a[i].img_start != b[i].img_start || a[i].img_count != b[i].img_count)
-      return false;
-  return true;
-}
-
 }  // namespace
 
 UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute)
@@ -43,7 +34,7 @@ void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& s
   FRESCO_ASSERT(int(shards.size()) == U_ * R_, "USP: one shard per rank of the group expected");
   const int u = position % U_, r = position / U_;
   FRESCO_ASSERT(u == ulysses_.rank() && r == ring_.rank(), "USP: position does not match the communicators");
-  if (planned_ && position == position_ && same_shards(shards, shards_)) return;  // the same plan
+  if (planned_ && position == position_ && shards == shards_) return;  // the same plan
   shards_ = shards;
   position_ = position;
   ulysses_rows_.assign(size_t(U_), 0);

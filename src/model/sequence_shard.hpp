@@ -26,6 +26,7 @@ struct SequenceShard {
   int64_t txt_rows() const { return txt_count; }
   int64_t img_rows() const { return img_count; }
   int64_t img_begin() const { return img_start; }
+  bool operator==(const SequenceShard&) const = default;
 };
 
 // Sizes of `parts` near-equal ranges of n items, the larger ones first.
