@@ -25,8 +25,13 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# A single-node Slurm runs during the tests (scripts/slurm.sh: installed if missing, started by
+# hand, stopped by pid afterwards, also when a test fails); where it cannot start, the
+# slurm-labelled tests skip and say why.
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	@scripts/slurm.sh start || echo "make test: no Slurm (see above); the slurm-labelled tests will skip"
+	@trap 'cd $(CURDIR) && scripts/slurm.sh stop' EXIT INT TERM; \
+	  cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)/fresco $(DEMO_DIR) $(DEMO_RANKS)

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "cuda/cublaslt.hpp"
 #include "cuda/cuda_check.hpp"
@@ -87,6 +88,9 @@ class CudaBackend final : public Backend {
   Stream& stream() override { return stream_; }
   std::unique_ptr<Stream> new_stream() override { return std::make_unique<cuda::CudaStream>(); }
   std::unique_ptr<Event> new_event() override { return std::make_unique<cuda::CudaEvent>(); }
+  std::unique_ptr<Event> new_timing_event() override { return std::make_unique<cuda::CudaEvent>(true); }
+  std::unique_ptr<StepGraph> capture(const std::function<void()>& enqueue) override;
+  int64_t device_memory_in_use() const override;
   std::shared_ptr<Storage> alloc_storage(size_t bytes) override;
 
   void copy(const Tensor& src, const Tensor& dst) override;
@@ -123,6 +127,8 @@ class CudaBackend final : public Backend {
                   const Tensor& bias, const Tensor& y) override;
   void upsample_nearest(const Tensor& x, const Tensor& y) override;
   void transpose(const Tensor& x, const Tensor& y) override;
+  void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
+                   const Tensor& y) override;
 
  private:
   // Grow-only device scratch, one buffer per role so that the operands of one op never share.
@@ -261,6 +267,41 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
                 "copy: no conversion " + src.describe() + " -> " + dst.describe());
   cuda::convert({src.raw(), int(src.dtype()), rows, width, ld_s},
                 {dst.raw(), int(dst.dtype()), rows, width, ld_d}, s());
+}
+
+// ---- whole-step graphs, memory, random fills ------------------------------------------------
+
+namespace {
+// A captured step: cudaGraphLaunch of the instantiated graph on the backend's compute stream.
+class CudaStepGraph final : public StepGraph {
+ public:
+  CudaStepGraph(cuda::CudaGraphExec exec, cudaStream_t stream) : exec_(std::move(exec)), stream_(stream) {}
+  void replay() override { exec_.launch(stream_); }
+
+ private:
+  cuda::CudaGraphExec exec_;
+  cudaStream_t stream_;
+};
+}  // namespace
+
+std::unique_ptr<StepGraph> CudaBackend::capture(const std::function<void()>& enqueue) {
+  // Work queued before the capture must not be part of it, nor race with it.
+  stream_.synchronize();
+  cuda::CudaGraphExec exec = cuda::CudaGraphExec::capture(s(), [&](cudaStream_t) { enqueue(); });
+  return std::make_unique<CudaStepGraph>(std::move(exec), s());
+}
+
+int64_t CudaBackend::device_memory_in_use() const {
+  size_t free = 0, total = 0;
+  FRESCO_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return int64_t(total - free);
+}
+
+void CudaBackend::fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
+                              const Tensor& y) {
+  check(y, "fill_random");
+  FRESCO_ASSERT(y.contiguous() && is_float(y.dtype()), "fill_random: expected a dense float tensor, got " + y.describe());
+  cuda::fill_random(seed, stream, substream, mean, std, y.raw(), int(y.dtype()), y.numel(), s());
 }
 
 // ---- linear ---------------------------------------------------------------------------------

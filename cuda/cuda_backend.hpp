@@ -15,6 +15,11 @@
 // every call, which a denoising step must not);
 // FRESCO_CUDA_VECTOR=0 turns the vectorised (16-byte) element-wise, epilogue and RMSNorm/RoPE
 // kernels off;
+// FRESCO_CUDNN_STATS=1 makes cuDNN attention always write the softmax statistics (by default
+// a call without lse uses cuDNN's inference form, and the form with statistics only where cuDNN
+// declines it);
+// FRESCO_CUDA_LN_REGISTERS=0 turns the one-pass LayerNorm(+modulate) kernel off (the three-pass
+// kernel serves), FRESCO_CUDA_ROPE_ROWS=0 the row-per-warp RMSNorm+RoPE kernel (for A/B timings);
 // FRESCO_CUDA_VERBOSE=1 prints what the backend chose (cuBLASLt plans, cuDNN plans and why
 // cuDNN declined) when it is destroyed.
 #pragma once

@@ -24,7 +24,9 @@ CudaStream& CudaStream::operator=(CudaStream&& other) noexcept {
 
 void CudaStream::synchronize() { FRESCO_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-CudaEvent::CudaEvent() { FRESCO_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+CudaEvent::CudaEvent(bool timing) {
+  FRESCO_CUDA_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming));
+}
 
 CudaEvent::~CudaEvent() {
   if (event_) cudaEventDestroy(event_);
@@ -53,6 +55,12 @@ bool CudaEvent::query() {
   if (rc == cudaErrorNotReady) return false;
   FRESCO_CUDA_CHECK(rc);
   return true;
+}
+
+double CudaEvent::elapsed_ms(const Event& start) const {
+  float ms = 0;
+  FRESCO_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<const CudaEvent&>(start).event_, event_));
+  return double(ms);
 }
 
 }  // namespace fresco::cuda

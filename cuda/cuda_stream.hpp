@@ -26,10 +26,11 @@ class CudaStream final : public Stream {
   cudaStream_t stream_ = nullptr;
 };
 
-// An event without timing (the cheapest kind for ordering streams).
+// An event without timing (the cheapest kind for ordering streams), or with timing for
+// benchmarks (elapsed_ms).
 class CudaEvent final : public Event {
  public:
-  CudaEvent();
+  explicit CudaEvent(bool timing = false);
   ~CudaEvent() override;
   CudaEvent(CudaEvent&& other) noexcept;
   CudaEvent& operator=(CudaEvent&& other) noexcept;
@@ -41,6 +42,8 @@ class CudaEvent final : public Event {
   void wait_on(Stream& stream) override;
   void synchronize() override;
   bool query() override;
+  // Both events made with timing, both recorded and reached.
+  double elapsed_ms(const Event& start) const override;
 
  private:
   cudaEvent_t event_ = nullptr;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <utility>
 
@@ -88,7 +89,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 }  // namespace
 
-using Pointers = std::array<void*, 7>;  // q, k, v, o, stats, scale, workspace
+using Pointers = std::array<void*, 7>;  // q, k, v, o, scale, stats (or null), workspace
 
 struct CudnnSdpa::Plan {
   bool ok = false;
@@ -111,12 +112,14 @@ struct CudnnSdpa::Plan {
 
 size_t CudnnSdpa::KeyHash::operator()(const Key& k) const {
   size_t h = 1469598103934665603ull;
-  for (int64_t v : {k.Lq, k.Lk, k.H, k.D, k.ld_q, k.ld_k, k.ld_v, k.ld_o, int64_t(k.bf16)})
+  for (int64_t v : {k.Lq, k.Lk, k.H, k.D, k.ld_q, k.ld_k, k.ld_v, k.ld_o, int64_t(k.bf16), int64_t(k.stats)})
     h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull;
   return h;
 }
 
 CudnnSdpa::CudnnSdpa() {
+  const char* force = std::getenv("FRESCO_CUDNN_STATS");
+  force_stats_ = force && force[0] == '1';
   version_ = int(cudnnGetVersion());
   if (version_ < 91300) {
     why_ = "cuDNN " + std::to_string(version_) + " has no SDPA_FWD operation (needs >= 9.13)";
@@ -152,16 +155,18 @@ std::unique_ptr<CudnnSdpa::Plan> CudnnSdpa::build(const Key& key) {
   p->keep.push_back(make_tensor(kK, io, {1, H, Lk, D}, {Lk * key.ld_k, D, key.ld_k, 1}));
   p->keep.push_back(make_tensor(kV, io, {1, H, Lk, D}, {Lk * key.ld_v, D, key.ld_v, 1}));
   p->keep.push_back(make_tensor(kO, io, {1, H, Lq, D}, {Lq * key.ld_o, D, key.ld_o, 1}));
-  p->keep.push_back(make_tensor(kStats, CUDNN_DATA_FLOAT, {1, H, Lq, 1}, {H * Lq, Lq, 1, 1}));
   p->keep.push_back(make_tensor(kScale, CUDNN_DATA_FLOAT, {1, 1, 1, 1}, {1, 1, 1, 1}, true));
+  if (key.stats) p->keep.push_back(make_tensor(kStats, CUDNN_DATA_FLOAT, {1, H, Lq, 1}, {H * Lq, Lq, 1, 1}));
 
+  // Without a statistics descriptor the operation is the inference form (no softmax
+  // statistics written), which cuDNN may serve with other engines.
   CudnnDescriptor op(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR);
   op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, p->keep[0]);
   op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, p->keep[1]);
   op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, p->keep[2]);
   op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, p->keep[3]);
-  op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, p->keep[4]);
-  op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, p->keep[5]);
+  op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, p->keep[4]);
+  if (key.stats) op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, p->keep[5]);
   op.finalize();
 
   cudnnHandle_t h = handle_->get();
@@ -218,7 +223,17 @@ std::unique_ptr<CudnnSdpa::Plan> CudnnSdpa::build(const Key& key) {
 
 bool CudnnSdpa::run(const SdpaCall& c, cudaStream_t stream) {
   if (!available() || !eligible(c)) return false;
-  const Key key{c.Lq, c.Lk, c.H, c.D, c.ld_q, c.ld_k, c.ld_v, c.ld_o, c.bf16};
+  // Without lse the inference form first; where cuDNN declines it, the form with statistics.
+  Key key{c.Lq, c.Lk, c.H, c.D, c.ld_q, c.ld_k, c.ld_v, c.ld_o, c.bf16, true};
+  if (!c.lse && !force_stats_) {
+    key.stats = false;
+    if (run_key(c, key, stream)) return true;
+    key.stats = true;
+  }
+  return run_key(c, key, stream);
+}
+
+bool CudnnSdpa::run_key(const SdpaCall& c, const Key& key, cudaStream_t stream) {
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     std::unique_ptr<Plan> plan;
@@ -239,14 +254,15 @@ bool CudnnSdpa::run(const SdpaCall& c, cudaStream_t stream) {
     stream_ = stream;
   }
   void* ws = p.workspace > 0 ? workspace_.reserve(size_t(p.workspace), stream) : nullptr;
-  float* stats = stats_.reserve_as<float>(size_t(c.H * c.Lq), stream);
-  const Pointers ptrs{const_cast<void*>(c.q), const_cast<void*>(c.k), const_cast<void*>(c.v), c.o, stats,
-                      &p.scale, ws};
+  float* stats = key.stats ? stats_.reserve_as<float>(size_t(c.H * c.Lq), stream) : nullptr;
+  const Pointers ptrs{const_cast<void*>(c.q), const_cast<void*>(c.k), const_cast<void*>(c.v), c.o, &p.scale,
+                      stats, ws};
   if (!p.pack || p.pack_ptrs != ptrs) {
-    const int64_t uids[] = {kQ, kK, kV, kO, kStats, kScale};
+    const int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats};
+    const int64_t n = key.stats ? 6 : 5;
     auto pack = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-    pack->set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 6, uids);
-    pack->set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 6, ptrs.data());
+    pack->set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+    pack->set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs.data());
     pack->set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ptrs[6]);
     pack->finalize();
     p.pack = std::move(pack);
@@ -293,7 +309,7 @@ bool CudnnSdpa::run(const SdpaCall& c, cudaStream_t stream) {
     }
   }
   p.executed = true;
-  if (c.lse) heads_to_tokens(stats, c.lse, c.Lq, c.H, stream);
+  if (c.lse) heads_to_tokens(stats, c.lse, c.Lq, c.H, stream);  // c.lse implies key.stats
   return true;
 }
 

@@ -117,6 +117,7 @@ class CudnnSdpa {
   struct Key {
     int64_t Lq, Lk, H, D, ld_q, ld_k, ld_v, ld_o;
     bool bf16;
+    bool stats;  // the graph writes the softmax statistics (needed for lse); else inference form
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
@@ -124,6 +125,8 @@ class CudnnSdpa {
   };
   struct Plan;
   std::unique_ptr<Plan> build(const Key& key);
+  bool run_key(const SdpaCall& c, const Key& key, cudaStream_t stream);
+  bool force_stats_ = false;  // FRESCO_CUDNN_STATS=1: always the form with statistics
 
   std::unique_ptr<CudnnHandle> handle_;
   cudaStream_t stream_ = nullptr;

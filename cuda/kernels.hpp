@@ -55,6 +55,10 @@ void modulate(Mat x, Vec shift, Vec scale, Mat y, cudaStream_t stream);
 void timestep_embedding(Vec t, Mat out, cudaStream_t stream);
 // *count (device i64) = number of NaN/Inf elements of x (f32, bf16, f16 or f64)
 void count_nonfinite(Mat x, int64_t* count, cudaStream_t stream);
+// y[i] (n dense elements of float dtype dt) = mean + std * the standard normal number i of the
+// counter-based stream (seed, stream_id, substream) (src/backend/random.hpp); std 0: y = mean.
+void fill_random(uint64_t seed, uint32_t stream_id, uint32_t substream, float mean, float std, void* y,
+                 int dt, int64_t n, cudaStream_t stream);
 // latent [c rows of h*w] <-> tokens [(h/2)(w/2), 4c]
 void pack_latent(Mat latent, int64_t c, int64_t h, int64_t w, Mat tokens, cudaStream_t stream);
 void unpack_latent(Mat tokens, int64_t c, int64_t h, int64_t w, Mat latent, cudaStream_t stream);

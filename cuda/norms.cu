@@ -2,6 +2,8 @@
 // RoPE alone. Statistics in f32 over a row (LayerNorm: one block per row, two passes for the
 // mean and the variance) or a head (RMSNorm: one warp per head; rows of 16-byte-aligned runs
 // of 4 use the vectorised kernel that reads each head once into registers).
+#include <cstdlib>
+
 #include "cuda/kernels_common.cuh"
 
 namespace fresco::cuda {
@@ -33,6 +35,77 @@ __global__ void __launch_bounds__(kRowThreads)
     }
   }
 }
+
+// LayerNorm (+ modulate) of rows of at most kLnThreads * 8 * kLnMaxVec elements, C % 8 == 0,
+// 16-byte-aligned rows: one block per row reads the row once into registers (16-byte loads),
+// reduces the mean and then the variance from the registers, and writes the row once; the
+// modulation vectors are read with 16-byte loads too. One pass over memory instead of three.
+// In place is safe: every read of the row precedes the block reductions' barriers.
+constexpr int kLnThreads = 128, kLnMaxVec = 4;
+
+bool ln_registers_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FRESCO_CUDA_LN_REGISTERS");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+template <typename T, typename Tm>
+__global__ void __launch_bounds__(kLnThreads)
+    layer_norm_vec_kernel(Mat x, const Tm* shift, const Tm* scale, float eps, Mat y) {
+  __shared__ float shared[33];
+  const int64_t C = x.cols, nv = C / 8;
+  for (int64_t r = blockIdx.x; r < x.rows; r += gridDim.x) {
+    const T* in = at<const T>(x, r, 0);
+    float v[kLnMaxVec][8];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kLnMaxVec; ++k) {
+      const int64_t j = threadIdx.x + int64_t(k) * kLnThreads;
+      if (j < nv) {
+        load8(in + 8 * j, v[k]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) s += v[k][i];
+      }
+    }
+    const float mean = block_sum(s, shared) / float(C);
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kLnMaxVec; ++k) {
+      const int64_t j = threadIdx.x + int64_t(k) * kLnThreads;
+      if (j < nv) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const float d = v[k][i] - mean;
+          q += d * d;
+        }
+      }
+    }
+    const float inv = 1.0f / sqrtf(block_sum(q, shared) / float(C) + eps);
+    T* out = at<T>(y, r, 0);
+#pragma unroll
+    for (int k = 0; k < kLnMaxVec; ++k) {
+      const int64_t j = threadIdx.x + int64_t(k) * kLnThreads;
+      if (j < nv) {
+        float o[8];
+        if (scale) {
+          float sc[8], sh[8];
+          load8(scale + 8 * j, sc);
+          load8(shift + 8 * j, sh);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) o[i] = (1.0f + sc[i]) * ((v[k][i] - mean) * inv) + sh[i];
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) o[i] = (v[k][i] - mean) * inv;
+        }
+        store8(out + 8 * j, o);
+      }
+    }
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // One warp per (row, head). In place is safe: the sum of squares (a warp-wide shuffle) completes
 // every read of the head before any lane writes, and each lane then reads and writes only its own
@@ -127,13 +200,107 @@ __global__ void rms_norm_rope_vec_kernel(Mat x, int64_t H, int64_t D, bool norma
   }
 }
 
+// RMSNorm (+ RoPE) of whole rows, 16-byte accesses: one warp per row, D/8 lanes per head (D a
+// multiple of 8, at most 256), 256/D heads per pass of the warp, up to kRowBatch passes in
+// flight. The scale and the row's cos/sin (the same for every head of the row) are read once
+// per row; each lane reads and writes only its own 8 elements, and a head's sum of squares is
+// a shuffle among its own lanes, so in place is safe.
+constexpr int kRowBatch = 4;
+
+bool rope_rows_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FRESCO_CUDA_ROPE_ROWS");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+template <typename T>
+__global__ void rms_norm_rope_rows_kernel(Mat x, int64_t H, int64_t D, bool normalize, Vec scale,
+                                          float eps, Mat cs, Mat sn, Mat y) {
+  const int lane = threadIdx.x & 31;
+  const int lanes_per_head = int(D / 8), heads_per_pass = 32 / lanes_per_head;
+  const int sub = lane % lanes_per_head, slot = lane / lanes_per_head;
+  const int64_t d = int64_t(sub) * 8;  // this lane's 8 elements of a head
+  const int64_t passes = (H + heads_per_pass - 1) / heads_per_pass;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  float sc[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) sc[j] = normalize ? load_dt(scale.data, scale.dt, d + j) : 1.0f;
+  for (int64_t r = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5); r < x.rows; r += warps) {
+    float c[4], s[4];
+    if (cs.data) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        c[k] = load_dt(cs.data, cs.dt, r * cs.ld + d / 2 + k);
+        s[k] = load_dt(sn.data, sn.dt, r * sn.ld + d / 2 + k);
+      }
+    }
+    const T* in = at<const T>(x, r, 0);
+    T* out = at<T>(y, r, 0);
+    for (int64_t p0 = 0; p0 < passes; p0 += kRowBatch) {
+      float v[kRowBatch][8];
+      float ss[kRowBatch];
+#pragma unroll
+      for (int b = 0; b < kRowBatch; ++b) {
+        const int64_t h = (p0 + b) * heads_per_pass + slot;
+        ss[b] = 0.0f;
+        if (p0 + b < passes && h < H) {
+          load8(in + h * D + d, v[b]);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) ss[b] += v[b][j] * v[b][j];
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kRowBatch; ++b)
+        for (int o = lanes_per_head / 2; o > 0; o >>= 1) ss[b] += __shfl_xor_sync(0xffffffffu, ss[b], o);
+#pragma unroll
+      for (int b = 0; b < kRowBatch; ++b) {
+        const int64_t h = (p0 + b) * heads_per_pass + slot;
+        if (p0 + b >= passes || h >= H) continue;
+        const float inv = normalize ? 1.0f / sqrtf(ss[b] / float(D) + eps) : 1.0f;
+        float n[8], o[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) n[j] = normalize ? v[b][j] * inv * sc[j] : v[b][j];
+        if (cs.data) {
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            o[2 * k] = c[k] * n[2 * k] - s[k] * n[2 * k + 1];
+            o[2 * k + 1] = s[k] * n[2 * k] + c[k] * n[2 * k + 1];
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) o[j] = n[j];
+        }
+        store8(out + h * D + d, o);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stream) {
   if (x.rows == 0 || x.cols == 0) return;
-  // One block per row, three passes over the row (L2-resident); a warp-per-row variant holding
-  // the row in registers measured slower at FLUX's width (3072) on an H200.
+  // Else one block per row, three passes over the row (L2-resident); a warp-per-row variant
+  // holding the row in registers measured slower at FLUX's width (3072) on an H200.
   const unsigned blocks = unsigned(x.rows < 65535 * 4 ? x.rows : 65535 * 4);
+  // Rows that fit in registers: one pass (layer_norm_vec_kernel).
+  const bool modulated = scale.data != nullptr;
+  if (ln_registers_enabled() && x.dt == y.dt && x.cols % 8 == 0 && x.cols <= kLnThreads * 8 * kLnMaxVec &&
+      vector_ok(x, 8) && vector_ok(y, 8) &&
+      (!modulated || (shift.dt == scale.dt && aligned16(shift.data) && aligned16(scale.data)))) {
+    dispatch_float(x.dt, [&](auto t) {
+      using T = typename decltype(t)::type;
+      dispatch_float(modulated ? scale.dt : x.dt, [&](auto tm) {
+        using Tm = typename decltype(tm)::type;
+        layer_norm_vec_kernel<T, Tm><<<blocks, kLnThreads, 0, stream>>>(
+            x, static_cast<const Tm*>(shift.data), static_cast<const Tm*>(scale.data), eps, y);
+      });
+    });
+    FRESCO_CUDA_LAUNCHED();
+    return;
+  }
   dispatch_float(x.dt, [&](auto tx) {
     dispatch_float(y.dt, [&](auto ty) {
       layer_norm_kernel<typename decltype(tx)::type, typename decltype(ty)::type>
@@ -150,6 +317,20 @@ void rms_norm_rope(Mat x, int64_t heads, int64_t head_dim, bool normalize, Vec s
   constexpr int kThreads = 256, kWarps = kThreads / 32;
   const unsigned blocks = grid_for(n, kWarps);
   const bool vec = head_dim % 4 == 0 && head_dim <= 256 && vector_ok(x, 4) && vector_ok(y, 4);
+  // Whole rows per warp (rms_norm_rope_rows_kernel): heads of 8..256 elements, lanes per head
+  // a power of two, same dtype in and out, 16-byte accesses.
+  const int64_t lanes = head_dim / 8;
+  if (rope_rows_enabled() && x.dt == y.dt && head_dim % 8 == 0 && lanes >= 1 && lanes <= 32 &&
+      (lanes & (lanes - 1)) == 0 && vector_ok(x, 8) && vector_ok(y, 8)) {
+    const unsigned row_blocks = grid_for(x.rows, kWarps);
+    dispatch_float(x.dt, [&](auto t) {
+      using T = typename decltype(t)::type;
+      rms_norm_rope_rows_kernel<T><<<row_blocks, kThreads, 0, stream>>>(x, heads, head_dim, normalize, scale,
+                                                                         eps, cos, sin, y);
+    });
+    FRESCO_CUDA_LAUNCHED();
+    return;
+  }
   dispatch_float(x.dt, [&](auto tx) {
     dispatch_float(y.dt, [&](auto ty) {
       using Tx = typename decltype(tx)::type;

@@ -9,6 +9,12 @@
 namespace fresco::h5 {
 namespace {
 
+// HDF5 closes the files still open when the process exits. A file whose close failed (no
+// space left) stays half-open inside the library, and closing it again at exit crashes
+// (HDF5 1.10). Fresco closes every file it writes itself, checked, so the library's exit
+// handler is switched off before any other HDF5 call.
+[[maybe_unused]] const herr_t no_exit_handler = H5dont_atexit();
+
 // HDF5 prints its error stack to stderr by default; Fresco reports errors itself, once.
 void silence_hdf5() {
   static std::once_flag once;
@@ -40,8 +46,30 @@ std::string last_error_message() {
   return msg.empty() ? "no detail from HDF5" : msg;
 }
 
+namespace {
+herr_t collect_messages(unsigned, const H5E_error2_t* err, void* out) {
+  if (err->desc) static_cast<std::vector<std::string>*>(out)->push_back(err->desc);
+  return 0;
+}
+}  // namespace
+
+std::string failure_cause() {
+  std::vector<std::string> messages;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_messages, &messages);
+  // The sec2 driver reports "... errno = 28, error message = 'No space left on device', ...".
+  for (const std::string& m : messages) {
+    const auto at = m.find("error message = '");
+    if (at == std::string::npos) continue;
+    const auto begin = at + 17, end = m.find('\'', begin);
+    if (end != std::string::npos) return m.substr(begin, end - begin);
+  }
+  return messages.empty() ? "no detail from HDF5" : messages.front();
+}
+
 void fail(const char* call, const std::string& context, const char* file, int line) {
-  throw ApiError("HDF5 call failed on " + context + ": " + last_error_message() + " [" + call +
+  std::string message = last_error_message();
+  if (const std::string cause = failure_cause(); cause != message) message += " (" + cause + ")";
+  throw ApiError("HDF5 call failed on " + context + ": " + message + " [" + call +
                  " at " + source_location(file, line) + "]");
 }
 
@@ -86,7 +114,10 @@ std::optional<DType> stored_dtype(hid_t type) {
 std::string type_description(hid_t type) {
   const size_t bits = H5Tget_size(type) * 8;
   switch (H5Tget_class(type)) {
-    case H5T_FLOAT: return "float" + std::to_string(bits) + (stored_dtype(type) ? "" : " (unsupported layout)");
+    case H5T_FLOAT:
+      if (H5Tget_order(type) == H5T_ORDER_BE)
+        return "big-endian float" + std::to_string(bits) + " (Fresco reads little-endian only)";
+      return "float" + std::to_string(bits) + (stored_dtype(type) ? "" : " (unsupported layout)");
     case H5T_INTEGER: return "int" + std::to_string(bits);
     case H5T_STRING: return "string";
     default: return "a non-numeric type";
@@ -98,6 +129,9 @@ File File::open(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw InputError("file not found: " + path);
   if (std::filesystem::is_directory(path, ec)) throw InputError(path + " is a directory, not an HDF5 file");
+  // A FIFO or device would block or never end: only regular files (or links to them).
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError(path + " is not a regular file (a FIFO, socket or device?), not an HDF5 file");
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
   if (is_h5 <= 0) throw InputError(path + " is not an HDF5 file (or cannot be read)");
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -110,8 +144,18 @@ File File::open(const std::string& path) {
 File File::create(const std::string& path) {
   silence_hdf5();
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (id < 0) throw IoError("cannot create HDF5 file " + path + ": " + last_error_message());
+  if (id < 0) throw IoError("cannot create HDF5 file " + path + ": " + failure_cause());
   return File(path, FileId(id));
+}
+
+void File::close() {
+  if (id() < 0) return;
+  const hid_t id = id_.release();  // closed here, checked, not by the handle's destructor
+  const herr_t flushed = H5Fflush(id, H5F_SCOPE_LOCAL);
+  std::string cause = flushed < 0 ? failure_cause() : "";
+  const herr_t closed = H5Fclose(id);  // releases the id even when its own flush fails
+  if (closed < 0 && cause.empty()) cause = failure_cause();
+  if (flushed < 0 || closed < 0) throw IoError("cannot write " + path_ + ": " + cause);
 }
 
 bool File::exists(const std::string& object) const {
@@ -172,6 +216,13 @@ Shape File::dataset_shape(const std::string& name) const {
   const int rank = FRESCO_H5_CHECK(H5Sget_simple_extent_ndims(space.get()), where(name));
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   FRESCO_H5_CHECK(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), where(name));
+  // A damaged file can claim any extent: refuse what no tensor of Fresco's could be (2^40
+  // elements; FLUX.1's largest holds 2^26) instead of failing on the allocation.
+  long double numel = 1;
+  for (hsize_t d : dims) numel *= (long double)d;
+  if (numel > (long double)(int64_t(1) << 40))
+    throw InputError(where(name) + " claims " + std::to_string(rank) + " dimensions of " +
+                     std::to_string((double)numel) + " elements in all (damaged file?)");
   return Shape(dims.begin(), dims.end());
 }
 
@@ -263,7 +314,9 @@ std::string File::read_string_attr(const std::string& attr, const std::string& o
     H5free_memory(value);
     return out;
   }
-  std::string out(H5Tget_size(type.get()), '\0');
+  const size_t length = H5Tget_size(type.get());
+  if (length > (size_t(1) << 20)) throw InputError(ctx + " claims a string of " + std::to_string(length) + " bytes (damaged file?)");
+  std::string out(length, '\0');
   FRESCO_H5_CHECK(H5Aread(a.get(), type.get(), out.data()), ctx);
   out.resize(std::min(out.size(), out.find('\0')));
   return out;
@@ -322,12 +375,70 @@ void File::write_attr(const std::string& attr, int64_t value, const std::string&
   write_scalar_attr(id(), object, attr, H5T_STD_I64LE, &value, where(object) + " attribute " + attr);
 }
 
+void verify_readable(const std::string& path, bool all_attributes) {
+  const std::string what = "the written file " + path + " does not read back";
+  const File file = [&] {
+    try {
+      return File::open(path);
+    } catch (const InputError& e) {
+      throw IoError(what + ": " + e.what());
+    }
+  }();
+  auto check = [&](herr_t status, const std::string& object) {
+    if (status < 0) throw IoError(what + " (" + object + "): " + failure_cause());
+  };
+  // Root attributes (the schemas put them there and on /prompts/{i}; all fixed-size).
+  const std::vector<std::string> objects = [&] {
+    std::vector<std::string> o{"/"};
+    if (file.exists("/prompts"))
+      for (const std::string& c : file.list_children("/prompts")) o.push_back("/prompts/" + c);
+    return o;
+  }();
+  std::vector<char> buffer;
+  for (const std::string& object : all_attributes ? objects : std::vector<std::string>{}) {
+    H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+    check(H5Oget_info_by_name3(file.id(), object.c_str(), &info, H5O_INFO_NUM_ATTRS, H5P_DEFAULT), object);
+#else
+    check(H5Oget_info_by_name(file.id(), object.c_str(), &info, H5P_DEFAULT), object);
+#endif
+    for (hsize_t i = 0; i < info.num_attrs; ++i) {
+      const AttrId a(H5Aopen_by_idx(file.id(), object.c_str(), H5_INDEX_CRT_ORDER, H5_ITER_NATIVE, i,
+                                    H5P_DEFAULT, H5P_DEFAULT));
+      check(a.get() < 0 ? -1 : 0, object + " attribute " + std::to_string(i));
+      const TypeId type(H5Aget_type(a.get()));
+      check(type.get() < 0 ? -1 : 0, object);
+      if (H5Tis_variable_str(type.get()) > 0) continue;
+      buffer.resize(std::max<size_t>(H5Aget_storage_size(a.get()), H5Tget_size(type.get())));
+      check(H5Aread(a.get(), type.get(), buffer.data()), object);
+    }
+  }
+  for (const std::string& name : file.list_datasets()) {
+    const DatasetId ds(H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT));
+    check(ds.get() < 0 ? -1 : 0, name);
+    const TypeId type(H5Dget_type(ds.get()));
+    const SpaceId space(H5Dget_space(ds.get()));
+    check(type.get() < 0 || space.get() < 0 ? -1 : 0, name);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    check(n < 0 ? -1 : 0, name);
+    buffer.resize(size_t(n) * H5Tget_size(type.get()));
+    check(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), name);
+  }
+}
+
 void write_atomically(const std::string& path, const std::function<void(File&)>& fill) {
   AtomicOutput out(path);
-  {
+  try {
     File file = File::create(out.temp_path());
     fill(file);
-  }  // closed before the rename
+    file.close();  // checked: a failed flush never reaches the rename
+  } catch (const IoError& e) {
+    throw IoError("cannot write " + path + " (temporary file removed; nothing published): " + e.what());
+  } catch (const ApiError& e) {
+    // A write that fails on the way (no space while a dataset is written) is an I/O failure.
+    throw IoError("cannot write " + path + " (temporary file removed; nothing published): " + e.what());
+  }
+  verify_readable(out.temp_path());
   out.commit();
 }
 

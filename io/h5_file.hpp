@@ -40,6 +40,12 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
   ~Handle() { reset(); }
   hid_t get() const { return id_; }
+  // Gives up ownership without closing.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = H5I_INVALID_HID;
+    return id;
+  }
   void reset() {
     if (id_ >= 0) Close(id_);
     id_ = H5I_INVALID_HID;
@@ -76,7 +82,9 @@ class File {
   const std::string& path() const { return path_; }
   hid_t id() const { return id_.get(); }
   bool exists(const std::string& object) const;
-  void close() { id_.reset(); }
+  // Flushes and closes the file, checking both: IoError naming the path and the cause (no
+  // space, quota, permission) when what was written did not reach the file system.
+  void close();
 
   // Every dataset under a group, as absolute paths (sorted).
   std::vector<std::string> list_datasets(const std::string& group = "/") const;
@@ -113,9 +121,21 @@ class File {
   FileId id_;
 };
 
+// The operating system's reason for the failure on HDF5's error stack ("No space left on
+// device", "Disk quota exceeded", ...), or HDF5's innermost message when it gives none.
+std::string failure_cause();
+
 // Creates `path` through AtomicOutput: `fill` writes into a temporary HDF5 file, which is
-// then closed, fsynced and renamed; on an exception nothing appears at `path`.
+// then flushed and closed (both checked), read back (every dataset), fsynced and renamed. On
+// any failure the temporary file is removed, nothing appears at `path`, and the error is an
+// IoError (status 3) naming `path` and the cause.
 void write_atomically(const std::string& path, const std::function<void(File&)>& fill);
+// Opens `path` and reads every dataset of it and, with `all_attributes`, every attribute of
+// the root and the prompt groups; IoError naming the path when any of it does not read back.
+// Walking the attributes by index of a damaged file can crash HDF5 1.10 (H5Aopen_by_idx, found
+// by fuzz/fuzz_h5_readers): files of unknown origin are checked without it, their attributes
+// read by name.
+void verify_readable(const std::string& path, bool all_attributes = true);
 
 }  // namespace fresco::h5
 

@@ -62,7 +62,41 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
       file.write_attr("ring", p.ring);
     }
     file.write_attr("seconds_per_step", p.seconds_per_step);
+    file.write_attr("compute_dtype", p.compute_dtype);
+    file.write_attr("digest", p.digests.combined);
+    file.write_attr("digest_weights", p.digests.weights);
+    file.write_attr("digest_prompt", p.digests.prompt);
+    file.write_attr("digest_settings", p.digests.settings);
   });
+}
+
+std::string image_result_mismatch(const std::string& path, const ImageDigests& expect) {
+  try {
+    // A 0-byte, truncated (HDF5 compares the file's end with the one it recorded) or damaged
+    // file does not open. The datasets' contents are not read: a batch of large pictures
+    // would be read whole at every resume.
+    const h5::File file = h5::File::open(path);
+    if (!file.has_attr("format") || file.read_string_attr("format") != kImageFormat)
+      return "is not a Fresco image result";
+    const int64_t version = file.has_attr("format_version") ? file.read_int_attr("format_version") : 0;
+    if (version != kImageFormatVersion)
+      return "has image format version " + std::to_string(version) + " (no record of its configuration)";
+    if (!file.exists("/latent")) return "has no /latent";
+    (void)file.dataset_shape("/latent");
+    if (file.has_attr("digest") && file.read_string_attr("digest") == expect.combined) return "";
+    std::string differ;
+    const std::pair<const char*, const std::string*> parts[] = {
+        {"weights", &expect.weights}, {"prompt", &expect.prompt}, {"settings", &expect.settings}};
+    for (const auto& [name, value] : parts) {
+      const std::string attr = std::string("digest_") + name;
+      if (!file.has_attr(attr) || file.read_string_attr(attr) != *value)
+        differ += std::string(differ.empty() ? "" : ", ") + name;
+    }
+    return "was made with other " + (differ.empty() ? std::string("inputs") : differ) +
+           " than this run";
+  } catch (const Error& e) {
+    return std::string("does not open (") + e.what() + ")";
+  }
 }
 
 }  // namespace fresco

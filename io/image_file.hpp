@@ -11,7 +11,17 @@
 namespace fresco {
 
 inline constexpr const char* kImageFormat = "fresco-image";
-inline constexpr int64_t kImageFormatVersion = 1;
+// Version 2 added the record of what determines the result (digest_* attributes).
+inline constexpr int64_t kImageFormatVersion = 2;
+
+// What determines an image, as digests (hex strings): resume redoes an image whose file
+// records other values. `weights`: the transformer's tensors (and the decoder's with --vae);
+// `prompt`: the prompt entry's embeddings; `settings`: size, steps, seed, guidance, preset,
+// compute dtype, method and the method's options that change the numbers; `combined`: all
+// three.
+struct ImageDigests {
+  std::string weights, prompt, settings, combined;
+};
 
 struct ImageProvenance {
   int64_t prompt_index = 0;
@@ -29,6 +39,8 @@ struct ImageProvenance {
   std::string sync_mode;          // patch: async or full_sync
   std::string stale_dtype;        // patch: type of the stale K/V buffers
   double seconds_per_step = 0.0;
+  std::string compute_dtype = "f32";  // activations: f32 or bf16
+  ImageDigests digests;
 };
 
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5
@@ -38,6 +50,10 @@ std::string image_png_path(const std::string& dir, int64_t index);     // DIR/im
 // stored as f32.
 void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
                         const Tensor* image = nullptr);
+// Why the result at `path` cannot be trusted for an image of `expect`: it does not open or
+// read back, has another format or version, or records other digests (naming which). Empty
+// when it matches.
+std::string image_result_mismatch(const std::string& path, const ImageDigests& expect);
 // The provenance as PNG text chunks (seed, steps, model, method, ...).
 std::map<std::string, std::string> png_text(const ImageProvenance& p);
 

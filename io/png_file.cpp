@@ -3,6 +3,8 @@
 #include <png.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -75,7 +77,21 @@ void write_png(const std::string& path, const Tensor& image, const std::map<std:
     if (!f) throw IoError("cannot create " + out.temp_path());
     if (!write_rgb(f.get(), png_uint_32(W), png_uint_32(H), rows.data(), chunks.data(), int(chunks.size())))
       throw IoError("libpng failed to write " + path);
-    if (std::fflush(f.get()) != 0) throw IoError("cannot write " + path);
+    if (std::fflush(f.get()) != 0 || std::ferror(f.get()))
+      throw IoError("cannot write " + path + " (temporary file " + out.temp_path() +
+                    " removed): " + std::strerror(errno));
+    // fclose flushes what stdio still holds: its failure (no space, quota) is a failed write.
+    if (std::fclose(f.release()) != 0)
+      throw IoError("cannot write " + path + " (temporary file " + out.temp_path() +
+                    " removed): " + std::strerror(errno));
+  }
+  // Nothing is published that does not read back.
+  try {
+    const PngImage back = read_png(out.temp_path());
+    if (back.image.shape() != image.shape()) throw IoError("size differs");
+  } catch (const Error& e) {
+    throw IoError("cannot write " + path + ": the written file does not read back (" + e.what() +
+                  "); temporary file removed");
   }
   out.commit();
 }

@@ -44,13 +44,37 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
                      "; this Fresco reads version " + std::to_string(kPromptsFormatVersion));
   if (!file.exists("/prompts")) throw InputError(path + " has no /prompts group");
   const auto children = file.list_children("/prompts");
+  // Only numbered groups belong under /prompts: anything else is named, not taken for a gap.
+  for (const std::string& child : children) {
+    const bool numbered = !child.empty() && child.size() < 19 &&
+                          std::all_of(child.begin(), child.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                          (child == "0" || child[0] != '0');
+    require_input(numbered, path + ": /prompts/" + child +
+                                " is not a prompt (only the groups 0, 1, ..., N-1 may sit under /prompts)");
+    H5O_info_t info;
+    const std::string object = "/prompts/" + child;
+#if H5_VERSION_GE(1, 12, 0)
+    const herr_t got = H5Oget_info_by_name3(file.id(), object.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT);
+#else
+    const herr_t got = H5Oget_info_by_name(file.id(), object.c_str(), &info, H5P_DEFAULT);
+#endif
+    require_input(got >= 0 && info.type == H5O_TYPE_GROUP,
+                  path + ": " + object + " is not a group (each prompt is a group with txt and y)");
+  }
   count_ = int64_t(children.size());
   require_input(count_ > 0, path + ": /prompts is empty");
   for (int64_t i = 0; i < count_; ++i) {
-    require_input(file.exists("/prompts/" + std::to_string(i)),
-                  path + ": prompts must be numbered 0.." + std::to_string(count_ - 1) +
-                      " but /prompts/" + std::to_string(i) + " is missing");
-    txt_shapes_.push_back(file.dataset_shape("/prompts/" + std::to_string(i) + "/txt"));
+    const std::string group = "/prompts/" + std::to_string(i);
+    require_input(file.exists(group), path + ": prompts must be numbered 0.." + std::to_string(count_ - 1) +
+                                          " but " + group + " is missing");
+    // Element types are checked here, on every rank at set-up, not when the image is computed.
+    for (const char* name : {"/txt", "/y"}) {
+      const h5::TypeId type = file.dataset_type(group + name);
+      require_input(H5Tget_class(type.get()) == H5T_FLOAT,
+                    path + ":" + group + name + " is stored as " + h5::type_description(type.get()) +
+                        ", expected floating point");
+    }
+    txt_shapes_.push_back(file.dataset_shape(group + "/txt"));
   }
 }
 

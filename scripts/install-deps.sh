@@ -13,7 +13,10 @@ packages=(
   librandom123-dev                    # counter-based RNG for the initial noise
   libpng-dev                          # image output
   libgtest-dev                        # unit tests
+  gnuplot-nox                         # `fresco sweep` plots (PNG through its pngcairo terminal)
 )
+# Slurm (slurmctld, slurmd, slurm-client, munge) for the slurm-labelled tests is installed by
+# scripts/slurm.sh start, which `make test` runs.
 # UCX (one-sided inter-node transport of a later issue) is optional until code uses it: the
 # build needs it only with -DFRESCO_UCX=ON, which `make` passes through CMAKE_FLAGS. NCCL
 # (FRESCO_NCCL, found automatically) comes with the GPU machines' CUDA installation, not apt.

@@ -6,6 +6,12 @@
 //   h5_tool poison FILE DATASET                    sets the first value of a float dataset to NaN
 //   h5_tool attr FILE NAME                         prints a root attribute
 //   h5_tool shape FILE DATASET                     prints a dataset's shape, e.g. [16, 6, 8]
+//   h5_tool add FILE DATASET                       adds a [3, 3] float32 dataset (groups created)
+//   h5_tool bigendian FILE DATASET                 rewrites a float32 dataset as big-endian
+//   h5_tool setint FILE OBJECT NAME VALUE          sets an int64 attribute of an object
+//   h5_tool setfloat FILE OBJECT NAME VALUE        sets a float64 attribute ("nan" works)
+//   h5_tool setstr FILE OBJECT NAME VALUE          sets a string attribute
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -51,6 +57,54 @@ void edit(const std::string& op, const std::string& path, const std::string& nam
   H5Fclose(file);
 }
 
+// Sets (replaces) a scalar attribute of `object`.
+void set_attr(const std::string& path, const std::string& object, const std::string& name, const std::string& kind,
+              const std::string& value) {
+  const hid_t file = FRESCO_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), path);
+  if (H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) > 0)
+    FRESCO_H5_CHECK(H5Adelete_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT), path);
+  const hid_t space = H5Screate(H5S_SCALAR);
+  hid_t type = kind == "int" ? H5Tcopy(H5T_STD_I64LE) : kind == "float" ? H5Tcopy(H5T_IEEE_F64LE) : H5Tcopy(H5T_C_S1);
+  if (kind == "str") H5Tset_size(type, std::max<size_t>(value.size(), 1));
+  const hid_t a = FRESCO_H5_CHECK(
+      H5Acreate_by_name(file, object.c_str(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path);
+  const int64_t i = kind == "int" ? std::stoll(value) : 0;
+  const double d = kind == "float" ? std::stod(value) : 0.0;
+  const void* data = kind == "int" ? static_cast<const void*>(&i) : kind == "float" ? static_cast<const void*>(&d)
+                                                                                      : static_cast<const void*>(value.c_str());
+  FRESCO_H5_CHECK(H5Awrite(a, type, data), path);
+  H5Aclose(a);
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Fclose(file);
+}
+
+// Adds a [3, 3] float dataset, or rewrites an f32 dataset as big-endian.
+void add_dataset(const std::string& path, const std::string& name, bool big_endian) {
+  std::vector<float> values;
+  std::vector<hsize_t> dims{3, 3};
+  if (big_endian) {
+    const Tensor t = h5::File::open(path).read_f32(name);
+    values.assign(t.f32(), t.f32() + t.numel());
+    dims.assign(t.shape().begin(), t.shape().end());
+  } else {
+    values.assign(9, 0.5f);
+  }
+  const hid_t file = FRESCO_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), path);
+  if (big_endian) FRESCO_H5_CHECK(H5Ldelete(file, name.c_str(), H5P_DEFAULT), path + ":" + name);
+  const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  const hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
+  const hid_t ds = FRESCO_H5_CHECK(H5Dcreate2(file, name.c_str(), big_endian ? H5T_IEEE_F32BE : H5T_IEEE_F32LE,
+                                              space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+                                   path);
+  FRESCO_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), path);
+  H5Dclose(ds);
+  H5Sclose(space);
+  H5Pclose(lcpl);
+  H5Fclose(file);
+}
+
 // Prints a root attribute whatever its type (string, integer or float).
 void print_attr(const std::string& path, const std::string& name) {
   const h5::File f = h5::File::open(path);
@@ -87,6 +141,14 @@ int main(int argc, char** argv) {
     }
     if (a.size() == 3 && a[0] == "shape") {
       std::printf("%s\n", shape_string(h5::File::open(a[1]).dataset_shape(a[2])).c_str());
+      return 0;
+    }
+    if (a.size() == 3 && (a[0] == "add" || a[0] == "bigendian")) {
+      add_dataset(a[1], a[2], a[0] == "bigendian");
+      return 0;
+    }
+    if (a.size() == 5 && (a[0] == "setint" || a[0] == "setfloat" || a[0] == "setstr")) {
+      set_attr(a[1], a[2], a[3], a[0].substr(3), a[4]);
       return 0;
     }
     if (a.size() == 3 && (a[0] == "delete" || a[0] == "reshape" || a[0] == "retype")) {

@@ -17,6 +17,7 @@
 // denoising step (kFluxStepOps) in f32 and bf16. Prints one line per case; exit status 1 if
 // any case fails. Run with --help for the filters.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -472,6 +473,7 @@ class Cases {
   void attention();
   void elementwise();
   void scalars_and_copies();
+  void random_fills();
   void latent_and_image();
 };
 
@@ -933,6 +935,45 @@ void Cases::elementwise() {
       }
 }
 
+// ---- fill_random: an independent reference of the counter-based normal numbers -------------------
+
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011), written
+// from the paper: 10 rounds of two 32x32->64 products, the key bumped by the Weyl constants.
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, uint32_t k0, uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    if (round) k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+    const uint64_t p0 = uint64_t(0xD2511F53u) * c[0], p1 = uint64_t(0xCD9E8D57u) * c[2];
+    c = {uint32_t(p1 >> 32) ^ c[1] ^ k0, uint32_t(p1), uint32_t(p0 >> 32) ^ c[3] ^ k1, uint32_t(p0)};
+  }
+  return c;
+}
+// Box-Muller in double on Random123's float uniforms: u0 in (-1, 1), u1 in (0, 1).
+double ref_normal(uint64_t seed, uint32_t stream, uint32_t substream, uint64_t i) {
+  const auto r = philox4x32_10({uint32_t(i), uint32_t(i >> 32), substream, stream}, uint32_t(seed), uint32_t(seed >> 32));
+  const float u0 = float(int32_t(r[0])) * 0x1p-31f + 0x1p-32f;
+  const float u1 = float(r[1]) * 0x1p-32f + 0x1p-33f;
+  return std::sin(std::numbers::pi * double(u0)) * std::sqrt(-2.0 * std::log(double(u1)));
+}
+
+void Cases::random_fills() {
+  for (DType dt : kDtypes)
+    for (Shape s : {Shape{1000}, Shape{37, 50}, Shape{3, 5, 7}, Shape{0}})
+      for (const auto& [mean, std] : {std::pair{0.0f, 0.02f}, std::pair{0.25f, 1.5f}, std::pair{1.0f, 0.0f}}) {
+        const std::string p = "shape " + shape_string(s) + " mean " + std::to_string(mean).substr(0, 4) +
+                              " std " + std::to_string(std).substr(0, 4);
+        add(Op::fill_random, p, dt, "", desc(Op::fill_random, dt, dt, dt), [=](Ctx& c) {
+          const uint64_t seed = 0x123456789abcdefull;
+          const uint32_t stream = 1, substream = 77;
+          const Guarded y = c.output(s, dt);
+          c.op([&] { c.be.fill_random(seed, stream, substream, mean, std, y.view); }, true);
+          Vec ref(size_t(shape_numel(s)));
+          for (size_t i = 0; i < ref.size(); ++i)
+            ref[i] = std == 0.0f ? double(mean) : double(mean) + double(std) * ref_normal(seed, stream, substream, i);
+          c.check("y", c.result(y), ref, std == 0.0f ? kExact : rounded_once(dt));
+        });
+      }
+}
+
 // ---- timestep_embedding, count_nonfinite, copy -----------------------------------------------------
 
 void Cases::scalars_and_copies() {
@@ -1186,6 +1227,7 @@ std::vector<Case> make_cases() {
   c.attention();
   c.elementwise();
   c.scalars_and_copies();
+  c.random_fills();
   c.latent_and_image();
   return std::move(c.list);
 }

@@ -11,6 +11,8 @@
 #include "io/atomic_output.hpp"
 #include "io/forward_io.hpp"
 #include "io/h5_file.hpp"
+#include "io/image_file.hpp"
+#include "src/core/digest.hpp"
 #include "io/png_file.hpp"
 #include "io/prompts_file.hpp"
 #include "io/safetensors.hpp"
@@ -234,6 +236,56 @@ TEST(AtomicOutput, NothingVisibleWithoutCommit) {
   }
   EXPECT_TRUE(fs::exists(dir.file("result.h5")));
   EXPECT_THROW(AtomicOutput(dir.file("result.h5") + "/sub/x.h5"), IoError);
+}
+
+// A result that does not read back (truncated, 0 bytes) is an IoError, and resume names why
+// it cannot trust a result: another version, other digests (which ones), a damaged file.
+TEST(Reliability, ResultsAreReadBackAndCheckedAgainstTheirRecord) {
+  TempDir dir;
+  ImageProvenance p;
+  p.model = "flux-tiny";
+  p.digests = {"w1", "p1", "s1", "all1"};
+  const std::string path = dir.file("img_0.h5");
+  Tensor latent({16, 2, 2});
+  for (int64_t i = 0; i < latent.numel(); ++i) latent.f32()[i] = float(i);
+  write_image_result(path, latent, p);
+  EXPECT_NO_THROW(h5::verify_readable(path));
+  EXPECT_EQ(image_result_mismatch(path, p.digests), "");
+  EXPECT_EQ(image_result_mismatch(path, {"w1", "p2", "s2", "all2"}),
+            "was made with other prompt, settings than this run");
+  // Truncated copies and an empty file do not read back.
+  const auto size = fs::file_size(path);
+  for (const uintmax_t keep : {uintmax_t(0), size / 2, size - 1}) {
+    const std::string cut = dir.file("cut.h5");
+    fs::copy_file(path, cut, fs::copy_options::overwrite_existing);
+    fs::resize_file(cut, keep);
+    EXPECT_THROW(h5::verify_readable(cut), Error) << keep << " bytes";
+    EXPECT_TRUE(image_result_mismatch(cut, p.digests).starts_with("does not open")) << keep << " bytes";
+  }
+  // A damaged file's implausible extent is refused as input, not left to fail the allocation
+  // (found by fuzz/fuzz_h5_readers). HDF5 allocates a contiguous dataset only when written.
+  {
+    h5::File huge = h5::File::create(dir.file("huge.h5"));
+    const hsize_t dims[2] = {hsize_t(1) << 21, hsize_t(1) << 21};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t ds = H5Dcreate2(huge.id(), "/x", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+    huge.close();
+    EXPECT_THROW(h5::File::open(dir.file("huge.h5")).read_f32("/x"), InputError);
+  }
+  // Digests tell tensors apart by bytes, dtype and shape; NaNs of every float dtype are counted.
+  Tensor a({2, 3}), b({3, 2});
+  for (int64_t i = 0; i < 6; ++i) a.f32()[i] = b.f32()[i] = float(i);
+  EXPECT_NE(Digest().tensor(a).hex(), Digest().tensor(b).hex());
+  EXPECT_EQ(Digest().tensor(a).hex(), Digest().tensor(a.clone()).hex());
+  a.f32()[4] = std::nanf("");
+  a.f32()[5] = INFINITY;
+  EXPECT_EQ(count_nonfinite_host(a), 2);
+  EXPECT_EQ(count_nonfinite_host(a.to_dtype(DType::bf16)), 2);
+  EXPECT_EQ(count_nonfinite_host(a.to_dtype(DType::f16)), 2);
+  EXPECT_EQ(count_nonfinite_host(b.to_dtype(DType::f16)), 0);
 }
 
 TEST(Golden, ForwardMatchesPyTorchReference) {

@@ -1,5 +1,7 @@
 #include "src/backend/backend.hpp"
 
+#include <cstdlib>
+
 #include "src/core/error.hpp"
 
 #ifdef FRESCO_HAVE_CUDA
@@ -36,6 +38,7 @@ const char* op_name(Op op) {
     case Op::group_norm: return "group_norm";
     case Op::upsample_nearest: return "upsample_nearest";
     case Op::transpose: return "transpose";
+    case Op::fill_random: return "fill_random";
     case Op::count: break;
   }
   return "?";
@@ -92,6 +95,18 @@ std::vector<std::unique_ptr<Backend>> available_backends() {
   if (!cuda::list_devices().empty()) list.push_back(make_cuda_backend(0));
 #endif
   return list;
+}
+
+std::string default_backend_name() {
+  if (const char* env = std::getenv("FRESCO_DEFAULT_BACKEND"); env && *env) {
+    const std::string v = env;
+    if (v == "cpu" || v == "cuda") return v;
+    throw InputError("FRESCO_DEFAULT_BACKEND must be cpu or cuda (got '" + v + "')");
+  }
+#ifdef FRESCO_HAVE_CUDA
+  if (!cuda::list_devices().empty()) return "cuda";
+#endif
+  return "cpu";
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int device) {

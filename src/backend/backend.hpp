@@ -18,6 +18,8 @@
 //  - `supports(OpDesc)` says what a backend implements (the op test program and the CLI ask).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +56,7 @@ enum class Op {
   group_norm,          // y = (x - mean_g) * rstd_g * weight + bias from group sums (VAE)
   upsample_nearest,    // y[C,2H,2W] = x[C,H,W] repeated 2x2 (VAE)
   transpose,           // y[B,A] = x[A,B]^T (channel-major <-> token-major)
+  fill_random,         // y[i] = mean + std * normal(seed, stream, substream, i) (random weights)
   count
 };
 
@@ -95,6 +98,20 @@ class Backend {
   // Side streams (communication, overlap) and events to order them with the compute stream.
   virtual std::unique_ptr<Stream> new_stream() = 0;
   virtual std::unique_ptr<Event> new_event() = 0;
+  // An event that also keeps the time of its point (Event::elapsed_ms), for benchmarks. The
+  // host's default is correct for backends whose ops complete before they return.
+  virtual std::unique_ptr<Event> new_timing_event() { return std::make_unique<HostEvent>(); }
+  // Captures the device work that `enqueue` queues on the compute stream, without running it,
+  // as a graph to replay (src/core/exec.hpp). Null where the backend cannot capture (the CPU).
+  // Everything `enqueue` touches must already exist (run it once eagerly first: scratch that
+  // would grow during a capture throws), and it must not synchronize the host.
+  virtual std::unique_ptr<StepGraph> capture(const std::function<void()>& enqueue) {
+    (void)enqueue;
+    return nullptr;
+  }
+  // Bytes of device memory in use on this backend's device (all processes' and the driver's
+  // included), or -1 where that is not known (the CPU).
+  virtual int64_t device_memory_in_use() const { return -1; }
   // Memory of this backend's device (one Storage; Arena hands out views of it).
   virtual std::shared_ptr<Storage> alloc_storage(size_t bytes) = 0;
   Tensor alloc(const Shape& shape, DType dtype);
@@ -172,6 +189,15 @@ class Backend {
   virtual void upsample_nearest(const Tensor& x, const Tensor& y) = 0;
   // x: [A, B] -> y: [B, A].
   virtual void transpose(const Tensor& x, const Tensor& y) = 0;
+
+  // ---- set-up ops -----------------------------------------------------------------------
+  // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard
+  // normal number i of the counter-based stream (seed, stream, substream): Philox4x32-10 on
+  // counter (i low, i high, substream, stream) and key (seed low, seed high), Box-Muller on the
+  // block's first two words (src/backend/random.hpp; the initial noise's generator). std == 0
+  // fills with mean and draws nothing. Random weights made on the device (--weights random:S).
+  virtual void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
+                           const Tensor& y) = 0;
 };
 
 // The backends compiled into this build, CPU first (the op test program runs them all).
@@ -179,6 +205,9 @@ std::vector<std::unique_ptr<Backend>> available_backends();
 // `name`: "cpu" or "cuda" (InputError naming --backend when it is not built or has no device);
 // `device`: the GPU to use, modulo the GPUs visible (a rank passes its node-local rank).
 std::unique_ptr<Backend> make_backend(const std::string& name, int device = 0);
+// What --backend auto means here: "cuda" when this build has the CUDA backend and a GPU is
+// visible, else "cpu"; the environment variable FRESCO_DEFAULT_BACKEND (cpu or cuda) overrides.
+std::string default_backend_name();
 std::unique_ptr<Backend> make_cpu_backend();
 
 }  // namespace fresco

@@ -5,6 +5,7 @@
 #include "io/h5_file.hpp"
 #include "src/cli/commands.hpp"
 #include "src/core/difference.hpp"
+#include "src/core/digest.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -43,6 +44,11 @@ Command compare_command() {
     require_input(a.shape() == b.shape(), test.path() + ":" + name + " has shape " + shape_string(a.shape()) +
                                               " but " + ref.path() + ":" + name + " has " +
                                               shape_string(b.shape()));
+    // A NaN compares as nothing at all (PSNR inf, L2 0 from NaN-skipping sums): refuse it.
+    for (const auto& [file, t] : {std::pair<const h5::File*, const Tensor*>{&test, &a}, {&ref, &b}})
+      if (const int64_t bad = count_nonfinite_host(*t))
+        throw ComputeError(file->path() + ":" + name + " has " + std::to_string(bad) + " non-finite value(s) (NaN or Inf) of " +
+                           std::to_string(t->numel()) + "; no comparison made");
     return [a, b, name, &mpi = ctx.mpi]() {
       if (mpi.rank() != 0) return 0;
       const Difference d = difference(a, b);

@@ -56,7 +56,7 @@ Command decode_command() {
     std::string prefix = vm["out"].as<std::string>();
     if (prefix.empty()) prefix = default_prefix(latent_path);
     ensure_output_path(prefix + ".png");
-    const EngineChoice engine = engine_choice(vm);
+    EngineChoice engine = engine_choice(vm);
     require_engine_fits_group(engine, ctx.mpi.size(), "a decode");
     auto backend = std::shared_ptr<Backend>(make_engine_backend(engine, ctx.mpi.local_rank()));
     std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend, engine);

@@ -78,7 +78,7 @@ Command forward_command() {
     auto run = std::make_shared<ForwardRun>(
         ForwardRun{ctx.mpi, vm["out"].as<std::string>(), parallel_choice(vm), {}, {}, {}, {}});
     // The layout first: it is collective, and every rank reaches it with the same options.
-    const EngineChoice engine = engine_choice(vm);
+    EngineChoice engine = engine_choice(vm);
     run->choice.plan.compute = engine.compute;
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
     run->layout->set_deadline(engine.comm_timeout);

@@ -16,6 +16,8 @@
 #include "mpi/plans/parallel_plan.hpp"
 #include "io/png_file.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/validation.hpp"
+#include "src/core/digest.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/noise.hpp"
 #include "src/model/sampler.hpp"
@@ -30,6 +32,7 @@ struct ImageJob {
   uint64_t seed = 0;
   int64_t width = 0, height = 0, steps = 0;
   double guidance = 0.0;
+  ImageDigests digests;  // what determines the result (resume compares it)
 };
 
 // An option given explicitly on the command line (or config file) overrides the batch file;
@@ -58,11 +61,11 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   if (job.guidance < 0) job.guidance = config.default_guidance;  // negative: the preset's
 
   const std::string what = prompts.path() + " image " + std::to_string(index) + ": ";
-  require_input(job.width > 0 && job.height > 0 && job.width % 16 == 0 && job.height % 16 == 0,
-                what + "width and height must be positive multiples of 16 (got " +
-                    std::to_string(job.width) + "x" + std::to_string(job.height) + ")");
-  require_input(job.steps > 0, what + "the number of steps must be positive (got " +
-                                   std::to_string(job.steps) + ")");
+  const bool size_given = !vm["width"].defaulted() || !vm["height"].defaulted();
+  check_image_size(job.width, job.height, what,
+                   size_given ? " (options --width/--height)" : " (width/height attributes of the prompt file)");
+  check_steps(job.steps, what, vm["steps"].defaulted() ? " (steps attribute of the prompt file)" : " (option --steps)");
+  require_input(std::isfinite(job.guidance), what + "guidance is not a finite number (attribute guidance)");
   return job;
 }
 
@@ -78,6 +81,13 @@ struct GenerateRun {
   std::unique_ptr<PromptsFile> prompts;
   std::unique_ptr<VaeDecoder> decoder;  // null: latents only (--no-decode or no --vae)
   std::vector<ImageJob> jobs;
+  int64_t slice = 0, slices = 1;  // --slice K/N: this run's contiguous part of the batch
+  bool cuda_graphs = false;       // --cuda-graphs on (and a backend that captures)
+
+  bool in_slice(int64_t index) const {
+    const int64_t n = int64_t(jobs.size());
+    return index >= slice * n / slices && index < (slice + 1) * n / slices;
+  }
 
   // Device buffers of the sampler for one image shape, kept while the shape repeats.
   struct StepBuffers {
@@ -89,22 +99,39 @@ struct GenerateRun {
     Tensor scalars;       // [3] f32         t, guidance, dt of the current step
     Tensor bad;           // [1] i64         non-finite count of the final tokens
     Tensor host_scalars;  // [3] f32 host staging of `scalars`
+    // The denoising step (forward + Euler update) captured on these buffers, for prompts of
+    // graph_txt_len tokens; null until a step has run eagerly at this shape.
+    std::unique_ptr<StepGraph> graph;
+    int64_t graph_txt_len = -1;
   };
-  StepBuffers step_io;
+  StepBuffers step_io{};
   const StepBuffers& step_buffers(int64_t image_tokens, int64_t rows);
 
   // Indices of images whose result is missing, decided by rank 0 and shared with all.
   std::vector<int64_t> pending() const;
+  // Rank 0: true when image j has no trustworthy result: missing, not opening, or recording
+  // another configuration (said per image).
+  bool needs_work(const ImageJob& j) const;
+  bool stopped = false;  // a stop signal ended the batch at a step boundary
   // Denoises one image; false when its result was not finite (reported, not written).
   bool generate_one(const ImageJob& job, BatchProgress& progress);
   int operator()();
 };
 
+bool GenerateRun::needs_work(const ImageJob& j) const {
+  const std::string path = image_result_path(out_dir, j.index);
+  if (!std::filesystem::exists(path)) return true;
+  const std::string why = image_result_mismatch(path, j.digests);
+  if (why.empty()) return false;
+  std::printf("fresco: image %lld: %s %s; computing it again\n", (long long)j.index, path.c_str(), why.c_str());
+  return true;
+}
+
 std::vector<int64_t> GenerateRun::pending() const {
   std::vector<int64_t> todo;
   if (mpi.rank() == 0)
     for (const ImageJob& j : jobs)
-      if (!std::filesystem::exists(image_result_path(out_dir, j.index))) todo.push_back(j.index);
+      if (in_slice(j.index) && needs_work(j)) todo.push_back(j.index);
   int64_t n = int64_t(todo.size());
   FRESCO_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, 0, mpi.world()));
   todo.resize(size_t(n));
@@ -127,6 +154,7 @@ const GenerateRun::StepBuffers& GenerateRun::step_buffers(int64_t image_tokens, 
   b.host_scalars = Tensor({3});
   b.image_tokens = image_tokens;
   b.rows = rows;
+  b.graph.reset();
   return b;
 }
 
@@ -153,15 +181,37 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   layout->reset_stats();
   const auto t = flux_timesteps(int(job.steps), Limg, config.time_shift);
   for (int64_t i = 0; i < job.steps; ++i) {
+    // A stop signal (SIGTERM, SIGUSR1) ends the batch here, between steps, on every rank of
+    // the group at once; the image in progress is abandoned (nothing is written for it).
+    if (group_agrees_to_stop(layout->group())) {
+      stopped = true;
+      return true;
+    }
     // The step's scalars reach the device by one copy; the step itself reads them there.
     backend->synchronize();  // the staging values of the previous step have been read
     float* staged = io.host_scalars.f32();
     staged[0] = float(t[size_t(i)]);                        // t
     staged[1] = float(job.guidance);                        // guidance
     staged[2] = float(t[size_t(i) + 1] - t[size_t(i)]);     // dt of the Euler step
-    backend->copy(io.host_scalars, io.scalars);
-    model->forward(io.tokens, io.scalars.rows(0, 2), io.velocity);
-    backend->axpy(io.scalars.rows(2, 1), io.velocity, io.tokens);  // Euler step
+    backend->copy(io.host_scalars, io.scalars);  // outside any graph: a replay reads the new values
+    const auto step = [&] {
+      model->forward(io.tokens, io.scalars.rows(0, 2), io.velocity);
+      backend->axpy(io.scalars.rows(2, 1), io.velocity, io.tokens);  // Euler step
+    };
+    // Whole-step graphs (one rank per image: the MPI transport cannot be captured): the step
+    // runs eagerly once per shape, which sizes every scratch buffer, and is then captured
+    // and replayed; a replay runs the same kernels on the same buffers as an eager step.
+    StepBuffers& g = step_io;
+    if (g.graph && g.graph_txt_len == prompt.txt.dim(0)) {
+      g.graph->replay();
+    } else {
+      step();
+      if (cuda_graphs && layout->group_size() == 1 && i + 1 < job.steps) {
+        g.graph = backend->capture(step);
+        g.graph_txt_len = prompt.txt.dim(0);
+        if (!g.graph) cuda_graphs = false;  // this backend cannot capture
+      }
+    }
     progress.poll();
   }
   backend->count_nonfinite(io.tokens, io.bad);
@@ -225,6 +275,8 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     p.ring = layout->ring();
   }
   p.seconds_per_step = per_step;
+  p.compute_dtype = dtype_name(choice.plan.compute);
+  p.digests = job.digests;
   // The PNG first: the HDF5 result marks the image as done for a resumed run.
   if (decoder) write_png(image_png_path(out_dir, job.index), picture.image, png_text(p));
   write_image_result(image_result_path(out_dir, job.index), result, p, decoder ? &picture.image : nullptr);
@@ -233,23 +285,100 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
 }
 
 int GenerateRun::operator()() {
+  install_stop_handlers();  // from here a SIGTERM/SIGUSR1 stops the batch at a step boundary
   const std::vector<int64_t> todo = pending();
-  BatchProgress progress(mpi, int64_t(todo.size()), int64_t(jobs.size() - todo.size()),
+  int64_t in_this_slice = 0;
+  for (const ImageJob& j : jobs) in_this_slice += in_slice(j.index);
+  BatchProgress progress(mpi, int64_t(todo.size()), in_this_slice - int64_t(todo.size()),
                          layout->groups());
   int64_t failures = 0;
   // Round-robin of the images still to do over the data-parallel groups, so a resumed batch
   // stays balanced.
   const size_t groups = size_t(layout->groups());
-  for (size_t k = size_t(layout->group_index()); k < todo.size(); k += groups)
-    failures += !generate_one(jobs[size_t(todo[k])], progress);
+  int64_t not_done = 0;  // images abandoned or not started because of a stop signal
+  for (size_t k = size_t(layout->group_index()); k < todo.size(); k += groups) {
+    if (!stopped) failures += !generate_one(jobs[size_t(todo[k])], progress);
+    if (stopped) {  // the image in progress and the rest of this group's share
+      ++not_done;
+      if (layout->group_leader()) progress.image_stopped(todo[k]);
+    }
+  }
   progress.finish();
-  int64_t total_failures = 0;
+  int64_t total_failures = 0, total_not_done = 0;
   FRESCO_MPI_CHECK(MPI_Allreduce(&failures, &total_failures, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
+  if (layout->position() != 0) not_done = 0;  // counted once per group
+  FRESCO_MPI_CHECK(MPI_Allreduce(&not_done, &total_not_done, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
+  if (total_not_done > 0) {
+    if (mpi.rank() == 0)
+      std::printf("fresco generate: stopped by a signal: %lld image(s) not done, %lld failed; finished images "
+                  "are kept in %s; run the same command again to finish the batch (exit status %d)\n",
+                  (long long)total_not_done, (long long)total_failures, out_dir.c_str(), kExitStopped);
+    return kExitStopped;
+  }
   if (mpi.rank() == 0)
     std::printf("fresco generate: %lld image(s) in %s, %lld failed\n",
                 (long long)(jobs.size() - size_t(total_failures)), out_dir.c_str(),
                 (long long)total_failures);
   return total_failures ? ComputeError::kExitCode : 0;
+}
+
+// What determines each image's numbers, as digests (docs/file-formats.md, "Image result").
+// Ulysses x Ring degrees are left out: they change results only within float32 rounding.
+void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_digests) {
+  const std::string weights = Digest()
+                                  .add(run.model->weights_identity())
+                                  .add(run.decoder ? run.decoder->weights_identity() : std::string("no decoder"))
+                                  .hex();
+  for (ImageJob& job : run.jobs) {
+    Digest settings;
+    settings.add("fresco-image settings 2").i64(job.width).i64(job.height).i64(job.steps);
+    settings.u64(job.seed).f64(job.guidance).add(run.config.name).add(dtype_name(run.choice.plan.compute));
+    if (run.choice.plan.method == ParallelMethod::patch) {
+      const auto& d = run.choice.plan.displaced;
+      settings.add("patch").i64(run.layout->group_size());
+      settings.i64(d.full_sync ? job.steps : std::min<int64_t>(d.warmup_steps, job.steps));
+      settings.add(d.full_sync ? "full_sync" : "async").add(dtype_name(d.stale_dtype));
+    } else {
+      settings.add("sequence");
+    }
+    job.digests.weights = weights;
+    job.digests.prompt = prompt_digests.at(size_t(job.index));
+    job.digests.settings = settings.hex();
+    job.digests.combined = Digest().add(job.digests.weights).add(job.digests.prompt).add(job.digests.settings).hex();
+  }
+}
+
+// The memory estimate of the largest image against this node's memory per rank (InputError
+// naming the option or the prompt file's attribute that sets the size).
+void check_generate_memory(const po::variables_map& vm, const GenerateRun& run, const EngineChoice& engine,
+                           const std::string& weights_path, int ranks_on_node) {
+  if (engine.backend != "cpu") return;  // device memory is the GPU backend's to check
+  const double params = double(flux_parameter_count(run.config));
+  std::error_code ec;
+  double weight_bytes = params * double(dtype_size(engine.compute));
+  if (const auto size = std::filesystem::file_size(weights_path, ec); !ec)
+    weight_bytes = engine.compute == DType::f32 ? double(size) : std::min(double(size), weight_bytes);
+  const double budget = memory_per_rank(ranks_on_node);
+  const bool patch = run.choice.plan.method == ParallelMethod::patch;
+  const bool size_given = !vm["width"].defaulted() || !vm["height"].defaulted();
+  for (const ImageJob& job : run.jobs) {
+    const int64_t tokens = (job.height / 16) * (job.width / 16);
+    const MemoryEstimate m = estimate_memory(run.config, weight_bytes, engine.compute, tokens,
+                                             run.prompts->txt_len(job.index), run.layout->group_size(), patch,
+                                             run.choice.plan.displaced.stale_dtype);
+    if (m.total() <= budget) continue;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    char msg[512];
+    std::snprintf(msg, sizeof msg,
+                  "image %lld (%lldx%lld) needs about %.1f GiB per rank (weights %.1f GiB, activations %.1f GiB), "
+                  "more than the %.1f GiB per rank this node has; ",
+                  (long long)job.index, (long long)job.width, (long long)job.height, m.total() / gib, m.weights / gib,
+                  m.activations / gib, budget / gib);
+    throw InputError(std::string(msg) +
+                     (size_given ? "lower --width/--height" : "lower the width/height attributes of " + run.prompts->path()) +
+                     ", spread an image over more ranks (--ulysses/--ring or --patches), use --dtype bf16 or fewer "
+                     "ranks per node");
+  }
 }
 
 }  // namespace
@@ -280,7 +409,9 @@ Command generate_command() {
         ("height", po::value<int64_t>()->default_value(256), "image height in pixels (multiple of 16)")
         ("steps", po::value<int64_t>()->default_value(0), "denoising steps (0: the preset's default)")
         ("guidance", po::value<double>()->default_value(-1.0),
-         "guidance scale for models with a guidance embedder (negative: the preset's default)");
+         "guidance scale for models with a guidance embedder (negative: the preset's default)")
+        ("slice", po::value<std::string>()->default_value("0/1"),
+         "K/N: compute only the K-th of N contiguous parts of the batch (job arrays; K from 0)");
     add_model_options(o);
     add_engine_options(o);
     add_parallel_options(o);
@@ -288,16 +419,32 @@ Command generate_command() {
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
                   "option --steps must be positive (got " + std::to_string(vm["steps"].as<int64_t>()) + ")");
+    require_input(vm["steps"].as<int64_t>() <= kMaxSteps, "option --steps must be at most " +
+                                                              std::to_string(kMaxSteps) + " (got " +
+                                                              std::to_string(vm["steps"].as<int64_t>()) + ")");
+    check_finite(vm["guidance"].as<double>(), "--guidance");
+    check_threads(vm["threads"].as<int>());
     auto run = std::make_shared<GenerateRun>(GenerateRun{ctx.mpi, ctx.command_line,
                                                          vm["out"].as<std::string>(), parallel_choice(vm),
                                                          nullptr, {}, nullptr, nullptr, nullptr, {}, {}, {}});
     // The prompt count sizes the automatic layout; the layout is collective, so it comes
     // before any check that only some ranks could fail.
+    {
+      const std::string s = vm["slice"].as<std::string>();
+      long long k = -1, n = 0;
+      char end = 0;
+      require_input(std::sscanf(s.c_str(), "%lld/%lld%c", &k, &n, &end) == 2 && n > 0 && k >= 0 && k < n,
+                    "option --slice must be K/N with 0 <= K < N (got '" + s + "')");
+      run->slice = k;
+      run->slices = n;
+    }
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
-    const EngineChoice engine = engine_choice(vm);
+    EngineChoice engine = engine_choice(vm);
     run->choice.plan.compute = engine.compute;
     run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
     run->layout->set_deadline(engine.comm_timeout);
+    // Every prompt entry's values, each rank a share (collective: before any per-rank check).
+    const std::vector<std::string> prompt_digests = check_prompt_values(ctx.mpi, *run->prompts);
     require_engine_fits_group(engine, run->layout->group_size(), "an image");
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_writable_directory(run->out_dir);
@@ -310,10 +457,12 @@ Command generate_command() {
       image_shards(*run->layout, run->choice.plan, run->prompts->txt_len(i), job.height / 16,
                    job.width / 16);  // refuses images too small for the group
     }
+    check_generate_memory(vm, *run, engine, weights_path, ctx.mpi.local_size());
     const ImageJob& first = run->jobs.front();
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
+    run->cuda_graphs = engine.cuda_graphs;
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
       for (const ImageJob& job : run->jobs)
@@ -329,6 +478,7 @@ Command generate_command() {
     run->model = std::make_unique<FluxTransformer>(
         run->config, load_weights(weights_path, run->config.name, *run->backend, weight_dtype_for(engine)),
         *run->backend, make_attention(*run->layout, run->config, run->choice.plan), engine.compute);
+    record_digests(*run, prompt_digests);
     return [run]() { return (*run)(); };
   };
   return c;

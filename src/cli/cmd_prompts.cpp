@@ -4,6 +4,7 @@
 #include "io/atomic_output.hpp"
 #include "src/model/model_inputs.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/validation.hpp"
 
 namespace fresco::cli {
 
@@ -41,6 +42,12 @@ Command make_prompts_command() {
     spec.height = vm["height"].as<int64_t>();
     spec.steps = vm["steps"].as<int64_t>();
     spec.guidance = vm["guidance"].as<double>();
+    // What generate would refuse is refused here, before a file is written.
+    check_image_size(spec.width, spec.height, "make-prompts: ", " (options --width/--height)");
+    require_input(spec.steps >= 0 && spec.steps <= kMaxSteps,
+                  "option --steps must be between 0 (the preset's default) and " + std::to_string(kMaxSteps) +
+                      " (got " + std::to_string(spec.steps) + ")");
+    check_finite(spec.guidance, "--guidance");
     const std::string out = vm["output"].as<std::string>();
     ensure_output_path(out);
     return [=]() {

@@ -15,10 +15,13 @@ Command make_prompts_command();
 Command info_command();
 Command compare_command();
 Command decode_command();
+Command bench_command();
+Command sweep_command();
 
 inline std::vector<Command> all_commands() {
   return {generate_command(), decode_command(),       forward_command(), compare_command(),
-          init_weights_command(), convert_command(), make_prompts_command(), info_command()};
+          init_weights_command(), convert_command(), make_prompts_command(), info_command(),
+          sweep_command(), bench_command()};
 }
 
 }  // namespace fresco::cli

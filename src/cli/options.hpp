@@ -56,7 +56,9 @@ void add_model_options(po::options_description& options);
 // generate, decode). The composition root: the only place that names a backend or transport.
 void add_engine_options(po::options_description& options);
 struct EngineChoice {
-  std::string backend = "cpu";   // cpu | cuda
+  std::string backend = "cpu";   // cpu | cuda (--backend auto resolved: see default_backend_name)
+  bool backend_auto = false;     // --backend auto: cpu where cuda cannot run the group
+  bool cuda_graphs = true;       // --cuda-graphs: capture a denoising step once, replay it
   DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
   std::string transport = "mpi"; // how ranks exchange activations
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
@@ -67,7 +69,8 @@ EngineChoice engine_choice(const po::variables_map& vm);
 std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
 // InputError when the engine cannot split an image over `group_size` ranks (device tensors
 // need a GPU transport: NCCL, CUDA IPC or host-staged MPI, which come with the GPU ranks).
-void require_engine_fits_group(const EngineChoice& engine, int group_size, const std::string& what);
+// --backend auto falls back to cpu there instead.
+void require_engine_fits_group(EngineChoice& engine, int group_size, const std::string& what);
 // Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
 // converts to bf16 (the GPU's weights).
 std::optional<DType> weight_dtype_for(const EngineChoice& engine);

@@ -23,7 +23,12 @@ BatchProgress::~BatchProgress() {
 }
 
 void BatchProgress::image_done(int64_t index, double seconds_per_step, double seconds, bool ok) {
-  const Report r = {double(index), seconds_per_step, seconds, ok ? 1.0 : 0.0, double(mpi_.rank())};
+  send({double(index), seconds_per_step, seconds, ok ? 1.0 : 0.0, double(mpi_.rank())});
+}
+
+void BatchProgress::image_stopped(int64_t index) { send({double(index), 0.0, 0.0, -1.0, double(mpi_.rank())}); }
+
+void BatchProgress::send(const Report& r) {
   if (mpi_.rank() == 0) {
     print(r);
     return;
@@ -50,6 +55,11 @@ void BatchProgress::poll() {
 
 void BatchProgress::print(const Report& r) {
   ++received_;
+  if (r[3] < 0) {  // left undone by a stop signal: no time to count, no line of its own
+    --todo_;
+    --received_;
+    return;
+  }
   total_seconds_ += r[2];
   const double per_image = total_seconds_ / double(received_);
   const double eta = per_image * double(todo_ - received_) / double(workers_);

@@ -22,13 +22,16 @@ class BatchProgress {
 
   // Called by the rank that finished image `index` (status "ok" or a short failure reason).
   void image_done(int64_t index, double seconds_per_step, double seconds, bool ok);
+  // Called by the group leader for an image a stop signal left undone (abandoned or not started).
+  void image_stopped(int64_t index);
   // Rank 0: print the reports that have arrived. Other ranks: nothing.
   void poll();
   // Waits until rank 0 has every report and every send has completed.
   void finish();
 
  private:
-  using Report = std::array<double, 5>;  // index, s/step, seconds, ok, rank
+  using Report = std::array<double, 5>;  // index, s/step, seconds, ok (1, 0 failed, -1 stopped), rank
+  void send(const Report& r);
   void print(const Report& r);
   const MpiSession& mpi_;
   int64_t todo_, skipped_, received_ = 0;

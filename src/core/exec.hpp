@@ -9,6 +9,8 @@
 // of the GPU one.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 namespace fresco {
@@ -35,6 +37,20 @@ class Event {
   virtual void synchronize() = 0;
   // True once the recorded point has been reached (never blocks).
   virtual bool query() = 0;
+  // Milliseconds from `start`'s recorded point to this one's, both reached (synchronize
+  // first). Only for events made by Backend::new_timing_event() of one backend.
+  virtual double elapsed_ms(const Event& start) const = 0;
+};
+
+// A whole step captured once and replayed (a CUDA graph): the same device work, on the same
+// buffers, as the eager calls that were captured. Values the step reads from device memory
+// (the step scalars) are whatever those buffers hold at replay time, so they are copied in
+// before each replay, outside the graph. Backend::capture() makes one.
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+  // Enqueues the captured work on the backend's compute stream.
+  virtual void replay() = 0;
 };
 
 // The host's trivial stream and event: work is complete when the call that queued it returns.
@@ -46,10 +62,18 @@ class HostStream final : public Stream {
 
 class HostEvent final : public Event {
  public:
-  void record(Stream&) override {}
+  // The host clock at the point: the work queued before has completed when record() runs.
+  void record(Stream&) override { at_ = std::chrono::steady_clock::now(); }
   void wait_on(Stream&) override {}
   void synchronize() override {}
   bool query() override { return true; }
+  double elapsed_ms(const Event& start) const override {
+    const auto& s = static_cast<const HostEvent&>(start);
+    return std::chrono::duration<double, std::milli>(at_ - s.at_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point at_{};
 };
 
 }  // namespace fresco

@@ -27,6 +27,9 @@ namespace fresco {
 
 class FluxTransformer {
  public:
+  // The loaded weights' identity (ModelWeights::identity), for result records.
+  const std::string& weights_identity() const { return weights_.identity(); }
+
   FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
                   std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>(),
                   DType compute = DType::f32);

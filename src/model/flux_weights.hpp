@@ -39,9 +39,14 @@ class ModelWeights {
   void set(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }
   const Tensor& get(const std::string& name) const;
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // A digest of the stored tensors (names, dtypes, shapes, bytes), set by load_weights: what
+  // resume records to recognise results of other weights. Empty for weights made otherwise.
+  const std::string& identity() const { return identity_; }
+  void set_identity(std::string id) { identity_ = std::move(id); }
 
  private:
   std::map<std::string, Tensor> tensors_;
+  std::string identity_;
 };
 
 }  // namespace fresco

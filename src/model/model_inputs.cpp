@@ -1,5 +1,8 @@
 #include "src/model/model_inputs.hpp"
 
+#include <cmath>
+
+#include "src/core/digest.hpp"
 #include "src/core/error.hpp"
 #include "src/model/noise.hpp"
 
@@ -35,6 +38,12 @@ ForwardInputs read_forward_inputs(const std::string& path, const FluxConfig& con
                 path + ":/txt has shape " + shape_string(txt_shape) + ", " + config.name +
                     " expects [Ltxt, " + std::to_string(config.context_in_dim) + "]");
   expect("/y", in.y, Shape{config.vec_in_dim});
+  require_input(std::isfinite(in.t) && in.t >= 0.0 && in.t <= 1.0,
+                path + ": attribute t must be a timestep in [0, 1] (got " + std::to_string(in.t) + ")");
+  require_input(std::isfinite(in.guidance), path + ": attribute guidance is not a finite number");
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"/img", &in.img}, {"/txt", &in.txt}, {"/y", &in.y}})
+    if (const int64_t bad = count_nonfinite_host(*t))
+      throw InputError(path + ":" + name + " has " + std::to_string(bad) + " non-finite value(s) (NaN or Inf)");
   return in;
 }
 

@@ -25,6 +25,9 @@ namespace fresco {
 
 class VaeDecoder {
  public:
+  // The loaded weights' identity (ModelWeights::identity), for result records.
+  const std::string& weights_identity() const { return weights_.identity(); }
+
   VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend, DType compute = DType::f32);
   ~VaeDecoder();
   const VaeConfig& config() const { return config_; }

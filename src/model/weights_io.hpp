@@ -14,7 +14,12 @@
 
 namespace fresco {
 
-// The preset to run: `requested`, or the file's own when `requested` is "auto".
+// "random:SEED" as a weights path (--weights random:SEED): the seed; nothing for a file path.
+// InputError when the seed is not a non-negative integer.
+std::optional<uint64_t> random_weights_seed(const std::string& path);
+
+// The preset to run: `requested`, or the file's own when `requested` is "auto" (random weights
+// need a named preset).
 FluxConfig preset_for_weights(const std::string& path, const std::string& requested);
 
 // Reads every tensor of a preset (transformer or autoencoder), validates names, shapes and
@@ -22,8 +27,14 @@ FluxConfig preset_for_weights(const std::string& path, const std::string& reques
 // device. `as`: nothing keeps each tensor's stored dtype (a file may mix f32, bf16 and f16);
 // a dtype (f32, bf16 or f16) converts every tensor to it on the host first (e.g. bf16 weights
 // for a bf16 run of an f32 file).
+// `path` "random:SEED" makes random_weights(preset, SEED, backend, as or f32) instead.
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
                           std::optional<DType> as = std::nullopt);
+
+// A preset's random weights (the rules of write_random_weights, the same values as the file
+// it writes for that seed, up to the device's logf/sinf ulps), drawn directly on the backend's
+// device by fill_random in `dtype` (f32, bf16 or f16): a full-size model without a file.
+ModelWeights random_weights(const std::string& preset, uint64_t seed, Backend& backend, DType dtype);
 
 // Random weights for tests, demos and benchmarks, drawn from the counter-based RNG (a seed
 // always gives the same file): Linear weights N(0, 0.02), convolution weights

@@ -20,6 +20,7 @@ expect_error() {
   local pattern=$1; shift; [ "$1" = "--" ] && shift
   local rc=0
   "$@" >out.log 2>err.log || rc=$?
+  LAST_RC=$rc
   [ "$rc" -ne 0 ] || { cat out.log err.log; fail "expected failure: $*"; }
   grep -q -- "$pattern" err.log || { cat err.log; fail "error of '$*' does not mention '$pattern'"; }
   local n

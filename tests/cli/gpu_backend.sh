@@ -22,7 +22,7 @@ awk -v a="$ours" -v b="$naive" 'BEGIN { exit !(a < 2 * b && a > 1e-4) }' \
 
 # The decoder on the GPU against the CPU (f32), and in bf16 against the PyTorch reference.
 cp "$g/ae_tiny_decode.h5" latent.h5  # holds /latent
-"$FRESCO" decode --vae "$g/ae_tiny_weights.h5" latent.h5 --out cpu >/dev/null
+"$FRESCO" decode --backend cpu --vae "$g/ae_tiny_weights.h5" latent.h5 --out cpu >/dev/null
 "$FRESCO" decode --backend cuda --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu >/dev/null
 "$H5_TOOL" compare gpu.decoded.h5 cpu.decoded.h5 /image 1e-5
 "$FRESCO" decode --backend cuda --dtype bf16 --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu16 >/dev/null
@@ -32,7 +32,7 @@ cp "$g/ae_tiny_decode.h5" latent.h5  # holds /latent
 # within f32 rounding of different summation orders over the denoising steps.
 make_tiny_fixtures 4
 "$FRESCO" init-weights --model ae-tiny --seed 2 ae.h5 >/dev/null
-run_np 1 generate --weights weights.h5 --prompts prompts.h5 --out cpu_out --vae ae.h5 >/dev/null
+run_np 1 generate --backend cpu --weights weights.h5 --prompts prompts.h5 --out cpu_out --vae ae.h5 >/dev/null
 run_np 2 generate --backend cuda --weights weights.h5 --prompts prompts.h5 --out gpu_out --vae ae.h5 >/dev/null
 for i in 0 1 2 3; do
   "$H5_TOOL" compare "gpu_out/img_$i.h5" "cpu_out/img_$i.h5" /latent 1e-4

@@ -1,0 +1,431 @@
+// `fresco bench`: the time of one denoising step (transformer forward + Euler update) of a
+// preset with random weights made on the device, at one image size and prompt length.
+//
+// Timing: device events around every timed step (median of --steps after warm-up); with
+// --cuda-graphs on the step is captured once after an eager warm-up step and replayed. FLOPs
+// from src/model/step_flops.hpp (the spec's count), the floor at 750 TFLOP/s (the BRIEF's),
+// and the device memory in use once the steps have run (the backend's grow-only buffers have
+// reached their peak by then). --profile runs a few more steps eagerly through a backend that
+// records events around every op, and reports the time per op kind (linears per shape) with the
+// rate each achieved: TFLOP/s for products and attention, TB/s for the memory-bound rest.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "src/backend/backend.hpp"
+#include "src/cli/commands.hpp"
+#include "src/model/flux_model.hpp"
+#include "src/model/hooks.hpp"
+#include "src/model/noise.hpp"
+#include "src/model/step_flops.hpp"
+#include "src/model/weights_io.hpp"
+#ifdef FRESCO_HAVE_CUDA
+#include "cuda/device_info.hpp"
+#endif
+
+namespace fresco::cli {
+namespace {
+
+constexpr double kFloorTflops = 750.0;  // the BRIEF's compute floor
+
+double tensor_bytes(const Tensor& t) { return t.defined() ? double(t.numel()) * double(dtype_size(t.dtype())) : 0.0; }
+
+// A backend that forwards every op to another and brackets it with timing events, adding the
+// time to the op's kind. Eager use only (events per call). FLOPs and bytes per call are counted
+// from the operands: 2MNK for a linear, 4 Lq Lk H D for attention; bytes read + written.
+class ProfilingBackend final : public Backend {
+ public:
+  struct Kind {
+    double ms = 0, flops = 0, bytes = 0;
+    int64_t calls = 0;
+  };
+
+  explicit ProfilingBackend(Backend& inner) : in_(inner) {}
+
+  std::string name() const override { return in_.name(); }
+  Device device() const override { return in_.device(); }
+  bool supports(const OpDesc& op) const override { return in_.supports(op); }
+  Stream& stream() override { return in_.stream(); }
+  std::unique_ptr<Stream> new_stream() override { return in_.new_stream(); }
+  std::unique_ptr<Event> new_event() override { return in_.new_event(); }
+  std::unique_ptr<Event> new_timing_event() override { return in_.new_timing_event(); }
+  std::shared_ptr<Storage> alloc_storage(size_t bytes) override { return in_.alloc_storage(bytes); }
+  int64_t device_memory_in_use() const override { return in_.device_memory_in_use(); }
+
+  // Waits for the recorded ops and adds their times to the kinds.
+  void collect() {
+    in_.synchronize();
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      const Pending& p = pending_[i];
+      Kind& k = kinds_[p.kind];
+      k.ms += events_[2 * i + 1]->elapsed_ms(*events_[2 * i]);
+      k.flops += p.flops;
+      k.bytes += p.bytes;
+      ++k.calls;
+    }
+    pending_.clear();
+  }
+  const std::map<std::string, Kind>& kinds() const { return kinds_; }
+  void reset() { kinds_.clear(); }
+
+  void copy(const Tensor& src, const Tensor& dst) override {
+    timed("copy", 0, tensor_bytes(src) + tensor_bytes(dst), [&] { in_.copy(src, dst); });
+  }
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& y,
+              Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr) override {
+    const int64_t M = x.rank() >= 2 ? x.dim(0) : 1, K = weight.dim(1), N = weight.dim(0);  // a vector: one row
+    std::ostringstream kind;
+    kind << "linear " << epilogue_name(epilogue) << " " << M << "x" << N << "x" << K;
+    const double bytes = tensor_bytes(x) + tensor_bytes(weight) + tensor_bytes(y) *
+                                                                      (epilogue == Epilogue::gated_residual ? 2 : 1);
+    timed(kind.str(), 2.0 * double(M) * double(N) * double(K), bytes,
+          [&] { in_.linear(x, weight, bias, y, epilogue, gate); });
+  }
+  void layer_norm(const Tensor& x, float eps, const Tensor& y) override {
+    timed("layer_norm", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.layer_norm(x, eps, y); });
+  }
+  void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& y) override {
+    timed("modulate", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.modulate(x, shift, scale, y); });
+  }
+  void norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                     const Tensor& y) override {
+    timed("norm_modulate", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.norm_modulate(x, shift, scale, eps, y); });
+  }
+  void rms_norm_heads(const Tensor& x, const Tensor& scale, float eps, const Tensor& y) override {
+    timed("rms_norm_heads", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.rms_norm_heads(x, scale, eps, y); });
+  }
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override {
+    timed("rope", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.rope(x, cos, sin, y); });
+  }
+  void rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
+                     const Tensor& sin, const Tensor& y) override {
+    timed("rms_norm_rope", 0, tensor_bytes(x) + tensor_bytes(y) + tensor_bytes(cos) + tensor_bytes(sin),
+          [&] { in_.rms_norm_rope(x, scale, eps, cos, sin, y); });
+  }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                 const Tensor& lse) override {
+    const double flops = 4.0 * double(q.dim(0)) * double(k.dim(0)) * double(q.dim(1)) * double(q.dim(2));
+    std::ostringstream kind;
+    kind << "attention L=" << q.dim(0) << " H=" << q.dim(1) << " D=" << q.dim(2);
+    timed(kind.str(), flops, tensor_bytes(q) + tensor_bytes(k) + tensor_bytes(v) + tensor_bytes(o),
+          [&] { in_.attention(q, k, v, o, lse); });
+  }
+  void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
+                       const Tensor& lse) override {
+    timed("attention_merge", 0, tensor_bytes(o_part) + 2 * tensor_bytes(o),
+          [&] { in_.attention_merge(o_part, lse_part, o, lse); });
+  }
+  void gelu_tanh(const Tensor& x, const Tensor& y) override {
+    timed("gelu_tanh", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.gelu_tanh(x, y); });
+  }
+  void silu(const Tensor& x, const Tensor& y) override {
+    timed("silu", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.silu(x, y); });
+  }
+  void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) override {
+    timed("gated_residual", 0, tensor_bytes(y) + 2 * tensor_bytes(x), [&] { in_.gated_residual(y, gate, x); });
+  }
+  void add(const Tensor& a, const Tensor& b, const Tensor& y) override {
+    timed("add", 0, tensor_bytes(a) + tensor_bytes(b) + tensor_bytes(y), [&] { in_.add(a, b, y); });
+  }
+  void affine(const Tensor& x, float a, float b, const Tensor& y) override {
+    timed("affine", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.affine(x, a, b, y); });
+  }
+  void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) override {
+    timed("axpy", 0, tensor_bytes(x) + 2 * tensor_bytes(y), [&] { in_.axpy(alpha, x, y); });
+  }
+  void timestep_embedding(const Tensor& t, const Tensor& out) override {
+    timed("timestep_embedding", 0, tensor_bytes(out), [&] { in_.timestep_embedding(t, out); });
+  }
+  void pack_latent(const Tensor& latent, const Tensor& tokens) override {
+    timed("pack_latent", 0, 2 * tensor_bytes(tokens), [&] { in_.pack_latent(latent, tokens); });
+  }
+  void unpack_latent(const Tensor& tokens, const Tensor& latent) override {
+    timed("unpack_latent", 0, 2 * tensor_bytes(tokens), [&] { in_.unpack_latent(tokens, latent); });
+  }
+  void count_nonfinite(const Tensor& x, const Tensor& count) override {
+    timed("count_nonfinite", 0, tensor_bytes(x), [&] { in_.count_nonfinite(x, count); });
+  }
+  void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows, const Tensor& y) override {
+    timed("conv2d", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.conv2d(x, weight, bias, pad_rows, y); });
+  }
+  void group_sums(const Tensor& x, int groups, const Tensor& sums) override {
+    timed("group_sums", 0, tensor_bytes(x), [&] { in_.group_sums(x, groups, sums); });
+  }
+  void group_norm(const Tensor& x, const Tensor& sums, double count, float eps, const Tensor& weight,
+                  const Tensor& bias, const Tensor& y) override {
+    timed("group_norm", 0, tensor_bytes(x) + tensor_bytes(y),
+          [&] { in_.group_norm(x, sums, count, eps, weight, bias, y); });
+  }
+  void upsample_nearest(const Tensor& x, const Tensor& y) override {
+    timed("upsample_nearest", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.upsample_nearest(x, y); });
+  }
+  void transpose(const Tensor& x, const Tensor& y) override {
+    timed("transpose", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.transpose(x, y); });
+  }
+  void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
+                   const Tensor& y) override {
+    timed("fill_random", 0, tensor_bytes(y), [&] { in_.fill_random(seed, stream, substream, mean, std, y); });
+  }
+
+ private:
+  struct Pending {
+    std::string kind;
+    double flops, bytes;
+  };
+  template <typename F>
+  void timed(const std::string& kind, double flops, double bytes, F&& op) {
+    const size_t i = pending_.size();
+    while (events_.size() < 2 * (i + 1)) events_.push_back(in_.new_timing_event());
+    events_[2 * i]->record(in_.stream());
+    op();
+    events_[2 * i + 1]->record(in_.stream());
+    pending_.push_back({kind, flops, bytes});
+  }
+
+  Backend& in_;
+  std::vector<std::unique_ptr<Event>> events_;
+  std::vector<Pending> pending_;
+  std::map<std::string, Kind> kinds_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string device_name(const Backend& backend, int index) {
+#ifdef FRESCO_HAVE_CUDA
+  if (backend.device() == Device::cuda) {
+    const auto devices = cuda::list_devices();
+    if (!devices.empty()) return devices[size_t(index) % devices.size()].name;
+  }
+#endif
+  (void)index;
+  return backend.device() == Device::cpu ? "CPU" : backend.name();
+}
+
+std::string json_string(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o + "\"";
+}
+
+struct BenchOptions {
+  std::string model, weights, backend, dtype_name;
+  DType dtype = DType::f32;
+  int64_t width = 1024, height = 1024, txt_len = 512, steps = 10, warmup = 2, profile_steps = 3;
+  bool graphs = true, profile = false, json = false;
+};
+
+int run_bench(const BenchOptions& o, const MpiSession& mpi) {
+  const FluxConfig config = flux_preset(o.model);
+  const int device_index = mpi.local_rank();
+  std::unique_ptr<Backend> backend = make_backend(o.backend, device_index);
+  const int64_t Limg = (o.height / 16) * (o.width / 16);
+  const StepFlops flops = flux_step_flops(config, o.txt_len, Limg);
+  const ModelWeights weights = load_weights(o.weights, config.name, *backend, o.dtype);
+
+  // Inputs: a random prompt (host) and random image tokens; the step scalars stay fixed (t,
+  // guidance, a small dt) so the state stays in range over any number of steps.
+  Tensor txt({o.txt_len, config.context_in_dim}), y({config.vec_in_dim}), img({Limg, config.in_channels});
+  fill_normal(txt, 1, RandomStream::prompts, 0);
+  fill_normal(y, 1, RandomStream::prompts, 1);
+  fill_normal(img, 1, RandomStream::initial_noise, 0);
+  const Tensor tokens = backend->alloc({Limg, config.in_channels}, DType::f32);
+  const Tensor velocity = backend->alloc({Limg, config.in_channels}, DType::f32);
+  const Tensor scalars = backend->alloc({3}, DType::f32);
+  const float host_scalars[3] = {0.9f, float(config.default_guidance), -0.01f};
+  const Tensor staged = Tensor::from_floats({3}, std::span<const float>(host_scalars, 3));
+  backend->copy(img, tokens);
+  backend->copy(staged, scalars);
+  backend->synchronize();
+
+  std::vector<double> ms;
+  bool graphed = false;
+  int64_t memory = -1;
+  {
+    FluxTransformer model(config, weights, *backend, std::make_unique<LocalAttention>(), o.dtype);
+    model.set_condition(txt, y, o.height / 16, o.width / 16);
+    const auto step = [&] {
+      model.forward(tokens, scalars.rows(0, 2), velocity);
+      backend->axpy(scalars.rows(2, 1), velocity, tokens);
+    };
+    step();  // eager: sizes every scratch buffer and plans every product and attention
+    backend->synchronize();
+    std::unique_ptr<StepGraph> graph = o.graphs ? backend->capture(step) : nullptr;
+    graphed = graph != nullptr;
+    const auto run_step = [&] { graph ? graph->replay() : step(); };
+    for (int64_t i = 0; i < o.warmup; ++i) run_step();
+    std::vector<std::unique_ptr<Event>> marks;
+    for (int64_t i = 0; i <= o.steps; ++i) marks.push_back(backend->new_timing_event());
+    backend->synchronize();
+    marks[0]->record(backend->stream());
+    for (int64_t i = 0; i < o.steps; ++i) {
+      run_step();
+      marks[size_t(i + 1)]->record(backend->stream());
+    }
+    backend->synchronize();
+    for (int64_t i = 0; i < o.steps; ++i) ms.push_back(marks[size_t(i + 1)]->elapsed_ms(*marks[size_t(i)]));
+    memory = backend->device_memory_in_use();
+  }
+  if (memory < 0) {  // the host: the process's peak resident set
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    memory = int64_t(ru.ru_maxrss) * 1024;
+  }
+
+  // Per-op breakdown: eager steps through the profiling backend (its own activations).
+  std::vector<std::pair<std::string, ProfilingBackend::Kind>> profile;
+  double profile_ms = 0;
+  if (o.profile) {
+    ProfilingBackend prof(*backend);
+    FluxTransformer model(config, weights, prof, std::make_unique<LocalAttention>(), o.dtype);
+    model.set_condition(txt, y, o.height / 16, o.width / 16);
+    const auto step = [&] {
+      model.forward(tokens, scalars.rows(0, 2), velocity);
+      prof.axpy(scalars.rows(2, 1), velocity, tokens);
+    };
+    step();  // warm-up (this model's own buffers), not counted
+    prof.collect();
+    prof.reset();
+    for (int64_t i = 0; i < o.profile_steps; ++i) {
+      step();
+      prof.collect();
+    }
+    for (const auto& [name, k] : prof.kinds()) {
+      ProfilingBackend::Kind per_step = k;
+      const double n = double(o.profile_steps);
+      per_step.ms /= n;
+      per_step.flops /= n;
+      per_step.bytes /= n;
+      per_step.calls = int64_t(std::llround(double(k.calls) / n));
+      profile.emplace_back(name, per_step);
+      profile_ms += per_step.ms;
+    }
+    std::sort(profile.begin(), profile.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  }
+
+  const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
+               hi = *std::max_element(ms.begin(), ms.end());
+  const double tflops = flops.total() / (med * 1e-3) / 1e12;
+  const double floor_ms = flops.total() / (kFloorTflops * 1e12) * 1e3;
+  const std::string device = device_name(*backend, device_index);
+  if (mpi.rank() != 0) return 0;
+  if (o.json) {
+    std::printf("{\n  \"command\": \"bench\",\n  \"model\": %s,\n  \"width\": %lld,\n  \"height\": %lld,\n",
+                json_string(config.name).c_str(), (long long)o.width, (long long)o.height);
+    std::printf("  \"txt_len\": %lld,\n  \"img_tokens\": %lld,\n  \"tokens\": %lld,\n", (long long)o.txt_len,
+                (long long)Limg, (long long)(o.txt_len + Limg));
+    std::printf("  \"backend\": %s,\n  \"device\": %s,\n  \"dtype\": %s,\n  \"cuda_graphs\": %s,\n",
+                json_string(backend->name()).c_str(), json_string(device).c_str(),
+                json_string(dtype_name(o.dtype)).c_str(), graphed ? "true" : "false");
+    std::printf("  \"steps\": %lld,\n  \"warmup_steps\": %lld,\n  \"ms_per_step\": %.4f,\n  \"ms_per_step_min\": %.4f,\n"
+                "  \"ms_per_step_max\": %.4f,\n",
+                (long long)o.steps, (long long)o.warmup + 1, med, lo, hi);
+    std::printf("  \"tflop_per_step\": %.6f,\n  \"tflop_attention\": %.6f,\n  \"tflops\": %.3f,\n",
+                flops.total() / 1e12, flops.attention / 1e12, tflops);
+    std::printf("  \"floor_tflops\": %.0f,\n  \"floor_ms\": %.4f,\n  \"fraction_of_floor\": %.4f,\n", kFloorTflops,
+                floor_ms, floor_ms / med);
+    std::printf("  \"peak_memory_bytes\": %lld,\n  \"peak_memory_gib\": %.3f,\n  \"profile\": [", (long long)memory,
+                double(memory) / double(1ull << 30));
+    for (size_t i = 0; i < profile.size(); ++i) {
+      const auto& [name, k] = profile[i];
+      std::printf("%s\n    {\"op\": %s, \"calls\": %lld, \"ms\": %.4f, \"tflops\": %.3f, \"tb_per_s\": %.4f}",
+                  i ? "," : "", json_string(name).c_str(), (long long)k.calls, k.ms,
+                  k.ms > 0 ? k.flops / (k.ms * 1e-3) / 1e12 : 0.0, k.ms > 0 ? k.bytes / (k.ms * 1e-3) / 1e12 : 0.0);
+    }
+    std::printf("%s]\n}\n", profile.empty() ? "" : "\n  ");
+    return 0;
+  }
+  std::printf("fresco bench: %s %lldx%lld (%lld text + %lld image tokens), %s %s on %s, CUDA graphs %s\n",
+              config.name.c_str(), (long long)o.width, (long long)o.height, (long long)o.txt_len, (long long)Limg,
+              backend->name().c_str(), dtype_name(o.dtype), device.c_str(), graphed ? "on" : "off");
+  std::printf("  step: %.3f ms median of %lld (min %.3f, max %.3f)\n", med, (long long)o.steps, lo, hi);
+  std::printf("  %.2f TFLOP per step (attention %.2f): %.1f TFLOP/s; floor at %.0f TFLOP/s %.2f ms: %.1f%% of it\n",
+              flops.total() / 1e12, flops.attention / 1e12, tflops, kFloorTflops, floor_ms, 100 * floor_ms / med);
+  std::printf("  device memory in use: %.2f GiB\n", double(memory) / double(1ull << 30));
+  if (!profile.empty()) {
+    std::printf("  per op, eager (mean of %lld steps, %.3f ms per step in the ops):\n", (long long)o.profile_steps,
+                profile_ms);
+    std::printf("    %-44s %6s %10s %6s %9s %8s\n", "op", "calls", "ms/step", "%", "TFLOP/s", "TB/s");
+    for (const auto& [name, k] : profile)
+      std::printf("    %-44s %6lld %10.3f %6.1f %9.1f %8.2f\n", name.c_str(), (long long)k.calls, k.ms,
+                  100 * k.ms / profile_ms, k.ms > 0 ? k.flops / (k.ms * 1e-3) / 1e12 : 0.0,
+                  k.ms > 0 ? k.bytes / (k.ms * 1e-3) / 1e12 : 0.0);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command bench_command() {
+  Command c;
+  c.name = "bench";
+  c.summary = "time one denoising step of a preset with random weights (ms, TFLOP/s, memory)";
+  c.usage = "fresco bench [--model flux-dev] [--width 1024 --height 1024] [--steps 10] [--profile] [--json]";
+  c.details =
+      "Times the transformer forward plus the Euler update at one image size, on random weights\n"
+      "made on the device (--weights random:SEED, or a weights file). Prints the median ms per\n"
+      "step over --steps steps after warm-up (device events), the achieved TFLOP/s from the\n"
+      "spec's FLOP count, the fraction of the 750 TFLOP/s floor, and the device memory in use;\n"
+      "--profile adds a per-op breakdown of eager steps; --json prints one JSON object.";
+  c.add_options = [](po::options_description& o, po::positional_options_description&) {
+    o.add_options()
+        ("model", po::value<std::string>()->default_value("flux-dev"), "preset: flux-dev, flux-schnell, flux-small, flux-tiny")
+        ("weights", po::value<std::string>()->default_value("random:0"), "random:SEED, or a weights file of the preset")
+        ("width", po::value<int64_t>()->default_value(1024), "image width in pixels (multiple of 16)")
+        ("height", po::value<int64_t>()->default_value(1024), "image height in pixels (multiple of 16)")
+        ("txt-len", po::value<int64_t>()->default_value(512), "text tokens")
+        ("steps", po::value<int64_t>()->default_value(10), "timed steps (at least 5)")
+        ("warmup", po::value<int64_t>()->default_value(2), "untimed steps after the first (eager) one")
+        ("backend", po::value<std::string>()->default_value("auto"), "auto (cuda where a GPU is present), cpu or cuda")
+        ("dtype", po::value<std::string>()->default_value("auto"), "compute and weight dtype: auto (bf16 on cuda, f32 on cpu), f32 or bf16")
+        ("cuda-graphs", po::value<std::string>()->default_value("on"), "on: capture the step once and replay it; off: eager")
+        ("profile", po::bool_switch(), "per-op breakdown of eager steps (events around every op)")
+        ("json", po::bool_switch(), "print one JSON object instead of the text report")
+        ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)");
+  };
+  c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
+    BenchOptions o;
+    o.model = vm["model"].as<std::string>();
+    o.weights = vm["weights"].as<std::string>();
+    o.width = vm["width"].as<int64_t>();
+    o.height = vm["height"].as<int64_t>();
+    o.txt_len = vm["txt-len"].as<int64_t>();
+    o.steps = vm["steps"].as<int64_t>();
+    o.warmup = vm["warmup"].as<int64_t>();
+    require_input(ctx.mpi.size() == 1, "fresco bench runs on one rank (got " + std::to_string(ctx.mpi.size()) + ")");
+    require_input(o.width > 0 && o.height > 0 && o.width % 16 == 0 && o.height % 16 == 0,
+                  "options --width and --height must be positive multiples of 16");
+    require_input(o.txt_len > 0, "option --txt-len must be positive");
+    require_input(o.steps >= 5, "option --steps must be at least 5 (got " + std::to_string(o.steps) + ")");
+    require_input(o.warmup >= 0, "option --warmup must not be negative");
+    (void)flux_preset(o.model);  // InputError naming the presets
+    o.backend = vm["backend"].as<std::string>();
+    require_input(o.backend == "auto" || o.backend == "cpu" || o.backend == "cuda",
+                  "option --backend must be auto, cpu or cuda (got '" + o.backend + "')");
+    if (o.backend == "auto") o.backend = default_backend_name();
+    const std::string dt = vm["dtype"].as<std::string>();
+    o.dtype = dt == "auto" ? (o.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
+    require_input(o.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
+    const std::string graphs = vm["cuda-graphs"].as<std::string>();
+    require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
+    o.graphs = graphs == "on";
+    o.profile = vm["profile"].as<bool>();
+    o.json = vm["json"].as<bool>();
+    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
+    return [o, &mpi = ctx.mpi]() { return run_bench(o, mpi); };
+  };
+  return c;
+}
+
+}  // namespace fresco::cli

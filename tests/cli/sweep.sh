@@ -1,0 +1,64 @@
+# `fresco sweep` on CPU ranks (mpiexec, flux-tiny): one JSON record per run with the expected
+# fields, valid PNG plots with the expected number of series, --plot-only redraws, and bad
+# inputs get one clear error each.
+source "$(dirname "$0")/common.sh"
+"$FRESCO" init-weights --model flux-tiny --seed 3 weights.h5 >/dev/null
+command -v gnuplot >/dev/null || { echo "SKIP: gnuplot not installed (scripts/install-deps.sh installs it)"; exit 77; }
+
+# Options from an INI file (--config), the rest on the command line.
+cat > sweep.ini <<INI
+methods = ulysses,ring,patch
+ranks = 1,2
+resolutions = 64x48,64x64
+steps = 2
+txt-len = 5
+INI
+"$FRESCO" sweep --config sweep.ini --weights weights.h5 --out study --threads 1 > sweep.log ||
+  { cat sweep.log study/runs/*.log; fail "fresco sweep failed"; }
+# 2 resolutions x (one 1-rank baseline + 3 methods at 2 ranks) = 8 records, all ok.
+[ "$(wc -l < study/sweep.jsonl)" -eq 8 ] || { cat study/sweep.jsonl; fail "expected 8 JSON records"; }
+# Every record has the fields (compact JSON with sorted keys, one record a line).
+for key in method ranks resolution steps hardware ms_per_step tflops flops_per_step comm_wait_ms_per_step \
+           comm_share bytes_sent_per_step peak_rss_mib model_ms_per_step threads_per_rank cpu; do
+  [ "$(grep -c "\"$key\":" study/sweep.jsonl)" -eq 8 ] || fail "field $key missing from some records"
+done
+[ "$(grep -c '"status":"ok"' study/sweep.jsonl)" -eq 8 ] || fail "some runs failed"
+grep -q '"ms_per_step":0[,}]\|"tflops":0[,}]' study/sweep.jsonl && fail "a zero time or rate"
+for res in 64x48 64x64; do
+  [ "$(grep "\"resolution\":\"$res\"" study/sweep.jsonl | grep -c '"method":"single".*"ranks":1,')" -eq 1 ] ||
+    fail "no one-rank baseline at $res"
+  for m in ulysses ring patch; do
+    line=$(grep "\"resolution\":\"$res\"" study/sweep.jsonl | grep "\"method\":\"$m\"") ||
+      fail "no $m record at $res"
+    grep -q '"ranks":2,' <<<"$line" || fail "$m at $res: not 2 ranks"
+    grep -q '"bytes_sent_per_step":0[,.]' <<<"$line" && fail "$m at $res: no bytes sent"
+  done
+done
+grep '"method":"ulysses"' study/sweep.jsonl | grep -q '"ring":1,.*"ulysses":2' || fail "ulysses records: not U=2 x R=1"
+# Valid PNGs, one series per method and resolution (the speed-up adds the ideal line, the model
+# plot a model line beside each measurement).
+declare -A series=([time]=6 [speedup]=7 [efficiency]=6 [comm_share]=6 [model]=12)
+for p in "${!series[@]}"; do
+  [ "$(head -c 8 "study/$p.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$p.png is not a PNG"
+  [ "$(stat -c %s "study/$p.png")" -gt 2000 ] || fail "$p.png is too small to hold a plot"
+  grep -q "wrote study/$p.png (${series[$p]} series)" sweep.log || { grep wrote sweep.log; fail "$p.png: expected ${series[$p]} series"; }
+  [ "$(grep -c '^EOD$' "study/$p.gp")" -eq "${series[$p]}" ] || fail "$p.gp does not hold ${series[$p]} data blocks"
+done
+# Redraw from the records, with another model bandwidth; the records are not touched.
+cp study/sweep.jsonl before.jsonl
+"$FRESCO" sweep --config sweep.ini --weights weights.h5 --out study --plot-only --intra-node-gbs 1 > redraw.log ||
+  { cat redraw.log; fail "--plot-only failed"; }
+cmp -s before.jsonl study/sweep.jsonl || fail "--plot-only changed the records"
+grep -q "wrote study/model.png (12 series)" redraw.log || fail "--plot-only did not redraw"
+
+# Bad inputs: one clear error each, nothing run.
+expect_error "unknown method 'diagonal'" -- "$FRESCO" sweep --weights weights.h5 --out bad --methods ring,diagonal
+expect_error "4 ranks do not fit 64x48 with method patch" -- \
+  "$FRESCO" sweep --weights weights.h5 --out bad --methods patch --ranks 1,4 --resolutions 64x48
+expect_error "'two' is not a positive rank count" -- "$FRESCO" sweep --weights weights.h5 --out bad --ranks 1,two
+expect_error "'100x100' is not WIDTHxHEIGHT" -- "$FRESCO" sweep --weights weights.h5 --out bad --resolutions 100x100
+expect_error "launcher srun needs a Slurm allocation" -- \
+  env -u SLURM_JOB_ID "$FRESCO" sweep --weights weights.h5 --out bad --launcher srun
+expect_error "runs as one process" -- "$MPIEXEC" -n 2 --oversubscribe "$FRESCO" sweep --weights weights.h5 --out bad
+[ ! -e bad/sweep.jsonl ] || fail "a refused sweep wrote records"
+echo "sweep: ok"
