@@ -23,8 +23,8 @@ done
 # few ulps from the host's, far below the bf16 rounding of a bf16 run).
 "$FRESCO" generate --backend cuda --weights random:3 --model flux-tiny --prompts prompts.h5 --out rnd >/dev/null
 "$H5_TOOL" compare rnd/img_0.h5 on_f32/img_0.h5 /latent 1e-4
-"$FRESCO" bench --model flux-tiny --width 64 --height 64 --txt-len 8 --steps 5 --json > on.json
+"$FRESCO" bench --backend cuda --model flux-tiny --width 64 --height 64 --txt-len 8 --steps 5 --json > on.json
 grep -q '"cuda_graphs": true' on.json || { cat on.json; fail "bench did not replay a graph"; }
-"$FRESCO" bench --model flux-tiny --width 64 --height 64 --txt-len 8 --steps 5 --cuda-graphs off --json > off.json
+"$FRESCO" bench --backend cuda --model flux-tiny --width 64 --height 64 --txt-len 8 --steps 5 --cuda-graphs off --json > off.json
 grep -q '"cuda_graphs": false' off.json || fail "bench --cuda-graphs off"
 echo "ok: CUDA graphs replay = eager, same seed same bits, random weights on the GPU"

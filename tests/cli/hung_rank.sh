@@ -10,13 +10,14 @@ source "$(dirname "$0")/common.sh"
 "$MPIEXEC" -n 2 --oversubscribe "$FRESCO" generate --weights weights.h5 --prompts prompts.h5 \
   --out out --ulysses 2 --comm-timeout 2 >out.log 2>err.log &
 job=$!
-# Wait until the ranks compute, then stop the second one (the last fresco process started).
+# Wait until the ranks compute, then stop one of them. The ranks are mpiexec's children named
+# fresco (mpiexec's own command line also holds the fresco command, so it is not matched by it).
 for _ in $(seq 100); do
-  [ "$(pgrep -f "fresco generate --weights weights.h5" | wc -l)" -ge 2 ] && grep -q "effective configuration" out.log && break
+  [ "$(pgrep -P "$job" -x fresco | wc -l)" -ge 2 ] && grep -q "effective configuration" out.log && break
   sleep 0.2
 done
 sleep 2
-victim=$(pgrep -f "$FRESCO generate --weights weights.h5" | sort -n | tail -1)
+victim=$(pgrep -P "$job" -x fresco | tail -1)
 [ -n "$victim" ] || fail "no rank to stop"
 kill -STOP "$victim"
 stopped_at=$(date +%s)

@@ -6,13 +6,15 @@ source "$(dirname "$0")/common.sh"
 NP=${1:?number of ranks}
 make_tiny_fixtures 4
 # Long enough (about a second an image) that the signal lands in the middle of the batch.
-ARGS=(--weights weights.h5 --prompts prompts.h5 --steps 1500)
+ARGS=(--weights weights.h5 --prompts prompts.h5 --steps 3000)
 run_np "$NP" generate "${ARGS[@]}" --out full >/dev/null
 
 "$MPIEXEC" -n "$NP" --oversubscribe "$FRESCO" generate "${ARGS[@]}" --out run >run.log 2>&1 &
 job=$!
 for _ in $(seq 600); do ls run/img_*.h5 >/dev/null 2>&1 && break; sleep 0.05; done
-kill -USR1 "$job"
+# The signal goes to every rank (as Slurm signals every task of a step); mpiexec's own
+# forwarding of USR1 differs between OpenMPI builds.
+kill -USR1 "$job" $(pgrep -P "$job" -x fresco)
 rc=0
 wait "$job" || rc=$?
 cat run.log | grep "^fresco" || true
