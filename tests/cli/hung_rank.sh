@@ -2,18 +2,19 @@
 # middle of a batch; its peer waits past --comm-timeout, reports the hung peer once, and the
 # job ends with status 6 within seconds.
 source "$(dirname "$0")/common.sh"
+NP=${1:-2}  # ranks, all in one Ulysses group
 "$FRESCO" init-weights --model flux-small --seed 3 weights.h5 >/dev/null
 # Long enough (minutes) that the stop lands in the denoising steps on any machine.
 "$FRESCO" make-prompts --model flux-small --count 4 --txt-len 8 --width 256 --height 256 \
   --steps 400 prompts.h5 >/dev/null
 
-"$MPIEXEC" -n 2 --oversubscribe "$FRESCO" generate --weights weights.h5 --prompts prompts.h5 \
-  --out out --ulysses 2 --comm-timeout 2 >out.log 2>err.log &
+"$MPIEXEC" -n "$NP" --oversubscribe "$FRESCO" generate --weights weights.h5 --prompts prompts.h5 \
+  --out out --ulysses "$NP" --comm-timeout 2 >out.log 2>err.log &
 job=$!
 # Wait until the ranks compute, then stop one of them. The ranks are mpiexec's children named
 # fresco (mpiexec's own command line also holds the fresco command, so it is not matched by it).
 for _ in $(seq 100); do
-  [ "$(pgrep -P "$job" -x fresco | wc -l)" -ge 2 ] && grep -q "effective configuration" out.log && break
+  [ "$(pgrep -P "$job" -x fresco | wc -l)" -ge "$NP" ] && grep -q "effective configuration" out.log && break
   sleep 0.2
 done
 sleep 2
@@ -35,4 +36,4 @@ cat err.log
 [ "$rc" -ne 0 ] || fail "the job ended with status 0 after a rank hung"
 grep -q "hung or dead" err.log || fail "no message names a hung or dead peer"
 [ "$elapsed" -le 30 ] || fail "the job took ${elapsed} s to end after the stop (timeout 2 s)"
-echo "ok: the job ended ${elapsed} s after the stop, status $rc"
+echo "ok: np $NP: the job ended ${elapsed} s after the stop, status $rc"
