@@ -28,6 +28,7 @@
 #include "cuda/device_buffer.hpp"
 #include "cuda/kernels.hpp"
 #include "src/backend/backend.hpp"
+#include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco {
@@ -384,46 +385,39 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bi
 
 // ---- normalisation --------------------------------------------------------------------------
 
-namespace {
-void expect_same_shape(const Tensor& a, const Tensor& b, const char* op) {
-  FRESCO_ASSERT(a.shape() == b.shape(), std::string(op) + ": shape mismatch " + a.describe() + " vs " + b.describe());
-}
-void expect_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
-  FRESCO_ASSERT(t.numel() == n, std::string(op) + ": " + what + " " + t.describe() + " should have " +
-                                    std::to_string(n) + " elements");
-}
-}  // namespace
+using op_checks::numel;
+using op_checks::same_shape;
 
 void CudaBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
-  expect_same_shape(x, y, "layer_norm");
+  same_shape(x, y, "layer_norm");
   const Vec none{nullptr, cuda::kF32, 0};
   cuda::layer_norm(mat(x, "layer_norm"), none, none, eps, mat(y, "layer_norm"), s());
 }
 
 void CudaBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& y) {
-  expect_same_shape(x, y, "modulate");
+  same_shape(x, y, "modulate");
   const Mat X = mat(x, "modulate");
-  expect_numel(shift, X.cols, "modulate", "shift");
-  expect_numel(scale, X.cols, "modulate", "scale");
+  numel(shift, X.cols, "modulate", "shift");
+  numel(scale, X.cols, "modulate", "scale");
   cuda::modulate(X, vec(shift, "modulate"), vec(scale, "modulate"), mat(y, "modulate"), s());
 }
 
 void CudaBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                                 const Tensor& y) {
-  expect_same_shape(x, y, "norm_modulate");
+  same_shape(x, y, "norm_modulate");
   const Mat X = mat(x, "norm_modulate");
-  expect_numel(shift, X.cols, "norm_modulate", "shift");
-  expect_numel(scale, X.cols, "norm_modulate", "scale");
+  numel(shift, X.cols, "norm_modulate", "shift");
+  numel(scale, X.cols, "norm_modulate", "scale");
   cuda::layer_norm(X, vec(shift, "norm_modulate"), vec(scale, "norm_modulate"), eps,
                    mat(y, "norm_modulate"), s());
 }
 
 void CudaBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps, const Tensor& y) {
-  expect_same_shape(x, y, "rms_norm_heads");
+  same_shape(x, y, "rms_norm_heads");
   const Mat X = mat(x, "rms_norm_heads");
   const int64_t D = x.rank() >= 2 ? x.dim(-1) : 0;
   FRESCO_ASSERT(x.rank() >= 2 && D > 0 && X.cols % D == 0, "rms_norm_heads: x " + x.describe());
-  expect_numel(scale, D, "rms_norm_heads", "scale");
+  numel(scale, D, "rms_norm_heads", "scale");
   const Mat none{nullptr, cuda::kF32, 0, 0, 0};
   cuda::rms_norm_rope(X, X.cols / D, D, true, vec(scale, "rms_norm_heads"), eps, none, none,
                       mat(y, "rms_norm_heads"), s());
@@ -439,11 +433,11 @@ Mat table(const Tensor& t, int64_t L, int64_t P) {
 }  // namespace
 
 void CudaBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) {
-  expect_same_shape(x, y, "rope");
+  same_shape(x, y, "rope");
   FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rope: expected [L, H, D], got " + x.describe());
   const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  expect_numel(cos, L * P, "rope", "cos");
-  expect_numel(sin, L * P, "rope", "sin");
+  numel(cos, L * P, "rope", "cos");
+  numel(sin, L * P, "rope", "sin");
   check(cos, "rope");
   check(sin, "rope");
   const Vec none{nullptr, cuda::kF32, 0};
@@ -453,13 +447,8 @@ void CudaBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, co
 
 void CudaBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
                                 const Tensor& sin, const Tensor& y) {
-  expect_same_shape(x, y, "rms_norm_rope");
-  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0,
-                "rms_norm_rope: expected [L, H, D], got " + x.describe());
+  op_checks::rms_norm_rope(x, scale, cos, sin, y);
   const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  expect_numel(scale, D, "rms_norm_rope", "scale");
-  expect_numel(cos, L * P, "rms_norm_rope", "cos");
-  expect_numel(sin, L * P, "rms_norm_rope", "sin");
   check(cos, "rms_norm_rope");
   check(sin, "rms_norm_rope");
   cuda::rms_norm_rope(mat(x, "rms_norm_rope"), H, D, true, vec(scale, "rms_norm_rope"), eps,
@@ -470,11 +459,8 @@ void CudaBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps,
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                             const Tensor& lse) {
-  FRESCO_ASSERT(q.rank() == 3 && k.rank() == 3 && v.shape() == k.shape() && o.shape() == q.shape(),
-                "attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() +
-                    ", o " + o.describe());
+  op_checks::attention(q, k, v, o, lse);
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
-  FRESCO_ASSERT(k.dim(1) == H && k.dim(2) == D, "attention: heads of k differ from q");
   FRESCO_ASSERT(D <= cuda::kAttentionMaxHeadDim,
                 "attention: head dim " + std::to_string(D) + " exceeds the CUDA backend's " +
                     std::to_string(cuda::kAttentionMaxHeadDim));
@@ -525,41 +511,41 @@ void CudaBackend::attention_merge(const Tensor& o_part, const Tensor& lse_part, 
 // ---- element-wise ---------------------------------------------------------------------------
 
 void CudaBackend::gelu_tanh(const Tensor& x, const Tensor& y) {
-  expect_same_shape(x, y, "gelu_tanh");
+  same_shape(x, y, "gelu_tanh");
   cuda::gelu_tanh(mat(x, "gelu_tanh"), mat(y, "gelu_tanh"), s());
 }
 
 void CudaBackend::silu(const Tensor& x, const Tensor& y) {
-  expect_same_shape(x, y, "silu");
+  same_shape(x, y, "silu");
   cuda::silu(mat(x, "silu"), mat(y, "silu"), s());
 }
 
 void CudaBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) {
-  expect_same_shape(x, y, "gated_residual");
+  same_shape(x, y, "gated_residual");
   const Mat X = mat(x, "gated_residual");
-  expect_numel(gate, X.cols, "gated_residual", "gate");
+  numel(gate, X.cols, "gated_residual", "gate");
   cuda::gated_residual(mat(y, "gated_residual"), vec(gate, "gated_residual"), X, s());
 }
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
-  expect_same_shape(a, b, "add");
-  expect_same_shape(a, y, "add");
+  same_shape(a, b, "add");
+  same_shape(a, y, "add");
   cuda::add(mat(a, "add"), mat(b, "add"), mat(y, "add"), s());
 }
 
 void CudaBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
-  expect_same_shape(x, y, "affine");
+  same_shape(x, y, "affine");
   cuda::affine(mat(x, "affine"), a, b, mat(y, "affine"), s());
 }
 
 void CudaBackend::axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) {
-  expect_same_shape(x, y, "axpy");
-  expect_numel(alpha, 1, "axpy", "alpha");
+  same_shape(x, y, "axpy");
+  numel(alpha, 1, "axpy", "alpha");
   cuda::axpy(vec(alpha, "axpy"), mat(x, "axpy"), mat(y, "axpy"), s());
 }
 
 void CudaBackend::timestep_embedding(const Tensor& t, const Tensor& out) {
-  expect_numel(t, 1, "timestep_embedding", "t");
+  numel(t, 1, "timestep_embedding", "t");
   check(out, "timestep_embedding");
   FRESCO_ASSERT(out.numel() % 2 == 0 && out.contiguous(), "timestep_embedding: output " + out.describe());
   cuda::timestep_embedding(vec(t, "timestep_embedding"),
@@ -625,7 +611,7 @@ void CudaBackend::group_sums(const Tensor& x, int groups, const Tensor& sums) {
 
 void CudaBackend::group_norm(const Tensor& x, const Tensor& sums, double count, float eps,
                              const Tensor& weight, const Tensor& bias, const Tensor& y) {
-  expect_same_shape(x, y, "group_norm");
+  same_shape(x, y, "group_norm");
   check(sums, "group_norm");
   FRESCO_ASSERT(x.rank() >= 2 && weight.numel() == x.dim(0) && bias.numel() == x.dim(0) &&
                     sums.dtype() == DType::f64 && sums.numel() % 2 == 0 && sums.numel() > 0 &&

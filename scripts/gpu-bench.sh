@@ -8,15 +8,7 @@
 set -uo pipefail
 out=${OUT:-gpu-bench-logs}
 mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-flags=$(bash .gpu-host/unpack.sh) || exit 1
-source /opt/fresco-deps/env.sh
-deps=/opt/fresco-deps/usr/lib/x86_64-linux-gnu
-extra=()
-if ! ls /usr/lib/x86_64-linux-gnu/libopenblas.so >/dev/null 2>&1; then
-  extra+=(-DBLAS_LIBRARIES="$deps/openblas-pthread/libopenblas.so")
-  export LD_LIBRARY_PATH="$deps/openblas-pthread:$deps:$LD_LIBRARY_PATH"
-fi
+source "$(dirname "$0")/gpu-host-env.sh" || exit 1
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv | tee "$out/gpu.txt"
 t0=$(date +%s)
 # shellcheck disable=SC2086

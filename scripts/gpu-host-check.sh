@@ -5,16 +5,7 @@
 set -uo pipefail
 out=${OUT:-gpu-host-logs}
 mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-flags=$(bash .gpu-host/unpack.sh) || exit 1
-source /opt/fresco-deps/env.sh
-deps=/opt/fresco-deps/usr/lib/x86_64-linux-gnu
-extra=()
-# The host may lack OpenBLAS: use the carried one (dpkg -x makes no alternatives links).
-if ! ls /usr/lib/x86_64-linux-gnu/libopenblas.so >/dev/null 2>&1; then
-  extra+=(-DBLAS_LIBRARIES="$deps/openblas-pthread/libopenblas.so")
-  export LD_LIBRARY_PATH="$deps/openblas-pthread:$deps:$LD_LIBRARY_PATH"
-fi
+source "$(dirname "$0")/gpu-host-env.sh" || exit 1
 nvidia-smi -L | tee "$out/gpu.txt"
 # shellcheck disable=SC2086
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release $flags "${extra[@]}" > "$out/configure.log" 2>&1 \

@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "src/backend/cpu_backend.hpp"
+#include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco {
@@ -23,15 +24,10 @@ using cpu::Rows;
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                            const Tensor& lse) {
   // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse: [Lq, H] f32 (optional)
-  FRESCO_ASSERT(q.rank() == 3 && k.rank() == 3 && v.shape() == k.shape() && o.shape() == q.shape(),
-                "attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() +
-                    ", o " + o.describe());
+  op_checks::attention(q, k, v, o, lse);
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
-  FRESCO_ASSERT(k.dim(1) == H && k.dim(2) == D, "attention: heads of k differ from q");
   FRESCO_ASSERT(Lk > 0 || Lq == 0, "attention over no keys");
-  FRESCO_ASSERT(!lse.defined() || (lse.dtype() == DType::f32 && lse.contiguous() &&
-                                   lse.numel() == Lq * H && lse.device() == Device::cpu),
-                "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
+  FRESCO_ASSERT(!lse.defined() || lse.device() == Device::cpu, "attention: lse " + lse.describe() + " is not on the CPU");
   if (Lq == 0) return;
   const Rows Q = cpu::read(q, scratch_, cpu::kIn0);
   const Rows K = cpu::read(k, scratch_, cpu::kIn1);

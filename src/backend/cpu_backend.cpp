@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numbers>
 
+#include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco {
@@ -17,20 +18,9 @@ namespace {
 
 bool is_compute_dtype(DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; }
 
-// Shape checks of the CPU ops; a failure is a caller bug, hence FRESCO_ASSERT. (No Shape is
-// built on the success path: an op allocates nothing.)
-void expect_same_shape(const Tensor& a, const Tensor& b, const char* op) {
-  FRESCO_ASSERT(a.shape() == b.shape(),
-                std::string(op) + ": shape mismatch " + a.describe() + " vs " + b.describe());
-}
-// The row-wise ops of the transformer take [L, C] (or a vector [C]): C is the row.
-void expect_matrix(const Tensor& x, const char* op) {
-  FRESCO_ASSERT(x.rank() <= 2, std::string(op) + ": expected [L, C], got " + x.describe());
-}
-void expect_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
-  FRESCO_ASSERT(t.numel() == n, std::string(op) + ": " + what + " " + t.describe() + " should have " +
-                                    std::to_string(n) + " elements");
-}
+using op_checks::matrix;
+using op_checks::numel;
+using op_checks::same_shape;
 
 float gelu_tanh_of(float v) {
   const float k = float(std::sqrt(2.0 / std::numbers::pi));
@@ -159,8 +149,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bia
 
 void CpuBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
   // x, y: [L, C]; no affine
-  expect_same_shape(x, y, "layer_norm");
-  expect_matrix(x, "layer_norm");
+  same_shape(x, y, "layer_norm");
+  matrix(x, "layer_norm");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   const int64_t C = in.width;
@@ -176,12 +166,12 @@ void CpuBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
 void CpuBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                           const Tensor& y) {
   // x, y: [L, C]; shift, scale: [C]
-  expect_same_shape(x, y, "modulate");
-  expect_matrix(x, "modulate");
+  same_shape(x, y, "modulate");
+  matrix(x, "modulate");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const int64_t C = in.width;
-  expect_numel(shift, C, "modulate", "shift");
-  expect_numel(scale, C, "modulate", "scale");
+  numel(shift, C, "modulate", "shift");
+  numel(scale, C, "modulate", "scale");
   const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
   const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
@@ -197,12 +187,12 @@ void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tenso
                                float eps, const Tensor& y) {
   // layer_norm then modulate, the normalised value kept in f32 (same arithmetic as the two
   // ops in f32, one rounding at the store).
-  expect_same_shape(x, y, "norm_modulate");
-  expect_matrix(x, "norm_modulate");
+  same_shape(x, y, "norm_modulate");
+  matrix(x, "norm_modulate");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const int64_t C = in.width;
-  expect_numel(shift, C, "norm_modulate", "shift");
-  expect_numel(scale, C, "norm_modulate", "scale");
+  numel(shift, C, "norm_modulate", "shift");
+  numel(scale, C, "norm_modulate", "scale");
   const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
   const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
@@ -221,11 +211,11 @@ void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tenso
 void CpuBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,
                                 const Tensor& y) {
   // x, y: [L, H, D] (any number of heads per row); scale: [D]
-  expect_same_shape(x, y, "rms_norm_heads");
+  same_shape(x, y, "rms_norm_heads");
   const int64_t D = x.dim(-1);
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   FRESCO_ASSERT(x.rank() >= 2 && D > 0 && in.width % D == 0, "rms_norm_heads: x " + x.describe());
-  expect_numel(scale, D, "rms_norm_heads", "scale");
+  numel(scale, D, "rms_norm_heads", "scale");
   const float* s = cpu::dense(scale, scratch_, cpu::kVec0);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   const int64_t H = in.width / D;
@@ -242,11 +232,11 @@ void CpuBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,
 
 void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) {
   // x, y: [L, H, D]; cos, sin: [L, D/2] (one angle per token and channel pair)
-  expect_same_shape(x, y, "rope");
+  same_shape(x, y, "rope");
   FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rope: expected [L, H, D], got " + x.describe());
   const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  expect_numel(cos, L * P, "rope", "cos");
-  expect_numel(sin, L * P, "rope", "sin");
+  numel(cos, L * P, "rope", "cos");
+  numel(sin, L * P, "rope", "sin");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const float* c = cpu::dense(cos, scratch_, cpu::kVec0);
   const float* s = cpu::dense(sin, scratch_, cpu::kVec1);
@@ -268,13 +258,8 @@ void CpuBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, 
                                const Tensor& sin, const Tensor& y) {
   // rms_norm_heads then rope, the normalised pair kept in f32 (same arithmetic as the two ops
   // in f32, one rounding at the store). x, y: [L, H, D]; scale: [D]; cos, sin: [L, D/2]
-  expect_same_shape(x, y, "rms_norm_rope");
-  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0,
-                "rms_norm_rope: expected [L, H, D], got " + x.describe());
-  const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  expect_numel(scale, D, "rms_norm_rope", "scale");
-  expect_numel(cos, L * P, "rms_norm_rope", "cos");
-  expect_numel(sin, L * P, "rms_norm_rope", "sin");
+  op_checks::rms_norm_rope(x, scale, cos, sin, y);
+  const int64_t H = x.dim(1), D = x.dim(2), P = D / 2;
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const float* sc = cpu::dense(scale, scratch_, cpu::kVec0);
   const float* c = cpu::dense(cos, scratch_, cpu::kVec1);
@@ -297,7 +282,7 @@ void CpuBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, 
 }
 
 void CpuBackend::gelu_tanh(const Tensor& x, const Tensor& y) {
-  expect_same_shape(x, y, "gelu_tanh");
+  same_shape(x, y, "gelu_tanh");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t r) {
@@ -307,7 +292,7 @@ void CpuBackend::gelu_tanh(const Tensor& x, const Tensor& y) {
 }
 
 void CpuBackend::silu(const Tensor& x, const Tensor& y) {
-  expect_same_shape(x, y, "silu");
+  same_shape(x, y, "silu");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t r) {
@@ -318,10 +303,10 @@ void CpuBackend::silu(const Tensor& x, const Tensor& y) {
 
 void CpuBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) {
   // x: [L, C] updated in place; gate: [C]; y: [L, C]
-  expect_same_shape(x, y, "gated_residual");
-  expect_matrix(x, "gated_residual");
+  same_shape(x, y, "gated_residual");
+  matrix(x, "gated_residual");
   const Rows in = cpu::read(y, scratch_, cpu::kIn0);
-  expect_numel(gate, in.width, "gated_residual", "gate");
+  numel(gate, in.width, "gated_residual", "gate");
   const float* g = cpu::dense(gate, scratch_, cpu::kVec0);
   const Rows acc = cpu::update(x, scratch_, cpu::kOut);
   for_rows(acc, [&](int64_t l) {
@@ -331,8 +316,8 @@ void CpuBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tenso
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
-  expect_same_shape(a, b, "add");
-  expect_same_shape(a, y, "add");
+  same_shape(a, b, "add");
+  same_shape(a, y, "add");
   const Rows pa = cpu::read(a, scratch_, cpu::kIn0);
   const Rows pb = cpu::read(b, scratch_, cpu::kIn1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
@@ -343,7 +328,7 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
 }
 
 void CpuBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
-  expect_same_shape(x, y, "affine");
+  same_shape(x, y, "affine");
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t r) {
@@ -354,7 +339,7 @@ void CpuBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
 
 void CpuBackend::axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) {
   // y += alpha[0] * x; alpha: [1] on this device
-  expect_same_shape(x, y, "axpy");
+  same_shape(x, y, "axpy");
   const float a = float(cpu::scalar(alpha));
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const Rows acc = cpu::update(y, scratch_, cpu::kOut);

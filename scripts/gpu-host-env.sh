@@ -1,0 +1,13 @@
+# Sourced by the GPU-host scripts (gpu-host-check.sh, gpu-bench.sh): unpacks the carried
+# .gpu-host packages (see the BRIEF) and sets `flags` (their CMake flags, -DCMAKE_CUDA_ARCHITECTURES
+# included) and `extra` (the carried OpenBLAS where the host has none; dpkg -x makes no
+# alternatives links). Returns non-zero when the packages cannot be unpacked.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+flags=$(bash .gpu-host/unpack.sh) || return 1
+source /opt/fresco-deps/env.sh
+deps=/opt/fresco-deps/usr/lib/x86_64-linux-gnu
+extra=()
+if ! ls /usr/lib/x86_64-linux-gnu/libopenblas.so >/dev/null 2>&1; then
+  extra+=(-DBLAS_LIBRARIES="$deps/openblas-pthread/libopenblas.so")
+  export LD_LIBRARY_PATH="$deps/openblas-pthread:$deps:$LD_LIBRARY_PATH"
+fi

@@ -1,0 +1,43 @@
+#include "src/backend/op_checks.hpp"
+
+#include <string>
+
+#include "src/core/error.hpp"
+
+namespace fresco::op_checks {
+
+void same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  FRESCO_ASSERT(a.shape() == b.shape(),
+                std::string(op) + ": shape mismatch " + a.describe() + " vs " + b.describe());
+}
+
+void matrix(const Tensor& x, const char* op) {
+  FRESCO_ASSERT(x.rank() <= 2, std::string(op) + ": expected [L, C], got " + x.describe());
+}
+
+void numel(const Tensor& t, int64_t n, const char* op, const char* what) {
+  FRESCO_ASSERT(t.numel() == n, std::string(op) + ": " + what + " " + t.describe() + " should have " +
+                                    std::to_string(n) + " elements");
+}
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse) {
+  FRESCO_ASSERT(q.rank() == 3 && k.rank() == 3 && v.shape() == k.shape() && o.shape() == q.shape(),
+                "attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() +
+                    ", o " + o.describe());
+  FRESCO_ASSERT(k.dim(1) == q.dim(1) && k.dim(2) == q.dim(2), "attention: heads of k differ from q");
+  FRESCO_ASSERT(!lse.defined() || (lse.dtype() == DType::f32 && lse.contiguous() &&
+                                   lse.numel() == q.dim(0) * q.dim(1)),
+                "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
+}
+
+void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
+                   const Tensor& y) {
+  same_shape(x, y, "rms_norm_rope");
+  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rms_norm_rope: expected [L, H, D], got " + x.describe());
+  const int64_t L = x.dim(0), D = x.dim(2), P = D / 2;
+  numel(scale, D, "rms_norm_rope", "scale");
+  numel(cos, L * P, "rms_norm_rope", "cos");
+  numel(sin, L * P, "rms_norm_rope", "sin");
+}
+
+}  // namespace fresco::op_checks

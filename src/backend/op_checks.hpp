@@ -1,0 +1,23 @@
+// Operand checks shared by every backend: shapes and sizes an op requires whatever runs it. A
+// failure is a caller bug, hence FRESCO_ASSERT. (No Shape is built on the success path: a check
+// allocates nothing.) Backend-specific requirements (devices, supported dtypes) stay with the
+// backend.
+#pragma once
+
+#include <cstdint>
+
+#include "src/core/tensor.hpp"
+
+namespace fresco::op_checks {
+
+void same_shape(const Tensor& a, const Tensor& b, const char* op);
+// The row-wise ops of the transformer take [L, C] (or a vector [C]): C is the row.
+void matrix(const Tensor& x, const char* op);
+void numel(const Tensor& t, int64_t n, const char* op, const char* what);
+// q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse (when defined): f32 [Lq, H], contiguous.
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse);
+// x, y: [L, H, D] with D even; scale: [D]; cos, sin: [L, D/2].
+void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
+                   const Tensor& y);
+
+}  // namespace fresco::op_checks
