@@ -433,11 +433,8 @@ Mat table(const Tensor& t, int64_t L, int64_t P) {
 }  // namespace
 
 void CudaBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) {
-  same_shape(x, y, "rope");
-  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rope: expected [L, H, D], got " + x.describe());
+  op_checks::rope(x, cos, sin, y, "rope");
   const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  numel(cos, L * P, "rope", "cos");
-  numel(sin, L * P, "rope", "sin");
   check(cos, "rope");
   check(sin, "rope");
   const Vec none{nullptr, cuda::kF32, 0};

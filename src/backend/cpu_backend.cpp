@@ -165,44 +165,36 @@ void CpuBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
 
 void CpuBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                           const Tensor& y) {
-  // x, y: [L, C]; shift, scale: [C]
-  same_shape(x, y, "modulate");
-  matrix(x, "modulate");
-  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
-  const int64_t C = in.width;
-  numel(shift, C, "modulate", "shift");
-  numel(scale, C, "modulate", "scale");
-  const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
-  const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
-  const Rows out = cpu::write(y, scratch_, cpu::kOut);
-  for_rows(out, [&](int64_t l) {
-    const float* r = in.row(l);
-    float* o = out.row(l);
-    for (int64_t c = 0; c < C; ++c) o[c] = (1.0f + sc[c]) * r[c] + sh[c];
-  });
-  cpu::store(out, y);
+  modulate_rows(x, shift, scale, /*normalize=*/false, 0.0f, y, "modulate");
 }
 
 void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                                float eps, const Tensor& y) {
   // layer_norm then modulate, the normalised value kept in f32 (same arithmetic as the two
   // ops in f32, one rounding at the store).
-  same_shape(x, y, "norm_modulate");
-  matrix(x, "norm_modulate");
+  modulate_rows(x, shift, scale, /*normalize=*/true, eps, y, "norm_modulate");
+}
+
+void CpuBackend::modulate_rows(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                               bool normalize, float eps, const Tensor& y, const char* op) {
+  // x, y: [L, C]; shift, scale: [C]
+  same_shape(x, y, op);
+  matrix(x, op);
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const int64_t C = in.width;
-  numel(shift, C, "norm_modulate", "shift");
-  numel(scale, C, "norm_modulate", "scale");
+  numel(shift, C, op, "shift");
+  numel(scale, C, op, "scale");
   const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
   const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t l) {
     const float* r = in.row(l);
     float* o = out.row(l);
-    const RowStats s = row_stats(r, C, eps);
-    for (int64_t c = 0; c < C; ++c) {
-      const float normed = float((r[c] - s.mean) * s.inv_std);
-      o[c] = (1.0f + sc[c]) * normed + sh[c];
+    if (normalize) {
+      const RowStats s = row_stats(r, C, eps);
+      for (int64_t c = 0; c < C; ++c) o[c] = (1.0f + sc[c]) * float((r[c] - s.mean) * s.inv_std) + sh[c];
+    } else {
+      for (int64_t c = 0; c < C; ++c) o[c] = (1.0f + sc[c]) * r[c] + sh[c];
     }
   });
   cpu::store(out, y);
@@ -232,11 +224,8 @@ void CpuBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,
 
 void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) {
   // x, y: [L, H, D]; cos, sin: [L, D/2] (one angle per token and channel pair)
-  same_shape(x, y, "rope");
-  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rope: expected [L, H, D], got " + x.describe());
-  const int64_t L = x.dim(0), H = x.dim(1), D = x.dim(2), P = D / 2;
-  numel(cos, L * P, "rope", "cos");
-  numel(sin, L * P, "rope", "sin");
+  op_checks::rope(x, cos, sin, y, "rope");
+  const int64_t H = x.dim(1), D = x.dim(2), P = D / 2;
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
   const float* c = cpu::dense(cos, scratch_, cpu::kVec0);
   const float* s = cpu::dense(sin, scratch_, cpu::kVec1);

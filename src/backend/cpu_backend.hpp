@@ -70,6 +70,11 @@ class CpuBackend final : public Backend {
                    const Tensor& y) override;  // src/backend/cpu_random.cpp
 
  private:
+  // y = (1 + scale) * x' + shift with x' = layer_norm(x) when `normalize`, else x itself: the
+  // one loop of modulate and norm_modulate (rounded once at the store).
+  void modulate_rows(const Tensor& x, const Tensor& shift, const Tensor& scale, bool normalize,
+                     float eps, const Tensor& y, const char* op);
+
   HostStream stream_;
   cpu::Scratch scratch_;
 };

@@ -30,14 +30,19 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                 "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
 }
 
+void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y, const char* op) {
+  same_shape(x, y, op);
+  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0,
+                std::string(op) + ": expected [L, H, D], got " + x.describe());
+  const int64_t L = x.dim(0), P = x.dim(2) / 2;
+  numel(cos, L * P, op, "cos");
+  numel(sin, L * P, op, "sin");
+}
+
 void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
                    const Tensor& y) {
-  same_shape(x, y, "rms_norm_rope");
-  FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0, "rms_norm_rope: expected [L, H, D], got " + x.describe());
-  const int64_t L = x.dim(0), D = x.dim(2), P = D / 2;
-  numel(scale, D, "rms_norm_rope", "scale");
-  numel(cos, L * P, "rms_norm_rope", "cos");
-  numel(sin, L * P, "rms_norm_rope", "sin");
+  rope(x, cos, sin, y, "rms_norm_rope");
+  numel(scale, x.dim(2), "rms_norm_rope", "scale");
 }
 
 }  // namespace fresco::op_checks

@@ -16,7 +16,9 @@ void matrix(const Tensor& x, const char* op);
 void numel(const Tensor& t, int64_t n, const char* op, const char* what);
 // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse (when defined): f32 [Lq, H], contiguous.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse);
-// x, y: [L, H, D] with D even; scale: [D]; cos, sin: [L, D/2].
+// x, y: [L, H, D] with D even; cos, sin: [L, D/2].
+void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y, const char* op);
+// rope's operands and scale: [D].
 void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
                    const Tensor& y);
 
