@@ -69,10 +69,13 @@ struct DeviceSelection {
       cudaGetLastError();
       throw ApiError(std::string("the CUDA backend needs a GPU: ") + cudaGetErrorString(rc));
     }
-    if (device < 0 || device >= count)
+    if (device < 0 || count < 1)
       throw ApiError("the CUDA backend was asked for device " + std::to_string(device) + ", but " +
                      std::to_string(count) + " CUDA device(s) are visible");
-    FRESCO_CUDA_CHECK(cudaSetDevice(device));
+    // `device` is the rank's index on its node: ranks beyond the GPU count share GPUs
+    // round-robin (the IPC and host-staged transports allow it; NCCL refuses it).
+    index = device % count;
+    FRESCO_CUDA_CHECK(cudaSetDevice(index));
   }
   int index;
 };

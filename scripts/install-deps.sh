@@ -13,16 +13,13 @@ packages=(
   librandom123-dev                    # counter-based RNG for the initial noise
   libpng-dev                          # image output
   libgtest-dev                        # unit tests
+  libucx-dev                          # UCX one-sided transport (--transport ucx; optional: -DFRESCO_UCX=OFF)
   gnuplot-nox                         # `fresco sweep` plots (PNG through its pngcairo terminal)
 )
 # Slurm (slurmctld, slurmd, slurm-client, munge) for the slurm-labelled tests is installed by
 # scripts/slurm.sh start, which `make test` runs.
-# UCX (one-sided inter-node transport of a later issue) is optional until code uses it: the
-# build needs it only with -DFRESCO_UCX=ON, which `make` passes through CMAKE_FLAGS. NCCL
-# (FRESCO_NCCL, found automatically) comes with the GPU machines' CUDA installation, not apt.
-if [[ "${CMAKE_FLAGS:-}" == *FRESCO_UCX=ON* ]]; then
-  packages+=(libucx-dev)
-fi
+# UCX is optional: without it (or with -DFRESCO_UCX=OFF) the build leaves out --transport ucx.
+# NCCL (FRESCO_NCCL, found automatically) comes with the GPU machines' CUDA installation, not apt.
 
 missing=()
 for p in "${packages[@]}"; do

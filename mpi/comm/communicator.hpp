@@ -49,6 +49,11 @@ struct Displacements {
   size_t total() const;
 };
 
+// The smallest allocation a plan should bind to exchanges: CUDA IPC maps whole 2 MiB granules of
+// a peer's memory, once per process, so two small buffers sharing a granule cannot both be
+// windows. Plans allocate their exchange buffers (one arena block) at least this large.
+inline constexpr size_t kExchangeAllocationBytes = size_t(2) << 20;
+
 // One planned transfer, bound to its buffers. start() and finish() alternate; an exchange may be
 // replayed any number of times. Destroying a started exchange completes it first.
 class Exchange {
@@ -61,6 +66,11 @@ class Exchange {
   virtual void finish(Stream& before) = 0;
   // Advances a host-progressed transfer without blocking; true when it is complete (or idle).
   virtual bool poll() = 0;
+  // Optional, between finish() and the next start(): nothing reads the receive buffers after the
+  // work queued on `after` until the next start() (the data was consumed, and no other exchange
+  // sends from them), so a one-sided transport may let its peers write the next replay's data
+  // now instead of at that start(). Default: nothing to do.
+  virtual void release(Stream& /*after*/) {}
 };
 
 class Communicator {
@@ -100,13 +110,21 @@ class Communicator {
 
   // ---- failure ---------------------------------------------------------------------------
   // Longest a wait may block before it throws CommTimeout (seconds; <= 0: no deadline).
-  void set_deadline(double seconds) { deadline_seconds_ = seconds; }
+  // Virtual: a transport layered on another communicator forwards it.
+  virtual void set_deadline(double seconds) { deadline_seconds_ = seconds; }
   double deadline() const { return deadline_seconds_; }
   // Ends every rank of the job now (MPI_Abort; NCCL/IPC: abort the communicators first).
   [[noreturn]] virtual void abort(int exit_code) = 0;
 
-  CommStats& stats() { return stats_; }
-  const CommStats& stats() const { return stats_; }
+  // A transport layered on another communicator reports the inner one's counts.
+  virtual CommStats& stats() { return stats_; }
+  const CommStats& stats() const { return const_cast<Communicator*>(this)->stats(); }
+
+  // Work queued on `stream` so far includes transfers that wait on peers (device transports):
+  // it must complete within the deadline, or the job ends with status 6 (a watchdog thread
+  // checks). Called after replaying a captured step, whose transfers the exchanges could not
+  // watch themselves. A no-op for host transports, whose waits carry the deadline.
+  virtual void watch(Stream& /*stream*/) {}
 
  protected:
   CommStats stats_;

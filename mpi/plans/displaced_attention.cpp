@@ -68,7 +68,7 @@ void DisplacedPatchAttention::plan(Backend& backend) {
   Arena measure;
   lay_out(measure);
   if (arena_.measuring() || arena_.capacity() < measure.used())
-    arena_ = Arena(backend.alloc_storage(measure.used()));  // the only allocation
+    arena_ = Arena(backend.alloc_storage(std::max(measure.used(), kExchangeAllocationBytes)));  // the only allocation
   else
     arena_.reset();
   lay_out(arena_);

@@ -10,9 +10,14 @@ LayoutDegrees resolve_degrees(int world, int ranks_per_node, const LayoutRequest
                               int64_t work_items) {
   require_input(req.ulysses >= 0 && req.ring >= 0, "--ulysses and --ring must not be negative");
   LayoutDegrees d;
-  if (req.ulysses > 0 || req.ring > 0) {
+  if (req.ulysses > 0 || req.ring > 0) {  // the user's degrees, whatever a chooser would say
     d.ulysses = std::max(req.ulysses, 1);
     d.ring = std::max(req.ring, 1);
+  } else if (req.choose) {
+    d = req.choose(LayoutFacts{world, std::max(ranks_per_node, 1), std::max<int64_t>(work_items, 1)});
+    FRESCO_ASSERT(d.ulysses >= 1 && d.ring >= 1,
+                  "the automatic layout chose Ulysses " + std::to_string(d.ulysses) + " x Ring " +
+                      std::to_string(d.ring));
   } else {
     // Smallest group size G dividing the world with world / G <= images, so no rank idles.
     int G = world;
@@ -23,6 +28,7 @@ LayoutDegrees resolve_degrees(int world, int ranks_per_node, const LayoutRequest
       }
     d.ulysses = std::gcd(G, std::max(ranks_per_node, 1));  // Ulysses inside a node
     d.ring = G / d.ulysses;
+    d.rationale = "automatic layout: the smallest group that keeps every rank busy, Ulysses within a node";
   }
   require_input(world % d.group_size() == 0,
                 "--ulysses " + std::to_string(d.ulysses) + " x --ring " + std::to_string(d.ring) +
@@ -54,6 +60,14 @@ ParallelLayout::ParallelLayout(const MpiSession& mpi, const LayoutRequest& req, 
   const int per_node = req.ranks_per_node > 0 ? req.ranks_per_node : world / nodes_;
 
   degrees_ = resolve_degrees(world, per_node, req, work_items);
+  if (req.ulysses == 0 && req.ring == 0 && req.choose) {
+    // A chooser may read node-local facts (cores, memory): rank 0's choice holds everywhere,
+    // so that no two ranks build different layouts.
+    int chosen[2] = {degrees_.ulysses, degrees_.ring};
+    FRESCO_MPI_CHECK(MPI_Bcast(chosen, 2, MPI_INT, 0, mpi.world()));
+    degrees_.ulysses = chosen[0];
+    degrees_.ring = chosen[1];
+  }
   const int G = group_size(), U = ulysses();
   groups_ = world / G;
 
@@ -72,9 +86,35 @@ ParallelLayout::ParallelLayout(const MpiSession& mpi, const LayoutRequest& req, 
       if (node_of[size_t(order[size_t(q + i)])] != node_of[size_t(order[size_t(q)])])
         ulysses_within_nodes_ = false;
 
-  group_comm_ = MpiCommunicator::split(mpi.world(), group_index_, position_, "group");
-  ulysses_comm_ = MpiCommunicator::split(mpi.world(), group_index_ * degrees_.ring + r, u, "ulysses");
-  ring_comm_ = MpiCommunicator::split(mpi.world(), group_index_ * U + u, r, "ring");
+  // Each split is collective over the world, each transport over its communicator; every
+  // rank makes them in this order.
+  // With an emulated link, communicators spanning nodes delay their inter-node exchanges; the
+  // three share this rank's emulated interface.
+  const auto nic = req.link.enabled() ? std::make_shared<EmulatedNic>(req.link) : nullptr;
+  auto make = [&](int color, int key, const char* label) {
+    std::unique_ptr<MpiCommunicator> members = MpiCommunicator::split(mpi.world(), color, key, label);
+    std::vector<int> node_of_member;
+    for (int m = 0; m < members->size(); ++m) node_of_member.push_back(node_of[size_t(members->world_rank(m))]);
+    std::unique_ptr<Communicator> comm = make_transport(req.transport, req.device_buffers, std::move(members));
+    const bool spans_nodes = std::adjacent_find(node_of_member.begin(), node_of_member.end(),
+                                                std::not_equal_to<>()) != node_of_member.end();
+    if (nic && spans_nodes)
+      comm = std::make_unique<EmulatedLinkCommunicator>(std::move(comm), std::move(node_of_member), nic);
+    return comm;
+  };
+  group_comm_ = make(group_index_, position_, "group");
+  ulysses_comm_ = make(group_index_ * degrees_.ring + r, u, "ulysses");
+  ring_comm_ = make(group_index_ * U + u, r, "ring");
+}
+
+bool ParallelLayout::capturable() const {
+  return group_comm_->capturable() && ulysses_comm_->capturable() && ring_comm_->capturable();
+}
+
+void ParallelLayout::watch(Stream& stream) const {
+  group_comm_->watch(stream);
+  ulysses_comm_->watch(stream);
+  ring_comm_->watch(stream);
 }
 
 void ParallelLayout::set_deadline(double seconds) const {
@@ -106,8 +146,13 @@ std::string ParallelLayout::describe(bool with_degrees) const {
   if (with_degrees && ulysses() > 1)
     s << (ulysses_within_nodes_ ? "; Ulysses groups within nodes"
                                 : "; WARNING: Ulysses groups span nodes (all-to-all over the network)");
+  if (!degrees_.rationale.empty()) {  // why (automatic layouts), indented under the layout line
+    std::istringstream lines(degrees_.rationale);
+    for (std::string line; std::getline(lines, line);) s << "\n  " << line;
+  }
   s << "\n  group " << group_index_ << " ranks by position:";
   for (int r : world_ranks_of_group_) s << ' ' << r;
+  if (group_size() > 1) s << "\n  transport: " << group_comm_->describe();
   return s.str();
 }
 

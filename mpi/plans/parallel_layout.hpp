@@ -7,28 +7,51 @@
 // nodes. `ranks_per_node` > 0 emulates nodes of that many consecutive ranks (studies, tests).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "mpi/comm/mpi_communicator.hpp"
 #include "mpi/comm/mpi_context.hpp"
+#include "mpi/comm/emulated_link.hpp"
+#include "mpi/comm/transports.hpp"
 
 namespace fresco {
+
+struct LayoutDegrees {
+  int ulysses = 1, ring = 1;
+  std::string rationale;  // why (automatic choices): lines for the start-up report
+  int group_size() const { return ulysses * ring; }
+};
+
+// What an automatic choice of degrees sees of the run.
+struct LayoutFacts {
+  int world_size = 1;
+  int ranks_per_node = 1;  // detected or emulated
+  int64_t work_items = 1;  // images (a forward has one)
+};
+// The automatic choice, made outside this layer: the CLI ranks the candidates with the
+// performance model (src/cli/auto_layout.hpp), which this layer may not depend on.
+using DegreeChooser = std::function<LayoutDegrees(const LayoutFacts&)>;
 
 struct LayoutRequest {
   int ulysses = 0;         // 0: automatic
   int ring = 0;            // 0: automatic
   int ranks_per_node = 0;  // 0: detect (shared-memory split)
+  DegreeChooser choose;    // the automatic choice; empty: the fixed rule of resolve_degrees
+  // How the communicators move data (mpi/comm/transports.hpp): auto, mpi, nccl or ipc, and
+  // whether the exchanges move GPU memory (the CUDA backend).
+  std::string transport = "auto";
+  bool device_buffers = false;
+  // Emulated slow link between (emulated) nodes, for studies on one machine (--emulate-link).
+  LinkEmulation link;
 };
 
 // Degrees chosen for a world: explicit ones checked, automatic ones filled in. `work_items`
-// is the number of images (a forward has one): the automatic choice uses the smallest group
-// that still keeps every rank busy, and Ulysses up to the ranks of one node.
-struct LayoutDegrees {
-  int ulysses = 1, ring = 1;
-  int group_size() const { return ulysses * ring; }
-};
+// is the number of images (a forward has one). Automatic: `request.choose` when given, else
+// the fixed rule: the smallest group that still keeps every rank busy, and Ulysses up to the
+// ranks of one node.
 LayoutDegrees resolve_degrees(int world_size, int ranks_per_node, const LayoutRequest& request,
                               int64_t work_items);
 
@@ -54,6 +77,11 @@ class ParallelLayout {
   // The longest a wait of any of the three communicators may block (seconds; <= 0: none)
   // before it throws CommTimeout (--comm-timeout).
   void set_deadline(double seconds) const;
+  // Whether all three communicators' exchanges can be captured into a CUDA graph.
+  bool capturable() const;
+  // Device transports: the work queued on `stream` (a replayed step) must complete within the
+  // deadline, or the job ends (Communicator::watch).
+  void watch(Stream& stream) const;
   // Resets the statistics of the three communicators; sums them.
   void reset_stats() const;
   CommStats stats() const;
@@ -67,7 +95,7 @@ class ParallelLayout {
   int groups_ = 1, group_index_ = 0, position_ = 0, nodes_ = 1;
   bool ulysses_within_nodes_ = true;
   std::vector<int> world_ranks_of_group_;  // world rank at each position of this group
-  std::unique_ptr<MpiCommunicator> group_comm_, ulysses_comm_, ring_comm_;
+  std::unique_ptr<Communicator> group_comm_, ulysses_comm_, ring_comm_;
 };
 
 }  // namespace fresco

@@ -10,6 +10,7 @@
 
 #include "mpi/plans/displaced_attention.hpp"
 #include "mpi/plans/parallel_layout.hpp"
+#include "mpi/plans/usp_attention.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/hooks.hpp"
 
@@ -23,6 +24,8 @@ enum class ParallelMethod {
 struct PlanOptions {
   ParallelMethod method = ParallelMethod::sequence;
   DisplacedOptions displaced;  // patch method only
+  // Sequence method: how K/V chunks move between Ulysses groups (--inter-node ring|torus).
+  InterNodeSchedule inter_node = InterNodeSchedule::ring;
   // The model's activation dtype, so that prepare() allocates the strategy's buffers in it
   // (a strategy told wrong plans again once, at the first attend()).
   DType compute = DType::f32;

@@ -32,7 +32,7 @@ void GroupRows::prepare(Backend& backend, int64_t max_row_elements, DType dtype)
   if (halo_ && slot_bytes_ >= slot) return;  // fits: reuse
   sides_.clear();  // bound to the old block
   // Four slots: send and receive rows for the neighbour above and the one below.
-  halo_ = backend.alloc_storage(4 * slot);
+  halo_ = backend.alloc_storage(std::max(4 * slot, kExchangeAllocationBytes));  // IPC maps whole granules
   slot_bytes_ = slot;
 }
 

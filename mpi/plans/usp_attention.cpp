@@ -17,7 +17,8 @@ Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_elements
 
 }  // namespace
 
-UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute)
+UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute,
+                           InterNodeSchedule schedule)
     : ulysses_(ulysses),
       ring_(ring),
       heads_(heads),
@@ -25,7 +26,8 @@ UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads,
       U_(ulysses.size()),
       R_(ring.size()),
       heads_per_rank_((heads + ulysses.size() - 1) / ulysses.size()),
-      compute_(compute) {
+      compute_(compute),
+      schedule_(schedule) {
   FRESCO_ASSERT(compute == DType::f32 || compute == DType::bf16 || compute == DType::f16,
                 std::string("USP: compute dtype ") + dtype_name(compute));
 }
@@ -98,7 +100,7 @@ void UspAttention::plan(Backend& backend) {
   lay_out(measure);
   if (measure.used() > 0) {
     if (arena_.measuring() || arena_.capacity() < measure.used())
-      arena_ = Arena(backend.alloc_storage(measure.used()));  // the only allocation
+      arena_ = Arena(backend.alloc_storage(std::max(measure.used(), kExchangeAllocationBytes)));  // the only allocation
     else
       arena_.reset();  // the block is large enough: new views of it
     lay_out(arena_);
@@ -136,9 +138,15 @@ void UspAttention::plan(Backend& backend) {
       ring_held_k_.push_back(s == 0 ? k_c_ : ring_k_[(s - 1) % 2].rows(0, chunk(s)));
       ring_held_v_.push_back(s == 0 ? v_c_ : ring_v_[(s - 1) % 2].rows(0, chunk(s)));
     }
+    // Torus: step s sends this group's own chunk to group r+s+1 and receives the chunk of
+    // group r-s-1, the one attended to at step s+1 (the same rows as the ring's).
+    const bool torus = schedule_ == InterNodeSchedule::torus;
     for (int s = 0; s + 1 < R_; ++s) {
-      ring_ex_k_.push_back(ring_.send_recv(ring_held_k_[size_t(s)], next, ring_k_[s % 2].rows(0, chunk(s + 1)), prev));
-      ring_ex_v_.push_back(ring_.send_recv(ring_held_v_[size_t(s)], next, ring_v_[s % 2].rows(0, chunk(s + 1)), prev));
+      const int dest = torus ? (r + s + 1) % R_ : next, source = torus ? ((r - s - 1) % R_ + R_) % R_ : prev;
+      const Tensor& send_k = torus ? k_c_ : ring_held_k_[size_t(s)];
+      const Tensor& send_v = torus ? v_c_ : ring_held_v_[size_t(s)];
+      ring_ex_k_.push_back(ring_.send_recv(send_k, dest, ring_k_[s % 2].rows(0, chunk(s + 1)), source));
+      ring_ex_v_.push_back(ring_.send_recv(send_v, dest, ring_v_[s % 2].rows(0, chunk(s + 1)), source));
     }
   }
   planned_ = true;
@@ -174,6 +182,13 @@ void UspAttention::ring_attention(Backend& backend, const Tensor& q, const Tenso
       ring_ex_k_[size_t(s)]->finish(stream);
       ring_ex_v_[size_t(s)]->finish(stream);
     }
+  }
+  // Both ring buffers are free until the next call, whose first use of each is step 0 or 1's
+  // receive: those two may land early (one-sided transports). Later steps reuse a buffer that
+  // an earlier step of the same call still reads, so they wait for their own start().
+  for (int s = 0; s < std::min(R_ - 1, 2); ++s) {
+    ring_ex_k_[size_t(s)]->release(stream);
+    ring_ex_v_[size_t(s)]->release(stream);
   }
 }
 

@@ -10,6 +10,9 @@
 //  2. Ring attention over the R Ulysses groups: K/V chunks rotate through R-1 neighbour
 //     exchanges on two persistent buffers; the transfer of the next chunk is in flight while the
 //     current one is attended to, and partial results are merged by the log-sum-exp rule (fp32).
+//     Torus schedule (StreamFusion; docs/parallelism.md): the same R-1 steps and buffers, but
+//     at step s every group sends its own chunk straight to group r+s+1 and receives group
+//     r-s-1's, so no transfer waits for an earlier arrival (nothing is forwarded).
 //  3. The inverse all-to-all returns each rank's rows for all heads.
 //
 // Planning: prepare() lays every buffer out in one arena block and builds every exchange (the
@@ -28,10 +31,14 @@
 
 namespace fresco {
 
+// How K/V chunks travel between the R Ulysses groups (usually nodes): passed on around a ring,
+// or sent directly in shifted pairwise steps (Torus).
+enum class InterNodeSchedule { ring, torus };
+
 class UspAttention final : public AttentionStrategy {
  public:
   UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim,
-               DType compute = DType::f32);
+               DType compute = DType::f32, InterNodeSchedule schedule = InterNodeSchedule::ring);
 
   void prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) override;
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -56,6 +63,7 @@ class UspAttention final : public AttentionStrategy {
   Communicator& ring_;
   int heads_, head_dim_, U_, R_, heads_per_rank_;  // Hu = ceil(H / U)
   DType compute_;
+  InterNodeSchedule schedule_;
 
   // The plan's key: the shards and position it was built for (and compute_).
   std::vector<SequenceShard> shards_;

@@ -12,12 +12,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <sstream>
 
 #include "src/backend/backend.hpp"
+#include "mpi/comm/transports.hpp"
+#include "mpi/plans/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/options.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/hooks.hpp"
 #include "src/model/noise.hpp"
@@ -224,58 +228,116 @@ struct BenchOptions {
   DType dtype = DType::f32;
   int64_t width = 1024, height = 1024, txt_len = 512, steps = 10, warmup = 2, profile_steps = 3;
   bool graphs = true, profile = false, json = false;
+  ParallelChoice parallel;   // every rank of the job computes the one image
+  std::string transport = "auto";
+  double comm_timeout = 300;
 };
+
+// Median ms of `steps` timed steps after `warmup` untimed ones (device events on the compute
+// stream), the step captured into a graph when `capture` (and the backend can).
+struct Timing {
+  std::vector<double> ms;
+  bool graphed = false;
+};
+Timing time_steps(Backend& backend, const std::function<void()>& step, bool capture, int64_t warmup, int64_t steps) {
+  Timing t;
+  step();  // eager: sizes every scratch buffer and plans every product, attention and exchange
+  backend.synchronize();
+  std::unique_ptr<StepGraph> graph = capture ? backend.capture(step) : nullptr;
+  t.graphed = graph != nullptr;
+  const auto run_step = [&] { graph ? graph->replay() : step(); };
+  for (int64_t i = 0; i < warmup; ++i) run_step();
+  std::vector<std::unique_ptr<Event>> marks;
+  for (int64_t i = 0; i <= steps; ++i) marks.push_back(backend.new_timing_event());
+  backend.synchronize();
+  marks[0]->record(backend.stream());
+  for (int64_t i = 0; i < steps; ++i) {
+    run_step();
+    marks[size_t(i + 1)]->record(backend.stream());
+  }
+  backend.synchronize();
+  for (int64_t i = 0; i < steps; ++i) t.ms.push_back(marks[size_t(i + 1)]->elapsed_ms(*marks[size_t(i)]));
+  return t;
+}
 
 int run_bench(const BenchOptions& o, const MpiSession& mpi) {
   const FluxConfig config = flux_preset(o.model);
   const int device_index = mpi.local_rank();
   std::unique_ptr<Backend> backend = make_backend(o.backend, device_index);
-  const int64_t Limg = (o.height / 16) * (o.width / 16);
+  const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
   const StepFlops flops = flux_step_flops(config, o.txt_len, Limg);
+
+  // Every rank computes the one image: a group of the whole world, with its transports.
+  LayoutRequest request = o.parallel.layout;
+  request.transport = o.transport;
+  request.device_buffers = backend->device() == Device::cuda;
+  const ParallelLayout layout(mpi, request, 1);
+  layout.set_deadline(o.comm_timeout);
+  require_input(layout.groups() == 1, "fresco bench computes one image on all " + std::to_string(mpi.size()) +
+                                          " ranks: give degrees whose product is the rank count");
+  const std::vector<SequenceShard> shards = image_shards(layout, o.parallel.plan, o.txt_len, grid_h, grid_w);
+  const SequenceShard& mine = shards[size_t(layout.position())];
   const ModelWeights weights = load_weights(o.weights, config.name, *backend, o.dtype);
 
-  // Inputs: a random prompt (host) and random image tokens; the step scalars stay fixed (t,
-  // guidance, a small dt) so the state stays in range over any number of steps.
+  // Inputs: a random prompt (host) and random image tokens (this rank's rows); the step
+  // scalars stay fixed (t, guidance, a small dt) so the state stays in range over any number
+  // of steps.
   Tensor txt({o.txt_len, config.context_in_dim}), y({config.vec_in_dim}), img({Limg, config.in_channels});
   fill_normal(txt, 1, RandomStream::prompts, 0);
   fill_normal(y, 1, RandomStream::prompts, 1);
   fill_normal(img, 1, RandomStream::initial_noise, 0);
-  const Tensor tokens = backend->alloc({Limg, config.in_channels}, DType::f32);
-  const Tensor velocity = backend->alloc({Limg, config.in_channels}, DType::f32);
+  const int64_t rows = mine.img_rows();
+  const Tensor tokens = backend->alloc({rows, config.in_channels}, DType::f32);    // [rows, 64]
+  const Tensor velocity = backend->alloc({rows, config.in_channels}, DType::f32);  // [rows, 64]
   const Tensor scalars = backend->alloc({3}, DType::f32);
   const float host_scalars[3] = {0.9f, float(config.default_guidance), -0.01f};
   const Tensor staged = Tensor::from_floats({3}, std::span<const float>(host_scalars, 3));
-  backend->copy(img, tokens);
+  backend->copy(img.rows(mine.img_begin(), rows), tokens);
   backend->copy(staged, scalars);
   backend->synchronize();
 
-  std::vector<double> ms;
+  // Graphs: one rank, or the exact method over device-queued transports (DistriFusion's
+  // gathers stay in flight across steps and cannot be captured).
+  const bool sequence = o.parallel.plan.method == ParallelMethod::sequence;
+  const bool capture = o.graphs && (layout.group_size() == 1 || (sequence && layout.capturable()));
+  PlanOptions plan = o.parallel.plan;
+  plan.compute = o.dtype;
+  std::vector<double> ms, compute_only_ms;
   bool graphed = false;
+  double bytes_per_step = 0;
   int64_t memory = -1;
   {
-    FluxTransformer model(config, weights, *backend, std::make_unique<LocalAttention>(), o.dtype);
-    model.set_condition(txt, y, o.height / 16, o.width / 16);
+    FluxTransformer model(config, weights, *backend, make_attention(layout, config, plan), o.dtype);
+    model.set_condition(txt, y, grid_h, grid_w, shards, layout.position());
     const auto step = [&] {
       model.forward(tokens, scalars.rows(0, 2), velocity);
       backend->axpy(scalars.rows(2, 1), velocity, tokens);
     };
-    step();  // eager: sizes every scratch buffer and plans every product and attention
+    layout.reset_stats();
+    step();  // counts one step's bytes (a replayed graph counts none)
     backend->synchronize();
-    std::unique_ptr<StepGraph> graph = o.graphs ? backend->capture(step) : nullptr;
-    graphed = graph != nullptr;
-    const auto run_step = [&] { graph ? graph->replay() : step(); };
-    for (int64_t i = 0; i < o.warmup; ++i) run_step();
-    std::vector<std::unique_ptr<Event>> marks;
-    for (int64_t i = 0; i <= o.steps; ++i) marks.push_back(backend->new_timing_event());
-    backend->synchronize();
-    marks[0]->record(backend->stream());
-    for (int64_t i = 0; i < o.steps; ++i) {
-      run_step();
-      marks[size_t(i + 1)]->record(backend->stream());
-    }
-    backend->synchronize();
-    for (int64_t i = 0; i < o.steps; ++i) ms.push_back(marks[size_t(i + 1)]->elapsed_ms(*marks[size_t(i)]));
+    bytes_per_step = layout.stats().bytes_sent;
+    const Timing t = time_steps(*backend, step, capture, o.warmup, o.steps);
+    ms = t.ms;
+    graphed = t.graphed;
     memory = backend->device_memory_in_use();
+  }
+  if (layout.group_size() > 1) {
+    // The same step with every transfer skipped: the compute-only baseline.
+    LayoutRequest skip = request;
+    skip.transport = kSkipTransfers;
+    skip.ulysses = layout.ulysses();
+    skip.ring = layout.ring();
+    skip.choose = nullptr;
+    const ParallelLayout quiet(mpi, skip, 1);
+    FluxTransformer model(config, weights, *backend, make_attention(quiet, config, plan), o.dtype);
+    model.set_condition(txt, y, grid_h, grid_w, shards, quiet.position());
+    const auto step = [&] {
+      model.forward(tokens, scalars.rows(0, 2), velocity);
+      backend->axpy(scalars.rows(2, 1), velocity, tokens);
+    };
+    compute_only_ms = time_steps(*backend, step, o.graphs && (sequence || layout.group_size() == 1), o.warmup,
+                                 o.steps).ms;
   }
   if (memory < 0) {  // the host: the process's peak resident set
     rusage ru{};
@@ -316,6 +378,12 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
 
   const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
                hi = *std::max_element(ms.begin(), ms.end());
+  // Per rank: the step, the compute-only step, bytes sent and memory (every rank's figures).
+  const double mine_figures[4] = {med, compute_only_ms.empty() ? med : median(compute_only_ms), bytes_per_step,
+                                  double(memory < 0 ? 0 : memory)};
+  std::vector<double> ranks(size_t(4 * layout.group_size()));
+  layout.group().host_all_gather(mine_figures, ranks.data(),
+                                 Displacements::packed(std::vector<size_t>(size_t(layout.group_size()), sizeof mine_figures)));
   const double tflops = flops.total() / (med * 1e-3) / 1e12;
   const double floor_ms = flops.total() / (kFloorTflops * 1e12) * 1e3;
   const std::string device = device_name(*backend, device_index);
@@ -335,6 +403,17 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
                 flops.total() / 1e12, flops.attention / 1e12, tflops);
     std::printf("  \"floor_tflops\": %.0f,\n  \"floor_ms\": %.4f,\n  \"fraction_of_floor\": %.4f,\n", kFloorTflops,
                 floor_ms, floor_ms / med);
+    std::printf("  \"ranks\": %d,\n  \"method\": %s,\n  \"ulysses\": %d,\n  \"ring\": %d,\n  \"transport\": %s,\n",
+                layout.group_size(), json_string(sequence ? "sequence" : "patch").c_str(), layout.ulysses(),
+                layout.ring(), json_string(layout.group().describe()).c_str());
+    std::printf("  \"per_rank\": [");
+    for (int r = 0; r < layout.group_size(); ++r) {
+      const double* f = &ranks[size_t(4 * r)];
+      std::printf("%s\n    {\"rank\": %d, \"ms_per_step\": %.4f, \"compute_only_ms\": %.4f, \"exposed_comm_ms\": %.4f, "
+                  "\"mib_sent_per_step\": %.3f, \"memory_gib\": %.3f}",
+                  r ? "," : "", r, f[0], f[1], std::max(0.0, f[0] - f[1]), f[2] / (1 << 20), f[3] / double(1ull << 30));
+    }
+    std::printf("\n  ],\n");
     std::printf("  \"peak_memory_bytes\": %lld,\n  \"peak_memory_gib\": %.3f,\n  \"profile\": [", (long long)memory,
                 double(memory) / double(1ull << 30));
     for (size_t i = 0; i < profile.size(); ++i) {
@@ -353,6 +432,17 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
   std::printf("  %.2f TFLOP per step (attention %.2f): %.1f TFLOP/s; floor at %.0f TFLOP/s %.2f ms: %.1f%% of it\n",
               flops.total() / 1e12, flops.attention / 1e12, tflops, kFloorTflops, floor_ms, 100 * floor_ms / med);
   std::printf("  device memory in use: %.2f GiB\n", double(memory) / double(1ull << 30));
+  if (layout.group_size() > 1) {
+    std::printf("  %d ranks, %s (Ulysses %d x Ring %d), %s\n", layout.group_size(),
+                sequence ? "sequence" : "patch", layout.ulysses(), layout.ring(), layout.group().describe().c_str());
+    std::printf("    %-5s %10s %14s %12s %12s %10s\n", "rank", "ms/step", "compute-only", "exposed ms", "MiB sent",
+                "GiB");
+    for (int r = 0; r < layout.group_size(); ++r) {
+      const double* f = &ranks[size_t(4 * r)];
+      std::printf("    %-5d %10.3f %14.3f %12.3f %12.1f %10.2f\n", r, f[0], f[1], std::max(0.0, f[0] - f[1]),
+                  f[2] / (1 << 20), f[3] / double(1ull << 30));
+    }
+  }
   if (!profile.empty()) {
     std::printf("  per op, eager (mean of %lld steps, %.3f ms per step in the ops):\n", (long long)o.profile_steps,
                 profile_ms);
@@ -377,7 +467,11 @@ Command bench_command() {
       "made on the device (--weights random:SEED, or a weights file). Prints the median ms per\n"
       "step over --steps steps after warm-up (device events), the achieved TFLOP/s from the\n"
       "spec's FLOP count, the fraction of the 750 TFLOP/s floor, and the device memory in use;\n"
-      "--profile adds a per-op breakdown of eager steps; --json prints one JSON object.";
+      "--profile adds a per-op breakdown of eager steps; --json prints one JSON object.\n"
+      "On several ranks (mpiexec -n N) every rank computes a share of the one image with the\n"
+      "--parallel method and degrees (automatic: Ulysses over all ranks); each rank's step is\n"
+      "timed again with every transfer skipped (the compute-only baseline), and the\n"
+      "difference is reported as the communication the method leaves exposed.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
         ("model", po::value<std::string>()->default_value("flux-dev"), "preset: flux-dev, flux-schnell, flux-small, flux-tiny")
@@ -392,7 +486,12 @@ Command bench_command() {
         ("cuda-graphs", po::value<std::string>()->default_value("on"), "on: capture the step once and replay it; off: eager")
         ("profile", po::bool_switch(), "per-op breakdown of eager steps (events around every op)")
         ("json", po::bool_switch(), "print one JSON object instead of the text report")
-        ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)");
+        ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)")
+        ("transport", po::value<std::string>()->default_value("auto"),
+         "several ranks: auto, mpi, ipc or nccl (see fresco generate --help)")
+        ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
+         "seconds a rank waits for a peer before ending the job (0: forever)");
+    add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     BenchOptions o;
@@ -403,7 +502,10 @@ Command bench_command() {
     o.txt_len = vm["txt-len"].as<int64_t>();
     o.steps = vm["steps"].as<int64_t>();
     o.warmup = vm["warmup"].as<int64_t>();
-    require_input(ctx.mpi.size() == 1, "fresco bench runs on one rank (got " + std::to_string(ctx.mpi.size()) + ")");
+    o.parallel = parallel_choice(vm);
+    o.transport = vm["transport"].as<std::string>();
+    check_transport_name(o.transport);
+    o.comm_timeout = vm["comm-timeout"].as<double>();
     require_input(o.width > 0 && o.height > 0 && o.width % 16 == 0 && o.height % 16 == 0,
                   "options --width and --height must be positive multiples of 16");
     require_input(o.txt_len > 0, "option --txt-len must be positive");
@@ -422,6 +524,7 @@ Command bench_command() {
     o.graphs = graphs == "on";
     o.profile = vm["profile"].as<bool>();
     o.json = vm["json"].as<bool>();
+    require_input(!o.profile || ctx.mpi.size() == 1, "--profile times one rank's ops: run it on one rank");
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     return [o, &mpi = ctx.mpi]() { return run_bench(o, mpi); };
   };

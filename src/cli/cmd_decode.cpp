@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "mpi/comm/transports.hpp"
 #include "io/atomic_output.hpp"
 #include "io/h5_file.hpp"
 #include "io/image_file.hpp"
@@ -57,7 +58,6 @@ Command decode_command() {
     if (prefix.empty()) prefix = default_prefix(latent_path);
     ensure_output_path(prefix + ".png");
     EngineChoice engine = engine_choice(vm);
-    require_engine_fits_group(engine, ctx.mpi.size(), "a decode");
     auto backend = std::shared_ptr<Backend>(make_engine_backend(engine, ctx.mpi.local_rank()));
     std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend, engine);
     const VaeConfig& config = decoder->config();
@@ -75,7 +75,10 @@ Command decode_command() {
     return [backend, decoder, latent, latent_path, prefix, preset, engine, &mpi = ctx.mpi]() {
       MPI_Comm world;
       FRESCO_MPI_CHECK(MPI_Comm_dup(mpi.world(), &world));
-      MpiCommunicator group(world, "decode");
+      const std::unique_ptr<Communicator> transport =
+          make_transport(engine.transport, backend->device() == Device::cuda,
+                         std::make_unique<MpiCommunicator>(world, "decode"));
+      Communicator& group = *transport;
       group.set_deadline(engine.comm_timeout);
       const DecodedImage d = decode_on_group(*decoder, group, latent);
       const double mine[2] = {d.seconds, peak_memory_bytes()};

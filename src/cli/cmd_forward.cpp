@@ -10,6 +10,7 @@
 #include "src/model/weights_io.hpp"
 #include "src/model/flux_model.hpp"
 #include "mpi/plans/parallel_plan.hpp"
+#include "src/cli/auto_layout.hpp"
 #include "src/cli/commands.hpp"
 
 namespace fresco::cli {
@@ -77,22 +78,33 @@ Command forward_command() {
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     auto run = std::make_shared<ForwardRun>(
         ForwardRun{ctx.mpi, vm["out"].as<std::string>(), parallel_choice(vm), {}, {}, {}, {}});
-    // The layout first: it is collective, and every rank reaches it with the same options.
+    // The backend (it selects the rank's GPU, which the device transports use), then the
+    // layout: it is collective, and every rank reaches it with the same options.
     EngineChoice engine = engine_choice(vm);
     run->choice.plan.compute = engine.compute;
-    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
-    run->layout->set_deadline(engine.comm_timeout);
-    require_engine_fits_group(engine, run->layout->group_size(), "an image");
-    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
-    ensure_output_path(run->out);
+    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
+    request_transport(run->choice.layout, engine, *run->backend);
+    // The model and the inputs' sizes first: the automatic layout is chosen for them (every
+    // rank reads the same files, so these fail on all ranks or none).
     const std::string weights_path = vm["weights"].as<std::string>();
     const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
+    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
+    const ForwardInputs& in = run->inputs;
+    AutoLayoutInputs auto_layout;
+    auto_layout.config = config;
+    auto_layout.patch = run->choice.plan.method == ParallelMethod::patch;
+    auto_layout.images = {{in.txt.dim(0), in.grid_h, in.grid_w}};
+    auto_layout.engine = engine;
+    auto_layout.link = run->choice.layout.link;
+    auto_layout.threads_per_rank = threads_per_rank(vm["threads"].as<int>(), ctx.mpi.local_size());
+    run->choice.layout.choose = automatic_layout(std::move(auto_layout));
+    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
+    run->layout->set_deadline(engine.comm_timeout);
+    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
+    ensure_output_path(run->out);
     run->model = std::make_unique<FluxTransformer>(
         config, load_weights(weights_path, config.name, *run->backend, weight_dtype_for(engine)), *run->backend,
         make_attention(*run->layout, config, run->choice.plan), engine.compute);
-    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
-    const ForwardInputs& in = run->inputs;
     image_shards(*run->layout, run->choice.plan, in.txt.dim(0), in.grid_h, in.grid_w);  // fits?
     report_plan(ctx.mpi, *run->layout, run->choice, config, in.txt.dim(0) + in.grid_h * in.grid_w);
     return [run]() { return (*run)(); };

@@ -15,6 +15,7 @@
 #include "src/cli/parallel_decode.hpp"
 #include "mpi/plans/parallel_plan.hpp"
 #include "io/png_file.hpp"
+#include "src/cli/auto_layout.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/validation.hpp"
 #include "src/core/digest.hpp"
@@ -84,6 +85,12 @@ struct GenerateRun {
   int64_t slice = 0, slices = 1;  // --slice K/N: this run's contiguous part of the batch
   bool cuda_graphs = false;       // --cuda-graphs on (and a backend that captures)
 
+  // Whether a whole step can be one graph: one rank per image, or the exact method over
+  // transports that queue their transfers on the device (nccl, ipc).
+  bool step_capturable() const {
+    return layout->group_size() == 1 || (choice.plan.method == ParallelMethod::sequence && layout->capturable());
+  }
+
   bool in_slice(int64_t index) const {
     const int64_t n = int64_t(jobs.size());
     return index >= slice * n / slices && index < (slice + 1) * n / slices;
@@ -103,6 +110,7 @@ struct GenerateRun {
     // graph_txt_len tokens; null until a step has run eagerly at this shape.
     std::unique_ptr<StepGraph> graph;
     int64_t graph_txt_len = -1;
+    double graph_bytes_sent = 0;  // bytes this rank's exchanges send in one step
   };
   StepBuffers step_io{};
   const StepBuffers& step_buffers(int64_t image_tokens, int64_t rows);
@@ -179,6 +187,7 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   model->set_condition(prompt.txt, prompt.y, h / 2, w / 2, shards, layout->position());
 
   layout->reset_stats();
+  double replayed_bytes = 0;  // bytes sent by replayed step graphs (their exchanges count nothing)
   const auto t = flux_timesteps(int(job.steps), Limg, config.time_shift);
   for (int64_t i = 0; i < job.steps; ++i) {
     // A stop signal (SIGTERM, SIGUSR1) ends the batch here, between steps, on every rank of
@@ -198,18 +207,26 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
       model->forward(io.tokens, io.scalars.rows(0, 2), io.velocity);
       backend->axpy(io.scalars.rows(2, 1), io.velocity, io.tokens);  // Euler step
     };
-    // Whole-step graphs (one rank per image: the MPI transport cannot be captured): the step
-    // runs eagerly once per shape, which sizes every scratch buffer, and is then captured
-    // and replayed; a replay runs the same kernels on the same buffers as an eager step.
+    // Whole-step graphs: the step runs eagerly once per shape, which sizes every scratch
+    // buffer, and is then captured and replayed; a replay runs the same kernels and transfers
+    // on the same buffers as an eager step. With ranks per image the transfers are captured
+    // too (NCCL, IPC); a host transport cannot be, nor can DistriFusion's gathers, which
+    // stay in flight from one step into the next.
     StepBuffers& g = step_io;
     if (g.graph && g.graph_txt_len == prompt.txt.dim(0)) {
       g.graph->replay();
+      layout->watch(backend->stream());     // a hung peer ends the job, not this rank's GPU
+      replayed_bytes += g.graph_bytes_sent;  // what the captured exchanges send per replay
     } else {
+      const double sent_before = layout->stats().bytes_sent;
       step();
-      if (cuda_graphs && layout->group_size() == 1 && i + 1 < job.steps) {
+      g.graph_bytes_sent = layout->stats().bytes_sent - sent_before;
+      if (cuda_graphs && step_capturable() && i + 1 < job.steps) {
         g.graph = backend->capture(step);
         g.graph_txt_len = prompt.txt.dim(0);
         if (!g.graph) cuda_graphs = false;  // this backend cannot capture
+        layout->reset_stats();  // the capture's exchanges sent nothing; count the eager step again
+        replayed_bytes += g.graph_bytes_sent;
       }
     }
     progress.poll();
@@ -218,7 +235,9 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
   const double per_step = seconds / double(job.steps);
   if (layout->group_size() > 1) {  // before the final gather, which is not part of a step
-    const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
+    CommStats sent = layout->stats();
+    sent.bytes_sent += replayed_bytes;
+    const StepAccounting acc = gather_accounting(layout->group(), sent, seconds);
     if (layout->group_leader()) {
       std::printf("fresco: image %lld, communication per step (mean of %lld):\n%s", (long long)job.index,
                   (long long)job.steps,
@@ -353,11 +372,7 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
 void check_generate_memory(const po::variables_map& vm, const GenerateRun& run, const EngineChoice& engine,
                            const std::string& weights_path, int ranks_on_node) {
   if (engine.backend != "cpu") return;  // device memory is the GPU backend's to check
-  const double params = double(flux_parameter_count(run.config));
-  std::error_code ec;
-  double weight_bytes = params * double(dtype_size(engine.compute));
-  if (const auto size = std::filesystem::file_size(weights_path, ec); !ec)
-    weight_bytes = engine.compute == DType::f32 ? double(size) : std::min(double(size), weight_bytes);
+  const double weight_bytes = weight_bytes_in_memory(run.config, engine, weights_path);
   const double budget = memory_per_rank(ranks_on_node);
   const bool patch = run.choice.plan.method == ParallelMethod::patch;
   const bool size_given = !vm["width"].defaulted() || !vm["height"].defaulted();
@@ -390,7 +405,8 @@ Command generate_command() {
   c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
   c.details =
       "Groups of ranks (--ulysses x --ring, or --patches) each take whole images; by default\n"
-      "the groups are as small as keeps every rank busy. Image i is written atomically to\n"
+      "the performance model picks the layout that finishes the batch soonest (no group idle at\n"
+      "the start; rank 0 prints the choice and its prediction). Image i is written atomically to\n"
       "DIR/img_{i}.h5 (final latent /latent [16, H/8, W/8] plus provenance; with --vae also the\n"
       "picture /image [3, H, W], decoded by the group in bands of rows, and DIR/img_{i}.png).\n"
       "Images whose .h5 exists are skipped, so re-running the same command after preemption finishes the batch. --seed, --width,\n"
@@ -441,27 +457,47 @@ Command generate_command() {
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
     EngineChoice engine = engine_choice(vm);
     run->choice.plan.compute = engine.compute;
-    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, run->prompts->size());
-    run->layout->set_deadline(engine.comm_timeout);
-    // Every prompt entry's values, each rank a share (collective: before any per-rank check).
-    const std::vector<std::string> prompt_digests = check_prompt_values(ctx.mpi, *run->prompts);
-    require_engine_fits_group(engine, run->layout->group_size(), "an image");
-    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
-    ensure_writable_directory(run->out_dir);
+    // The backend selects the rank's GPU, which the layout's device transports use.
+    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
+    request_transport(run->choice.layout, engine, *run->backend);
+    // The automatic layout is chosen for the model and the images of this run, so they are read
+    // first; every rank reads the same files and options, so these checks fail on all or none.
     const std::string weights_path = vm["weights"].as<std::string>();
     run->config = preset_for_weights(weights_path, vm["model"].as<std::string>());
     validate_prompts(*run->prompts, run->config);
-    for (int64_t i = 0; i < run->prompts->size(); ++i) {
-      run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
-      const ImageJob& job = run->jobs.back();
-      image_shards(*run->layout, run->choice.plan, run->prompts->txt_len(i), job.height / 16,
-                   job.width / 16);  // refuses images too small for the group
+    for (int64_t i = 0; i < run->prompts->size(); ++i) run->jobs.push_back(resolve_job(vm, *run->prompts, i, run->config));
+    {
+      // This run's images: its slice, all of them, also on a rerun that finds some done, so
+      // that a resumed run builds the same layout (and computes the same bits).
+      AutoLayoutInputs auto_layout;
+      auto_layout.config = run->config;
+      auto_layout.patch = run->choice.plan.method == ParallelMethod::patch;
+      auto_layout.link = run->choice.layout.link;
+      for (const ImageJob& job : run->jobs)
+        if (run->in_slice(job.index))
+          auto_layout.images.push_back({run->prompts->txt_len(job.index), job.height / 16, job.width / 16});
+      auto_layout.decode = !vm["vae"].as<std::string>().empty() && !vm["no-decode"].as<bool>();
+      auto_layout.engine = engine;
+      auto_layout.threads_per_rank = threads_per_rank(vm["threads"].as<int>(), ctx.mpi.local_size());
+      auto_layout.weight_bytes = weight_bytes_in_memory(run->config, engine, weights_path);
+      auto_layout.memory_budget = memory_per_rank(ctx.mpi.local_size());
+      auto_layout.stale_dtype = run->choice.plan.displaced.stale_dtype;
+      const int64_t images_here = int64_t(auto_layout.images.size());
+      if (images_here > 0) run->choice.layout.choose = automatic_layout(std::move(auto_layout));
+      run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, std::max<int64_t>(images_here, 1));
     }
+    run->layout->set_deadline(engine.comm_timeout);
+    // Every prompt entry's values, each rank a share (collective: before any per-rank check).
+    const std::vector<std::string> prompt_digests = check_prompt_values(ctx.mpi, *run->prompts);
+    configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
+    ensure_writable_directory(run->out_dir);
+    for (const ImageJob& job : run->jobs)
+      image_shards(*run->layout, run->choice.plan, run->prompts->txt_len(job.index), job.height / 16,
+                   job.width / 16);  // refuses images too small for the group
     check_generate_memory(vm, *run, engine, weights_path, ctx.mpi.local_size());
     const ImageJob& first = run->jobs.front();
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
-    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
     run->cuda_graphs = engine.cuda_graphs;
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {

@@ -1,6 +1,7 @@
 // `fresco info`: what this build and this node offer (backends, ops, GPUs, MPI ranks).
 #include <cstdio>
 
+#include "mpi/comm/transports.hpp"
 #include "src/backend/backend.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/flux_model.hpp"
@@ -49,6 +50,16 @@ Command info_command() {
                     d.minor, double(d.total_memory) / (1 << 30), d.multiprocessors);
 #else
       std::printf("CUDA: not built (no CUDA compiler found or -DFRESCO_CUDA=OFF)\n");
+#endif
+      {
+        std::string names;
+        for (const std::string& t : transports_built()) names += (names.empty() ? "" : ", ") + t;
+        std::printf("transports: %s (--transport; auto picks per communicator)\n", names.c_str());
+      }
+#ifdef FRESCO_HAVE_UCX
+      std::printf("UCX: built (--transport ucx: one-sided puts between CPU ranks)\n");
+#else
+      std::printf("UCX: not built (UCX not found or -DFRESCO_UCX=OFF; --transport ucx unavailable)\n");
 #endif
       return 0;
     };

@@ -77,6 +77,7 @@ struct SweepPlan {
   std::vector<Resolution> resolutions;
   int64_t steps = 3, txt_len = 8;
   int threads = 1, ranks_per_node = 0, repeats = 1;
+  std::vector<int> predict_ranks;  // --predict-ranks: model-only points beyond the measured ones
   double flops_per_second = 0;  // 0: measured by the one-rank runs
   MachineModel machine;
   bool plots = true;
@@ -291,6 +292,37 @@ double model_ms(const SweepPlan& plan, const json& r, double rate) {
                             machine).step_s;
 }
 
+// The model's step time of a method on K ranks that were not measured (--predict-ranks): ulysses
+// U = K, ring R = K, patch K patches, sequence the layout the model itself ranks fastest for
+// one image on K ranks (what generate's automatic layout picks with the same machine).
+std::pair<double, std::string> predicted_ms(const SweepPlan& plan, const std::string& method, int K,
+                                            int64_t img_tokens, double rate) {
+  MachineModel machine = plan.machine;
+  machine.flops_per_second = rate;
+  SplitConfig split;
+  split.ranks_per_node = plan.ranks_per_node;
+  if (method == "patch") {
+    split.method = "patch";
+    split.patches = K;
+  } else if (method == "ulysses") {
+    split.ulysses = K;
+  } else if (method == "ring") {
+    split.ring = K;
+  } else {
+    LayoutSearch search;
+    search.world_size = K;
+    search.ranks_per_node = plan.ranks_per_node;
+    search.txt_tokens = plan.txt_len;
+    search.img_tokens = img_tokens;
+    search.machine_for_group = [&](int) { return std::optional<MachineModel>(machine); };
+    const LayoutRanking ranking = rank_layouts(plan.config, search);
+    if (ranking.chosen >= 0) split = ranking.candidates[size_t(ranking.chosen)].split;
+  }
+  LayoutCandidate named;
+  named.split = split;
+  return {1e3 * predict_step(plan.config, split, plan.txt_len, img_tokens, 4.0, machine).step_s, named.name()};
+}
+
 void draw_plots(const SweepPlan& plan, const std::vector<json>& records) {
   // Series per (method, resolution); a one-rank run belongs to every method's series.
   std::vector<Series> time, speedup, efficiency, share, model;
@@ -320,6 +352,19 @@ void draw_plots(const SweepPlan& plan, const std::vector<json>& records) {
           sp.points.emplace_back(K, base[res.name()] / ms);
           ef.points.emplace_back(K, 100.0 * base[res.name()] / ms / K);
         }
+      }
+      // The model beyond the measurements (--predict-ranks), at the rate the one-rank run measured.
+      const int64_t img_tokens = (res.width / 16) * (res.height / 16);
+      const double rate = plan.flops_per_second > 0 ? plan.flops_per_second
+                          : base.count(res.name())
+                              ? flux_step_flops(plan.config, plan.txt_len, img_tokens).total() / (1e-3 * base[res.name()])
+                              : 0.0;
+      for (int K : plan.predict_ranks) {
+        if (rate <= 0 || std::any_of(mp.points.begin(), mp.points.end(), [&](const auto& p) { return p.first == K; }))
+          continue;
+        const auto [ms, layout] = predicted_ms(plan, method, K, img_tokens, rate);
+        mp.points.emplace_back(K, ms);
+        std::printf("fresco sweep: model, %s on %d ranks (%s): %.4g ms per step\n", label.c_str(), K, layout.c_str(), ms);
       }
       for (Series* s : {&t, &sp, &ef, &sh, &mm, &mp}) std::sort(s->points.begin(), s->points.end());
       time.push_back(t);
@@ -524,7 +569,8 @@ Command sweep_command() {
       "to DIR/sweep.jsonl (configuration, hardware, ms/step, TFLOP/s, bytes sent, exposed\n"
       "communication, peak memory, the performance model's prediction). gnuplot then draws\n"
       "DIR/time.png, speedup.png, efficiency.png, comm_share.png and model.png (one series per\n"
-      "method and resolution). Methods: sequence (automatic Ulysses x Ring), ulysses, ring, patch.\n"
+      "method and resolution; --predict-ranks extends the model lines to larger rank counts).\n"
+      "Methods: sequence (automatic Ulysses x Ring), ulysses, ring, patch.\n"
       "Options may come from an INI file (--config) with the same names. Run it as one process.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
@@ -546,7 +592,10 @@ Command sweep_command() {
         ("inter-node-gbs", po::value<double>()->default_value(25), "model: inter-node bandwidth, GB/s per rank")
         ("latency-us", po::value<double>()->default_value(5), "model: latency of one message, microseconds")
         ("no-plots", po::bool_switch(), "write the records only (no gnuplot)")
-        ("plot-only", po::bool_switch(), "redraw the plots from DIR/sweep.jsonl without running");
+        ("plot-only", po::bool_switch(), "redraw the plots from DIR/sweep.jsonl without running")
+        ("predict-ranks", po::value<std::string>()->default_value(""),
+         "comma list of rank counts to extend each model line to (model.png), at the compute rate\n"
+         "the one-rank runs measured: plan a larger run from a small sweep (with --plot-only too)");
     add_model_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
@@ -566,6 +615,17 @@ Command sweep_command() {
     plan->machine.inter_node_bw = vm["inter-node-gbs"].as<double>() * 1e9;
     plan->machine.latency = vm["latency-us"].as<double>() * 1e-6;
     plan->plots = !vm["no-plots"].as<bool>();
+    for (const std::string& k : split_list(vm["predict-ranks"].as<std::string>())) {
+      size_t used = 0;
+      int value = 0;
+      try {
+        value = std::stoi(k, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      require_input(used == k.size() && value > 0, "option --predict-ranks: '" + k + "' is not a positive rank count");
+      plan->predict_ranks.push_back(value);
+    }
     require_input(plan->steps > 0, "option --steps must be positive (got " + std::to_string(plan->steps) + ")");
     require_input(plan->txt_len > 0, "option --txt-len must be positive");
     require_input(plan->repeats > 0, "option --repeats must be positive");

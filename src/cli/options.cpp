@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "mpi/comm/transports.hpp"
 #include "src/cli/validation.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/core/error.hpp"
@@ -120,18 +121,22 @@ std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backe
 void add_engine_options(po::options_description& o) {
   o.add_options()
       ("backend", po::value<std::string>()->default_value("auto"),
-       "where the ops run: cpu (the reference backend), cuda (one GPU per rank), or auto: cuda\n"
-       "where this build has it and a GPU is present (and an image is not split over ranks),\n"
-       "else cpu (FRESCO_DEFAULT_BACKEND=cpu|cuda in the environment overrides auto)")
+       "where the ops run: cpu (the reference backend), cuda (a GPU per rank: the rank's index\n"
+       "on its node, modulo the visible GPUs), or auto: cuda where this build has it and a GPU\n"
+       "is present, else cpu (FRESCO_DEFAULT_BACKEND=cpu|cuda in the environment overrides auto)")
       ("cuda-graphs", po::value<std::string>()->default_value("on"),
        "on: a denoising step is captured once per image shape as a CUDA graph and replayed\n"
-       "(cuda backend, one rank per image); off: every op is launched eagerly (debugging)")
+       "(cuda backend; with ranks per image, for --parallel sequence over nccl or ipc);\n"
+       "off: every op is launched eagerly (debugging)")
       ("dtype", po::value<std::string>()->default_value("f32"),
        "compute dtype of the activations: f32, or bf16 (what the GPU runs; on the CPU the ops\n"
        "round to bf16 where a GPU kernel stores). Weights are converted to it when it is not f32")
       ("transport", po::value<std::string>()->default_value("auto"),
-       "how ranks exchange activations: auto or mpi (host memory; NCCL and CUDA IPC come with\n"
-       "the GPU ranks)")
+       "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
+       "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"
+       "ranks may share a GPU), nccl (one GPU per rank, within and across nodes), ucx (UCX\n"
+       "one-sided puts between CPU ranks, where built; docs/cluster.md), or auto:\n"
+       "mpi on CPU ranks; on GPU ranks ipc within a node, else nccl, else mpi")
       ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
        "seconds a rank waits for a peer's data before it declares the peer hung or dead and\n"
        "ends the job (0: wait forever)");
@@ -151,10 +156,10 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   e.cuda_graphs = graphs == "on";
   e.compute = parse_dtype_option("dtype", vm["dtype"].as<std::string>());
   require_input(e.compute != DType::f16, "option --dtype must be f32 or bf16 (got 'f16')");
-  const std::string transport = vm["transport"].as<std::string>();
-  require_input(transport == "auto" || transport == "mpi",
-                "option --transport must be auto or mpi in this build (got '" + transport + "')");
-  e.transport = "mpi";
+  e.transport = vm["transport"].as<std::string>();
+  check_transport_name(e.transport);
+  require_input(e.backend == "cuda" || e.transport == "auto" || e.transport == "mpi" || e.transport == "ucx",
+                "--transport " + e.transport + " moves GPU memory; with --backend cpu use mpi, ucx or auto");
   e.comm_timeout = vm["comm-timeout"].as<double>();
   require_input(e.comm_timeout >= 0 && std::isfinite(e.comm_timeout),
                 "option --comm-timeout must be a non-negative number of seconds");
@@ -165,13 +170,9 @@ std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int loc
   return make_backend(engine.backend, local_rank);
 }
 
-void require_engine_fits_group(EngineChoice& engine, int group_size, const std::string& what) {
-  if (engine.backend_auto && group_size > 1) engine.backend = "cpu";
-  require_input(engine.backend != "cuda" || group_size == 1,
-                "--backend cuda cannot yet split " + what + " over " + std::to_string(group_size) +
-                    " ranks: the MPI transport moves host memory, and the GPU transports (NCCL, CUDA "
-                    "IPC, host-staged MPI) come with the GPU-ranks issue; run one rank per image "
-                    "(--ulysses 1 --ring 1, or --patches 1) or use --backend cpu");
+void request_transport(LayoutRequest& layout, const EngineChoice& engine, const Backend& backend) {
+  layout.transport = engine.transport;
+  layout.device_buffers = backend.device() == Device::cuda;
 }
 
 std::optional<DType> weight_dtype_for(const EngineChoice& engine) {
@@ -209,7 +210,14 @@ void add_parallel_options(po::options_description& o) {
       ("stale-dtype", po::value<std::string>()->default_value("f32"),
        "patch: type of the stale K/V buffers: f32, bf16 or f16 (halves their memory)")
       ("ranks-per-node", po::value<int>()->default_value(0),
-       "emulate nodes of this many consecutive ranks (0: detect the real nodes)");
+       "emulate nodes of this many consecutive ranks (0: detect the real nodes)")
+      ("inter-node", po::value<std::string>()->default_value("ring"),
+       "sequence: how K/V chunks move between the Ulysses groups (nodes): ring (passed on to the\n"
+       "next group) or torus (StreamFusion: each group sends its own chunk in shifted pairwise steps)")
+      ("emulate-link", po::value<std::string>()->default_value("off"),
+       "BW_GBps,LATENCY_us: emulate a slow link between nodes (with --ranks-per-node): exchanges\n"
+       "between ranks of different nodes finish no earlier than bytes / BW + LATENCY (an emulation\n"
+       "for studies on one machine; the data still moves over the real transport)");
 }
 
 ParallelChoice parallel_choice(const po::variables_map& vm) {
@@ -218,17 +226,25 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   const int rpn = vm["ranks-per-node"].as<int>();
   if (method == "sequence") {
     require_input(vm["patches"].defaulted(), "--patches applies to --parallel patch");
-    c.layout = {vm["ulysses"].as<int>(), vm["ring"].as<int>(), rpn};
+    c.layout.ulysses = vm["ulysses"].as<int>();
+    c.layout.ring = vm["ring"].as<int>();
   } else if (method == "patch") {
     require_input(vm["ulysses"].defaulted() && vm["ring"].defaulted(),
                   "--ulysses and --ring apply to --parallel sequence; use --patches with --parallel patch");
     const int patches = vm["patches"].as<int>();
     require_input(patches >= 0, "--patches must not be negative");
     c.plan.method = ParallelMethod::patch;
-    c.layout = {patches, patches > 0 ? 1 : 0, rpn};
+    c.layout.ulysses = patches;  // a patch group is the layout's Ulysses axis
+    c.layout.ring = patches > 0 ? 1 : 0;
   } else {
     throw InputError("option --parallel must be sequence or patch (got '" + method + "')");
   }
+  c.layout.ranks_per_node = rpn;
+  const std::string inter_node = vm["inter-node"].as<std::string>();
+  require_input(inter_node == "ring" || inter_node == "torus",
+                "option --inter-node must be ring or torus (got '" + inter_node + "')");
+  c.plan.inter_node = inter_node == "torus" ? InterNodeSchedule::torus : InterNodeSchedule::ring;
+  c.layout.link = LinkEmulation::parse(vm["emulate-link"].as<std::string>());
   const std::string mode = vm["sync-mode"].as<std::string>();
   require_input(mode == "async" || mode == "full_sync",
                 "option --sync-mode must be async or full_sync (got '" + mode + "')");
@@ -245,6 +261,9 @@ void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const Para
   if (mpi.rank() != 0) return;
   const bool patch = choice.plan.method == ParallelMethod::patch;
   std::printf("%s\n", layout.describe(!patch).c_str());
+  if (!patch && layout.ring() > 1 && choice.plan.inter_node == InterNodeSchedule::torus)
+    std::printf("Torus attention: K/V of the %d Ulysses groups in %d shifted pairwise steps (no forwarding)\n",
+                layout.ring(), layout.ring() - 1);
   if (!patch || layout.group_size() == 1) return;
   const auto& d = choice.plan.displaced;
   const int layers = config.depth + config.depth_single;
@@ -265,12 +284,17 @@ void require_positive(const po::variables_map& vm, const std::string& name) {
   require_input(x > 0, "option --" + name + " must be positive (got " + value_string(v) + ")");
 }
 
-int configure_threads(int requested, int ranks_on_node) {
-  check_threads(requested);  // a negative or absurd count is named, never taken as automatic
+int threads_per_rank(int requested, int ranks_on_node) {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   int n = std::max(1, cores / std::max(1, ranks_on_node));
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) n = std::atoi(env);
   if (requested > 0) n = requested;
+  return n;
+}
+
+int configure_threads(int requested, int ranks_on_node) {
+  check_threads(requested);  // a negative or absurd count is named, never taken as automatic
+  const int n = threads_per_rank(requested, ranks_on_node);
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
   return n;

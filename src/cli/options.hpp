@@ -60,17 +60,15 @@ struct EngineChoice {
   bool backend_auto = false;     // --backend auto: cpu where cuda cannot run the group
   bool cuda_graphs = true;       // --cuda-graphs: capture a denoising step once, replay it
   DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
-  std::string transport = "mpi"; // how ranks exchange activations
+  std::string transport = "auto"; // --transport: auto | mpi | ipc | nccl (transports.hpp)
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };
 EngineChoice engine_choice(const po::variables_map& vm);
 // The backend of the choice (InputError naming --backend when it cannot be made here).
 // `local_rank`: this rank's index on its node, which picks its GPU (one GPU per rank).
 std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
-// InputError when the engine cannot split an image over `group_size` ranks (device tensors
-// need a GPU transport: NCCL, CUDA IPC or host-staged MPI, which come with the GPU ranks).
-// --backend auto falls back to cpu there instead.
-void require_engine_fits_group(EngineChoice& engine, int group_size, const std::string& what);
+// The layout's request completed with the engine's transport and where its buffers live.
+void request_transport(LayoutRequest& layout, const EngineChoice& engine, const Backend& backend);
 // Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
 // converts to bf16 (the GPU's weights).
 std::optional<DType> weight_dtype_for(const EngineChoice& engine);
@@ -92,5 +90,7 @@ void require_positive(const po::variables_map& vm, const std::string& name);
 // Returns the count. Results are bitwise reproducible for a given thread count per rank
 // (BLAS blocking depends on it), whatever the number of ranks.
 int configure_threads(int requested, int ranks_on_node);
+// The count configure_threads sets, without setting it (the automatic layout's CPU rate).
+int threads_per_rank(int requested, int ranks_on_node);
 
 }  // namespace fresco::cli

@@ -111,6 +111,11 @@ class Tensor {
 
   std::string describe() const;  // "f32[3, 4] on cpu" (", row stride 12" when strided)
 
+  // The memory block this tensor views and where in it the view starts (transports that
+  // register or export whole allocations: CUDA IPC handles, NCCL windows, UCX memory maps).
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  size_t offset_bytes() const { return offset_; }
+
  private:
   std::shared_ptr<Storage> storage_;
   size_t offset_ = 0;  // bytes

@@ -41,6 +41,18 @@ if [ "$NP" -eq 4 ]; then
   # Automatic layout for one forward: all four ranks on the image.
   run_np 4 forward --weights "$W" --inputs "$IN" --out auto.h5 --ranks-per-node 2 > auto.log
   grep -q "1 data-parallel group(s) of 4 rank(s): Ulysses 2 x Ring 2" auto.log || { cat auto.log; fail "auto layout"; }
+  # ... chosen by the performance model (2 heads: Ulysses 4 is no candidate), which says why.
+  grep -q "automatic layout, performance model (CPU rank defaults" auto.log || { cat auto.log; fail "no model report"; }
+  grep -q "chosen 1 group(s) x Ulysses 2 x Ring 2: .* ms per step of the batch" auto.log || fail "no prediction"
+  grep -q "then   1 group(s) x Ulysses 1 x Ring 4" auto.log || fail "no runner-up"
+  "$H5_TOOL" compare auto.h5 single.h5 /velocity 1e-5 >/dev/null || fail "auto layout differs"
+  # A slow emulated link between the two nodes: the model prices it, Ulysses stays in a node.
+  run_np 4 forward --weights "$W" --inputs "$IN" --out slow.h5 --ranks-per-node 2 --emulate-link 0.2,200 > slow.log
+  grep -q "Ulysses 2 x Ring 2 on 2 node(s); Ulysses groups within nodes" slow.log || { cat slow.log; fail "slow link"; }
+  grep -q "with the emulated link between nodes: .* 0.2 GB/s between nodes" slow.log || { cat slow.log; fail "link not modelled"; }
+  # The user's degrees win over the model.
+  run_np 4 forward --weights "$W" --inputs "$IN" --out given.h5 --ring 4 --ranks-per-node 2 > given.log
+  grep -q "Ulysses 1 x Ring 4" given.log && ! grep -q "automatic layout" given.log || { cat given.log; fail "--ring 4 not honoured"; }
   # Impossible layouts are refused with one clear message.
   expect_error "3 ranks per image does not divide the 4 ranks" -- \
     run_np 4 forward --weights "$W" --inputs "$IN" --out bad.h5 --ulysses 3

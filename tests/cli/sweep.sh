@@ -50,6 +50,16 @@ cp study/sweep.jsonl before.jsonl
   { cat redraw.log; fail "--plot-only failed"; }
 cmp -s before.jsonl study/sweep.jsonl || fail "--plot-only changed the records"
 grep -q "wrote study/model.png (12 series)" redraw.log || fail "--plot-only did not redraw"
+# Planning beyond the sweep: the model lines run on to 4 and 8 ranks (3 methods x 2 resolutions).
+"$FRESCO" sweep --config sweep.ini --weights weights.h5 --out study --plot-only --predict-ranks 4,8 > plan.log ||
+  { cat plan.log; fail "--predict-ranks failed"; }
+[ "$(grep -c "fresco sweep: model, .* on [48] ranks (.*): [0-9.e+-]* ms per step" plan.log)" -eq 12 ] ||
+  { cat plan.log; fail "expected 12 predictions"; }
+grep -q "model, ulysses 64x64 on 8 ranks (Ulysses 8 x Ring 1)" plan.log || fail "ulysses prediction: not U = 8"
+grep -q "wrote study/model.png (12 series)" plan.log || fail "--predict-ranks changed the series"
+[ "$(grep -c '^8 ' study/model.gp)" -eq 6 ] || fail "model.gp: no 8-rank point on each model line"
+expect_error "option --predict-ranks: 'x' is not a positive rank count" -- \
+  "$FRESCO" sweep --weights weights.h5 --out bad --predict-ranks 4,x
 
 # Bad inputs: one clear error each, nothing run.
 expect_error "unknown method 'diagonal'" -- "$FRESCO" sweep --weights weights.h5 --out bad --methods ring,diagonal

@@ -1,0 +1,74 @@
+// Communicator over UCX one-sided puts (ucp API) for host buffers: the inter-node transport of
+// StreamFusion-style exchanges. Bootstrapped from an MPI communicator of the same ranks, which
+// it owns and which carries the set-up (worker addresses, remote keys) and the immediate
+// collectives (all_reduce_sum, host_all_gather).
+//
+// Once per communicator: a UCX context (RMA + 64-bit atomics), one worker, one endpoint per
+// peer. Once per exchange (collective, created in the same order on every rank): the receive
+// region and a control block of 2 x size 64-bit counters are mapped (ucp_mem_map), and every
+// rank learns each peer's addresses, remote keys and where its data lands there.
+//
+// Per transfer and step (epoch e of the exchange), receiver R and sender S:
+//   R.start():   atomic add 1 to S.ready[R]       "R's buffer is free for epoch e"
+//   S (start or while polling, once S.ready[R] >= e):
+//                put(data -> R's region) ; ucp_worker_fence ; atomic add 1 to R.arrived[S]
+//   R.finish():  drives ucp_worker_progress until R.arrived[S] >= e for every sender, and S's
+//                puts have completed locally (its send buffer may be rewritten)
+// No matched receives: a sender never writes a buffer its receiver still reads, because the
+// receiver opens it at start() of the next epoch only after the previous epoch's consumers ran.
+// Waits carry the communicator's deadline (CommTimeout naming the peers outstanding).
+// UCX needs the target to progress for puts carried as active messages (TCP): both sides
+// progress inside finish() and poll().
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "mpi/comm/mpi_communicator.hpp"
+
+namespace fresco {
+
+struct UcxRuntime;  // context, worker and endpoints (ucx_communicator.cpp)
+
+class UcxCommunicator final : public Communicator {
+ public:
+  // Collective over `base`'s ranks.
+  explicit UcxCommunicator(std::unique_ptr<MpiCommunicator> base);
+  ~UcxCommunicator() override;
+  UcxCommunicator(const UcxCommunicator&) = delete;
+  UcxCommunicator& operator=(const UcxCommunicator&) = delete;
+
+  int rank() const override { return base_->rank(); }
+  int size() const override { return base_->size(); }
+  // "ring: mpi ranks {0,2} of world (ucx one-sided)"
+  std::string describe() const override { return base_->describe() + " (ucx one-sided)"; }
+  bool device_memory() const override { return false; }
+  bool capturable() const override { return false; }
+  void set_deadline(double seconds) override;
+  // One set of counters with the bootstrap communicator (its collectives count there too).
+  CommStats& stats() override { return base_->stats(); }
+
+  std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
+                                       const Tensor& recv, const Displacements& recv_d) override;
+  std::unique_ptr<Exchange> send_recv(const Tensor& send, int dest, const Tensor& recv,
+                                      int source) override;
+  std::unique_ptr<Exchange> all_gather_in_place(const Tensor& all,
+                                                const Displacements& all_d) override;
+
+  void all_reduce_sum(const Tensor& x, Stream& stream) override { base_->all_reduce_sum(x, stream); }
+  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
+    base_->host_all_gather(send, recv, recv_d);
+  }
+  // An MPI barrier that keeps UCX progressing (a peer may still need this rank's acks).
+  void barrier() override;
+  [[noreturn]] void abort(int exit_code) override { base_->abort(exit_code); }
+
+  MpiCommunicator& base() { return *base_; }
+  UcxRuntime& runtime() { return *ucx_; }
+
+ private:
+  std::unique_ptr<MpiCommunicator> base_;
+  std::unique_ptr<UcxRuntime> ucx_;
+};
+
+}  // namespace fresco

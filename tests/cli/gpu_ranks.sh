@@ -1,0 +1,90 @@
+# GPU ranks (skipped with exit 77 where no GPU is present): every parallel method on NP GPU
+# ranks against the single-rank GPU result on the same inputs, through every transport this
+# host allows: CUDA IPC and host-staged MPI (ranks may share one GPU), and NCCL where there is
+# a GPU per rank. Then a hung rank (SIGSTOP) ends an IPC job through the watchdog, and with a
+# GPU per rank a killed one ends an NCCL job, each within 30 s.
+source "$(dirname "$0")/common.sh"
+NP=${1:-2}
+"$FRESCO" info > info.txt
+if ! grep -q "^backend cuda" info.txt; then
+  echo "SKIP: no CUDA backend here ($(grep -E 'CUDA' info.txt | head -1))"; exit 77
+fi
+gpus=$(grep -c "^  GPU [0-9]" info.txt || true)
+"$FRESCO" init-weights --model flux-tiny --seed 3 weights.h5 >/dev/null
+"$FRESCO" init-weights --model ae-tiny --seed 2 ae.h5 >/dev/null
+# 80x80: 5 token rows, so patches and sequence shards are uneven.
+"$FRESCO" make-prompts --model flux-tiny --count 2 --txt-len 5 --width 80 --height 80 --steps 6 \
+  prompts.h5 >/dev/null
+gen() { local np=$1; shift; run_np "$np" generate --backend cuda --weights weights.h5 --prompts prompts.h5 "$@"; }
+gen 1 --out exact --vae ae.h5 >/dev/null
+gen 1 --out exact16 --dtype bf16 >/dev/null
+
+transports="ipc mpi"
+[ "$gpus" -ge "$NP" ] && transports="$transports nccl"
+methods=("ulysses:--ulysses $NP --ring 1" "ring:--ulysses 1 --ring $NP"
+         "patch:--parallel patch --patches $NP --warmup-steps 6")
+[ "$NP" -eq 4 ] && methods+=("usp:--ulysses 2 --ring 2")
+declare -A label=([ipc]="cuda ipc" [mpi]="host-staged" [nccl]="nccl")
+for t in $transports; do
+  for m in "${methods[@]}"; do
+    name=${m%%:*}
+    # shellcheck disable=SC2086
+    gen "$NP" --transport "$t" ${m#*:} --out "${t}_$name" > "${t}_$name.log"
+    grep -q "transport: .*(${label[$t]})" "${t}_$name.log" || { cat "${t}_$name.log"; fail "$t $name: transport not reported"; }
+    for i in 0 1; do
+      "$H5_TOOL" compare "${t}_$name/img_$i.h5" "exact/img_$i.h5" /latent 1e-4 ||
+        fail "$t $name on $NP GPU ranks differs from one rank (image $i)"
+    done
+    echo "ok: $t $name on $NP GPU ranks equals one rank"
+  done
+done
+# bf16 activations: within bf16 rounding of the single-rank bf16 run.
+gen "$NP" --transport ipc --ulysses "$NP" --dtype bf16 --out ulysses16 >/dev/null
+"$H5_TOOL" compare ulysses16/img_0.h5 exact16/img_0.h5 /latent 2e-2
+# The group decodes on its GPUs (bands of rows, halos and GroupNorm sums over the transport).
+gen "$NP" --transport ipc --ulysses "$NP" --vae ae.h5 --out decoded >/dev/null
+"$H5_TOOL" compare decoded/img_0.h5 exact/img_0.h5 /image 1e-4
+# DistriFusion with fewer warm-up steps than steps: deterministic, and near the exact result.
+gen "$NP" --transport ipc --parallel patch --patches "$NP" --warmup-steps 2 --out displaced >/dev/null
+gen "$NP" --transport ipc --parallel patch --patches "$NP" --warmup-steps 2 --out displaced_again >/dev/null
+for i in 0 1; do
+  "$H5_TOOL" compare "displaced/img_$i.h5" "displaced_again/img_$i.h5" /latent 0 || fail "displaced run not deterministic"
+done
+psnr=$("$FRESCO" compare displaced/img_0.h5 exact/img_0.h5 | tail -1 | sed -n 's/.* PSNR \([-+0-9.eE]*\) dB.*/\1/p')
+awk -v v="$psnr" 'BEGIN { exit !(v + 0 >= 120) }' || fail "displaced GPU run: PSNR $psnr dB against the exact run"
+echo "ok: displaced on $NP GPU ranks: deterministic, PSNR $psnr dB against the exact run"
+
+# A stopped (hung) or killed rank ends the job within 30 s.
+"$FRESCO" init-weights --model flux-small --seed 3 small.h5 >/dev/null
+"$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 256 --height 256 --steps 2000 \
+  long.h5 >/dev/null
+#   ends_within TRANSPORT SIGNAL
+ends_within() {
+  "$MPIEXEC" -n "$NP" --oversubscribe "$FRESCO" generate --backend cuda --weights small.h5 --prompts long.h5 \
+    --out "long_$1" --ulysses "$NP" --transport "$1" --comm-timeout 3 >"long_$1.log" 2>"long_$1.err" &
+  local job=$! victim rc=0 start elapsed
+  for _ in $(seq 300); do
+    grep -q "image 0" "long_$1.log" 2>/dev/null && break
+    [ "$(pgrep -P "$job" -x fresco | wc -l)" -ge "$NP" ] && grep -q "effective configuration" "long_$1.log" && sleep 3 && break
+    sleep 0.2
+  done
+  victim=$(pgrep -P "$job" -x fresco | tail -1)
+  [ -n "$victim" ] || fail "$1: no rank to signal"
+  kill "-$2" "$victim"
+  start=$(date +%s)
+  for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$job" 2>/dev/null; then
+    kill -CONT "$victim" 2>/dev/null; kill -9 "$job" 2>/dev/null
+    cat "long_$1.err"; fail "$1: the job still runs 60 s after SIG$2 of one rank"
+  fi
+  wait "$job" || rc=$?
+  elapsed=$(( $(date +%s) - start ))
+  kill -CONT "$victim" 2>/dev/null || true
+  [ "$rc" -ne 0 ] || fail "$1: the job ended with status 0 after SIG$2 of a rank"
+  [ "$elapsed" -le 30 ] || fail "$1: the job took ${elapsed} s to end after SIG$2"
+  echo "ok: $1: SIG$2 of one rank ended the job in ${elapsed} s (status $rc)"
+}
+ends_within ipc STOP
+grep -q "hung or dead" long_ipc.err || { cat long_ipc.err; fail "ipc: no message names a hung or dead peer"; }
+if [ "$gpus" -ge "$NP" ]; then ends_within nccl KILL; fi
+echo "ok: GPU ranks at np $NP ($transports)"
