@@ -143,8 +143,7 @@ class IpcExchange final : public DeviceExchange {
   std::vector<DeviceCopy> local_;
 };
 
-IpcCommunicator::IpcCommunicator(std::unique_ptr<MpiCommunicator> base) : base_(std::move(base)) {
-  set_deadline(base_->deadline());
+IpcCommunicator::IpcCommunicator(std::unique_ptr<MpiCommunicator> base) : LayeredCommunicator(std::move(base)) {
   memory_ops();  // fails early (and on every rank) where the driver lacks them
   const int n = size();
   // At least the driver's 2 MiB granule: small cudaMalloc blocks share a granule, and a process
@@ -178,11 +177,6 @@ IpcCommunicator::~IpcCommunicator() {
   cudaStreamSynchronize(stream_.get());
   for (auto& [handle, pointer] : mapped_) cudaIpcCloseMemHandle(pointer);
   if (signals_) cudaFree(signals_);
-}
-
-void IpcCommunicator::set_deadline(double seconds) {
-  Communicator::set_deadline(seconds);
-  base_->set_deadline(seconds);
 }
 
 void IpcCommunicator::watch(Stream& stream) {

@@ -34,11 +34,11 @@
 #include <vector>
 
 #include "cuda/cuda_stream.hpp"
-#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/comm/layered_communicator.hpp"
 
 namespace fresco {
 
-class IpcCommunicator final : public Communicator {
+class IpcCommunicator final : public LayeredCommunicator {
  public:
   // Collective over `base`, whose ranks must share one node. The GPU is selected before.
   explicit IpcCommunicator(std::unique_ptr<MpiCommunicator> base);
@@ -46,13 +46,9 @@ class IpcCommunicator final : public Communicator {
   IpcCommunicator(const IpcCommunicator&) = delete;
   IpcCommunicator& operator=(const IpcCommunicator&) = delete;
 
-  int rank() const override { return base_->rank(); }
-  int size() const override { return base_->size(); }
   std::string describe() const override { return base_->describe() + " (cuda ipc)"; }
   bool device_memory() const override { return true; }
   bool capturable() const override { return true; }
-  void set_deadline(double seconds) override;
-  CommStats& stats() override { return base_->stats(); }
   void watch(Stream& stream) override;
 
   std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
@@ -63,11 +59,6 @@ class IpcCommunicator final : public Communicator {
                                                 const Displacements& all_d) override;
   // Small statistics: staged through the host (MPI).
   void all_reduce_sum(const Tensor& x, Stream& stream) override;
-  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
-    base_->host_all_gather(send, recv, recv_d);
-  }
-  void barrier() override { base_->barrier(); }
-  [[noreturn]] void abort(int exit_code) override { base_->abort(exit_code); }
 
   // Signal words of channel (sender -> receiver, k), as this rank addresses them: "ready" lives
   // in the sender's block, "arrived" in the receiver's.
@@ -83,7 +74,6 @@ class IpcCommunicator final : public Communicator {
   int take_channel(std::vector<std::vector<int>>& used, int peer);
   friend class IpcExchange;
 
-  std::unique_ptr<MpiCommunicator> base_;
   cuda::CudaStream stream_;
   void* signals_ = nullptr;                 // this rank's block: 2 x size x kChannels words
   std::vector<uint32_t*> peer_signals_;     // every rank's block, mapped here (own: signals_)

@@ -38,8 +38,7 @@ class NcclExchange final : public DeviceExchange {
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> base) : base_(std::move(base)) {
-  set_deadline(base_->deadline());
+NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> base) : LayeredCommunicator(std::move(base)) {
   ncclUniqueId id{};
   if (base_->rank() == 0) FRESCO_NCCL_CHECK(ncclGetUniqueId(&id));
   FRESCO_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, base_->comm()));
@@ -66,11 +65,6 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 std::string NcclCommunicator::describe() const { return base_->describe() + " (nccl)"; }
-
-void NcclCommunicator::set_deadline(double seconds) {
-  Communicator::set_deadline(seconds);
-  base_->set_deadline(seconds);
-}
 
 void NcclCommunicator::watch(Stream& stream) {
   GpuWatchdog::instance().expect(cuda::native_stream(stream), deadline(), "a step's transfers on " + describe());

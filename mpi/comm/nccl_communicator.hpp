@@ -15,7 +15,7 @@
 #include <memory>
 
 #include "cuda/cuda_stream.hpp"
-#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/comm/layered_communicator.hpp"
 
 namespace fresco {
 
@@ -29,7 +29,7 @@ namespace fresco {
                                ::fresco::source_location(__FILE__, __LINE__) + "]");           \
   } while (0)
 
-class NcclCommunicator final : public Communicator {
+class NcclCommunicator final : public LayeredCommunicator {
  public:
   // Collective over `base`. Every rank must have selected its GPU (cudaSetDevice) before.
   explicit NcclCommunicator(std::unique_ptr<MpiCommunicator> base);
@@ -37,13 +37,9 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
-  int rank() const override { return base_->rank(); }
-  int size() const override { return base_->size(); }
   std::string describe() const override;
   bool device_memory() const override { return true; }
   bool capturable() const override { return true; }
-  void set_deadline(double seconds) override;
-  CommStats& stats() override { return base_->stats(); }
   void watch(Stream& stream) override;
 
   std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
@@ -53,14 +49,9 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Exchange> all_gather_in_place(const Tensor& all,
                                                 const Displacements& all_d) override;
   void all_reduce_sum(const Tensor& x, Stream& stream) override;
-  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
-    base_->host_all_gather(send, recv, recv_d);
-  }
-  void barrier() override { base_->barrier(); }
   [[noreturn]] void abort(int exit_code) override;
 
  private:
-  std::unique_ptr<MpiCommunicator> base_;
   ncclComm_t comm_ = nullptr;
   cuda::CudaStream stream_;  // transfers run here, between the fork and join events
   int watchdog_id_ = 0;

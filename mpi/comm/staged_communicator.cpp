@@ -87,14 +87,8 @@ std::vector<Range> ranges(const Displacements& d) {
 
 }  // namespace
 
-StagedCommunicator::StagedCommunicator(std::unique_ptr<MpiCommunicator> base) : base_(std::move(base)) {
-  set_deadline(base_->deadline());
-}
-
-void StagedCommunicator::set_deadline(double seconds) {
-  Communicator::set_deadline(seconds);
-  base_->set_deadline(seconds);
-}
+StagedCommunicator::StagedCommunicator(std::unique_ptr<MpiCommunicator> base)
+    : LayeredCommunicator(std::move(base)) {}
 
 std::unique_ptr<Exchange> StagedCommunicator::all_to_all(const Tensor& send, const Displacements& send_d,
                                                          const Tensor& recv, const Displacements& recv_d) {

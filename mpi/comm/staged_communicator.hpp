@@ -11,7 +11,7 @@
 
 #include <memory>
 
-#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/comm/layered_communicator.hpp"
 
 namespace fresco {
 
@@ -19,17 +19,13 @@ namespace fresco {
 // stream is waited on both ways. Host tensors are summed directly.
 void staged_all_reduce_sum(MpiCommunicator& comm, const Tensor& x, Stream& stream);
 
-class StagedCommunicator final : public Communicator {
+class StagedCommunicator final : public LayeredCommunicator {
  public:
   explicit StagedCommunicator(std::unique_ptr<MpiCommunicator> base);
 
-  int rank() const override { return base_->rank(); }
-  int size() const override { return base_->size(); }
   std::string describe() const override { return base_->describe() + " (host-staged)"; }
   bool device_memory() const override { return true; }
   bool capturable() const override { return false; }
-  void set_deadline(double seconds) override;
-  CommStats& stats() override { return base_->stats(); }
 
   std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
                                        const Tensor& recv, const Displacements& recv_d) override;
@@ -38,14 +34,6 @@ class StagedCommunicator final : public Communicator {
   std::unique_ptr<Exchange> all_gather_in_place(const Tensor& all,
                                                 const Displacements& all_d) override;
   void all_reduce_sum(const Tensor& x, Stream& stream) override;
-  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
-    base_->host_all_gather(send, recv, recv_d);
-  }
-  void barrier() override { base_->barrier(); }
-  [[noreturn]] void abort(int exit_code) override { base_->abort(exit_code); }
-
- private:
-  std::unique_ptr<MpiCommunicator> base_;
 };
 
 }  // namespace fresco

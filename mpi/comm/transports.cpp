@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mpi/comm/layered_communicator.hpp"
 #include "mpi/comm/mpi_context.hpp"
 
 #if FRESCO_HAVE_CUDA
@@ -88,11 +89,9 @@ namespace {
 // The compute-only baseline of `fresco bench`: exchanges that move nothing, so a step runs
 // the same kernels on the same buffers without waiting for any transfer; the step time minus
 // this one is the communication a method leaves exposed. Collectives still run (set-up only).
-class SkipTransfers final : public Communicator {
+class SkipTransfers final : public LayeredCommunicator {
  public:
-  explicit SkipTransfers(std::unique_ptr<MpiCommunicator> base) : base_(std::move(base)) {}
-  int rank() const override { return base_->rank(); }
-  int size() const override { return base_->size(); }
+  explicit SkipTransfers(std::unique_ptr<MpiCommunicator> base) : LayeredCommunicator(std::move(base)) {}
   std::string describe() const override { return base_->describe() + " (transfers skipped)"; }
   bool device_memory() const override { return true; }
   bool capturable() const override { return true; }
@@ -107,11 +106,6 @@ class SkipTransfers final : public Communicator {
     return std::make_unique<Nothing>();
   }
   void all_reduce_sum(const Tensor&, Stream&) override {}
-  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
-    base_->host_all_gather(send, recv, recv_d);
-  }
-  void barrier() override { base_->barrier(); }
-  [[noreturn]] void abort(int exit_code) override { base_->abort(exit_code); }
 
  private:
   struct Nothing final : Exchange {
@@ -119,7 +113,6 @@ class SkipTransfers final : public Communicator {
     void finish(Stream&) override {}
     bool poll() override { return true; }
   };
-  std::unique_ptr<MpiCommunicator> base_;
 };
 
 }  // namespace
