@@ -24,9 +24,11 @@
 #include "cuda/cublaslt.hpp"
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_stream.hpp"
+#include "cuda/conv_cudnn.hpp"
 #include "cuda/cudnn_sdpa.hpp"
 #include "cuda/device_buffer.hpp"
 #include "cuda/kernels.hpp"
+#include "cuda/wide_attention.hpp"
 #include "src/backend/backend.hpp"
 #include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
@@ -36,7 +38,7 @@ namespace {
 
 static_assert(int(DType::f32) == cuda::kF32 && int(DType::bf16) == cuda::kBF16 &&
                   int(DType::f16) == cuda::kF16 && int(DType::f64) == cuda::kF64 &&
-                  int(DType::i64) == cuda::kI64,
+                  int(DType::i64) == cuda::kI64 && int(DType::e4m3) == cuda::kE4M3,
               "cuda::Dt numbers the dtypes as fresco::DType");
 
 using cuda::Mat;
@@ -131,6 +133,8 @@ class CudaBackend final : public Backend {
                   const Tensor& bias, const Tensor& y) override;
   void upsample_nearest(const Tensor& x, const Tensor& y) override;
   void transpose(const Tensor& x, const Tensor& y) override;
+  void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
+  void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;
 
@@ -153,6 +157,9 @@ class CudaBackend final : public Backend {
   cuda::CudaStream stream_;
   cuda::LtGemm gemm_;
   cuda::CudnnSdpa sdpa_;
+  cuda::CudnnConv conv_;        // the decoder's bf16/f16 convolutions (FRESCO_CUDNN_CONV=0: the direct kernel)
+  cuda::WideAttention wide_;    // attention with head dims above 256 (the decoder's mid-block)
+  bool use_cudnn_conv_;
   bool use_cudnn_;
   bool verbose_;
   std::array<cuda::DeviceBuffer, kSlots> scratch_{
@@ -162,18 +169,27 @@ class CudaBackend final : public Backend {
       cuda::DeviceBuffer("attention v"),        cuda::DeviceBuffer("attention output"),
       cuda::DeviceBuffer("group partial sums")};
   size_t attention_cudnn_ = 0, attention_kernel_ = 0, linear_lt_ = 0, linear_acc_ = 0, linear_fallback_ = 0;
+  size_t attention_wide_ = 0, conv_cudnn_ = 0, conv_kernel_ = 0;
 };
 
 CudaBackend::CudaBackend(int device)
     : device_(device),
       use_cudnn_(env_flag("FRESCO_CUDNN_SDPA", true)),
       verbose_(env_flag("FRESCO_CUDA_VERBOSE", false)) {
+  use_cudnn_conv_ = env_flag("FRESCO_CUDNN_CONV", true);
   // cudnnBackendExecute allocates host memory on every call; a replayed graph does not.
   sdpa_.set_graph_replay(env_flag("FRESCO_CUDNN_GRAPH", true));
 }
 
 CudaBackend::~CudaBackend() {
   if (!verbose_) return;
+  std::fprintf(stderr,
+               "[cuda backend] conv2d: %zu via cuDNN (%s; plans %zu, declined %zu%s%s), %zu via the direct kernel; "
+               "attention with head dim > %lld: %zu via cuBLASLt blocks\n",
+               conv_cudnn_, !use_cudnn_conv_ ? "off by FRESCO_CUDNN_CONV" : (conv_.available() ? "available" : "unavailable"),
+               conv_.planned(), conv_.declined(), conv_.why().empty() ? "" : "; ", conv_.why().c_str(), conv_kernel_,
+               static_cast<long long>(cuda::kAttentionMaxHeadDim), attention_wide_);
+  if (conv_.planned()) std::fprintf(stderr, "[cuda backend] conv plans: %s\n", conv_.describe().c_str());
   std::fprintf(stderr,
                "[cuda backend] linear: %zu via cuBLASLt direct, %zu via f32 product + epilogue kernel, "
                "%zu via the fallback GEMM; cuBLASLt problems planned %zu, declined %zu\n",
@@ -232,6 +248,8 @@ bool CudaBackend::supports(const OpDesc& d) const {
       return (is_float(d.in) && is_float(d.out)) || d.in == d.out;
     case Op::count_nonfinite: return (is_float(d.in) || d.in == DType::f64) && d.out == DType::i64;
     case Op::group_sums: return is_float(d.in) && d.out == DType::f64;
+    case Op::quantize_rows: return is_float(d.in) && d.out == DType::e4m3;
+    case Op::dequantize_rows: return d.in == DType::e4m3 && is_float(d.out);
     default: return is_float(d.in) && is_float(d.out);
   }
 }
@@ -461,9 +479,6 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
                             const Tensor& lse) {
   op_checks::attention(q, k, v, o, lse);
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
-  FRESCO_ASSERT(D <= cuda::kAttentionMaxHeadDim,
-                "attention: head dim " + std::to_string(D) + " exceeds the CUDA backend's " +
-                    std::to_string(cuda::kAttentionMaxHeadDim));
   float* lse_ptr = nullptr;
   if (lse.defined()) {
     check(lse, "attention");
@@ -483,15 +498,21 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       return;
     }
   }
-  ++attention_kernel_;
+  // Head dims the fused kernels do not take (the decoder's 512): cuBLASLt products per query block.
+  const bool wide = D > cuda::kAttentionMaxHeadDim;
+  auto attend = [&](const Mat& q_, const Mat& k_, const Mat& v_, const Mat& o_) {
+    if (wide) wide_.run(gemm_, q_, k_, v_, o_, H, D, scale, lse_ptr, s());
+    else cuda::attention(q_, k_, v_, o_, H, D, scale, lse_ptr, s());
+  };
+  ++(wide ? attention_wide_ : attention_kernel_);
   if (same) {
-    cuda::attention(Q, K, V, O, H, D, scale, lse_ptr, s());
+    attend(Q, K, V, O);
     return;
   }
   // Mixed dtypes: every operand widened to f32 (exact), the f32 kernel, one rounding at the store.
   const Mat QF = widen(Q, kAttQ), KF = widen(K, kAttK), VF = widen(V, kAttV);
   const Mat OF = O.dt == cuda::kF32 ? O : Mat{scratch<float>(kAttO, size_t(Lq * H * D)), cuda::kF32, Lq, H * D, H * D};
-  cuda::attention(QF, KF, VF, OF, H, D, scale, lse_ptr, s());
+  attend(QF, KF, VF, OF);
   if (OF.data != O.data) cuda::convert(OF, O, s());
 }
 
@@ -583,6 +604,22 @@ void CudaBackend::count_nonfinite(const Tensor& x, const Tensor& count) {
   cuda::count_nonfinite(X, count.data<int64_t>(), s());
 }
 
+// ---- FP8 communication ----------------------------------------------------------------------
+
+void CudaBackend::quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) {
+  op_checks::quantized_rows(x, q, scales, "quantize_rows");
+  check(scales, "quantize_rows");
+  FRESCO_ASSERT(is_float(x.dtype()), "quantize_rows of " + x.describe());
+  cuda::quantize_rows(mat(x, "quantize_rows"), mat(q, "quantize_rows"), scales.data<float>(), s());
+}
+
+void CudaBackend::dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) {
+  op_checks::quantized_rows(y, q, scales, "dequantize_rows");
+  check(scales, "dequantize_rows");
+  FRESCO_ASSERT(is_float(y.dtype()), "dequantize_rows into " + y.describe());
+  cuda::dequantize_rows(mat(q, "dequantize_rows"), scales.data<float>(), mat(y, "dequantize_rows"), s());
+}
+
 // ---- decoder --------------------------------------------------------------------------------
 
 void CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
@@ -593,8 +630,16 @@ void CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bi
   FRESCO_ASSERT(weight.dim(1) == Ci && weight.dim(3) == k && k % 2 == 1 && k <= cuda::kConvMaxKernel &&
                     bias.numel() == Co && y.dim(0) == Co && y.dim(1) == Ho && y.dim(2) == W,
                 "conv2d: x " + x.describe() + ", weight " + weight.describe() + ", y " + y.describe());
-  cuda::conv2d(mat(x, "conv2d"), H, W, vec(weight, "conv2d"), Co, k, vec(bias, "conv2d"), pad_rows,
-               mat(y, "conv2d"), s());
+  const Mat X = mat(x, "conv2d"), Y = mat(y, "conv2d");
+  const Vec Wt = vec(weight, "conv2d"), B = vec(bias, "conv2d");
+  // bf16/f16 on tensor cores through cuDNN; f32 (exact f32 arithmetic) and mixed dtypes, or
+  // where cuDNN declines, the direct kernel.
+  if (use_cudnn_conv_ && conv_.run({X, H, W, Wt, B, Co, k, pad_rows, Y}, s())) {
+    ++conv_cudnn_;
+    return;
+  }
+  ++conv_kernel_;
+  cuda::conv2d(X, H, W, Wt, Co, k, B, pad_rows, Y, s());
 }
 
 void CudaBackend::group_sums(const Tensor& x, int groups, const Tensor& sums) {

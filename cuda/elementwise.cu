@@ -25,6 +25,7 @@ size_t dt_size(int dt) {
     case kF16: return 2;
     case kF64:
     case kI64: return 8;
+    case kE4M3: return 1;
     default: return 0;
   }
 }

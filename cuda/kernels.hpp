@@ -16,7 +16,7 @@
 namespace fresco::cuda {
 
 // Element types, numbered as fresco::DType (checked in cuda_backend.cpp).
-enum Dt : int { kF32 = 0, kBF16 = 1, kF16 = 2, kF64 = 3, kI64 = 4 };
+enum Dt : int { kF32 = 0, kBF16 = 1, kF16 = 2, kF64 = 3, kI64 = 4, kE4M3 = 5 };
 
 size_t dt_size(int dt);
 
@@ -59,6 +59,11 @@ void count_nonfinite(Mat x, int64_t* count, cudaStream_t stream);
 // counter-based stream (seed, stream_id, substream) (src/backend/random.hpp); std 0: y = mean.
 void fill_random(uint64_t seed, uint32_t stream_id, uint32_t substream, float mean, float std, void* y,
                  int dt, int64_t n, cudaStream_t stream);
+// FP8 communication (cuda/quantize.cu): per row r of x (f32/bf16/f16), scales[r] =
+// amax / 448 (1 for a zero row) and q (e4m3 bytes, Mat dt kE4M3) = x / scales[r], rounded to
+// nearest even and saturated; dequantize_rows: y = q * scales[r], rounded once to y's dtype.
+void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream);
+void dequantize_rows(Mat q, const float* scales, Mat y, cudaStream_t stream);
 // latent [c rows of h*w] <-> tokens [(h/2)(w/2), 4c]
 void pack_latent(Mat latent, int64_t c, int64_t h, int64_t w, Mat tokens, cudaStream_t stream);
 void unpack_latent(Mat tokens, int64_t c, int64_t h, int64_t w, Mat latent, cudaStream_t stream);
@@ -118,5 +123,14 @@ void group_norm(Mat x, const double* sums, int groups, double count, float eps, 
 void upsample_nearest(Mat x, int64_t H, int64_t W, Mat y, cudaStream_t stream);
 // y [B, A] = x [A, B]^T
 void transpose(Mat x, Mat y, cudaStream_t stream);
+
+// ---- the decoder's library paths (cuda/decoder_kernels.cu) -------------------------------------
+
+// y[c, :] = bias[c] (Co rows; cuDNN's convolution then accumulates onto it, cuda/conv_cudnn.hpp).
+void fill_rows(Vec bias, Mat y, cudaStream_t stream);
+// p [rows, n] (p's dtype) = exp(scale s - m) / l per row of the f32 scores s (ld_s), m the row's
+// max and l its sum of exponentials; lse[r * lse_stride] = m + log l (nullable). One block per row.
+void softmax_rows(const float* s, int64_t ld_s, int64_t n, float scale, Mat p, float* lse, int64_t lse_stride,
+                  cudaStream_t stream);
 
 }  // namespace fresco::cuda

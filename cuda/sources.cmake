@@ -22,12 +22,16 @@ set(FRESCO_CUDA_CORE_SOURCES
   ${_fresco_cuda_dir}/norms.cu
   ${_fresco_cuda_dir}/attention.cu
   ${_fresco_cuda_dir}/image_ops.cu
+  ${_fresco_cuda_dir}/decoder_kernels.cu
   ${_fresco_cuda_dir}/gemm_fallback.cu
   ${_fresco_cuda_dir}/random.cu
+  ${_fresco_cuda_dir}/quantize.cu
   ${_fresco_cuda_dir}/cuda_stream.cpp
   ${_fresco_cuda_dir}/device_buffer.cpp
   ${_fresco_cuda_dir}/cublaslt.cpp
   ${_fresco_cuda_dir}/cudnn_sdpa.cpp
+  ${_fresco_cuda_dir}/conv_cudnn.cpp
+  ${_fresco_cuda_dir}/wide_attention.cpp
 )
 set(FRESCO_CUDA_BACKEND_SOURCES
   ${_fresco_cuda_dir}/cuda_backend.cpp

@@ -60,6 +60,7 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     } else {
       file.write_attr("ulysses", p.ulysses);
       file.write_attr("ring", p.ring);
+      file.write_attr("comm_dtype", p.comm_dtype);
     }
     file.write_attr("seconds_per_step", p.seconds_per_step);
     file.write_attr("compute_dtype", p.compute_dtype);

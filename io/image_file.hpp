@@ -34,6 +34,7 @@ struct ImageProvenance {
   int64_t ranks = 1;              // ranks of the job
   std::string parallel = "sequence";  // method that split the image: sequence or patch
   int64_t ulysses = 1, ring = 1;  // sequence: the image's U x R ranks
+  std::string comm_dtype;         // sequence: what the Ulysses all-to-all of q/k/v moves
   int64_t patches = 1;            // patch: the image's ranks
   int64_t warmup_steps = 0;       // patch: synchronous steps (all of them with full_sync)
   std::string sync_mode;          // patch: async or full_sync

@@ -18,6 +18,7 @@ cmake --build build-gpu -j "$(nproc)" --target fresco test_device_communicator h
   >> "$out/build.log" 2>&1 || { grep -m20 -A5 error "$out/build.log"; exit 1; }
 cd build-gpu || exit 1
 timeout 120 mpiexec -n 2 tests/test_device_communicator 256 2>&1 | tee "$out/devcomm.log" | grep -v "^--" | tail -5
+tests/test_backend_ops --op quantize_rows,dequantize_rows --backend cuda | tail -2
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   ctest -R "cli_gpu_ranks_np2" -V > "$out/ranks.log" 2>&1; echo "cli_gpu_ranks_np2: rc $?"
   grep -E "ok:|FAIL" "$out/ranks.log" | sed 's/^[0-9]*: //' | tail -20
@@ -31,11 +32,14 @@ bench() {  # bench NP ARGS...
 }
 for size in ${SIZES:-1024 2048}; do
   bench 1 --width "$size" --height "$size"
-  for t in nccl ipc; do
+  for t in ${TRANSPORTS:-nccl ipc}; do
     bench 2 --width "$size" --height "$size" --transport $t --ulysses 2 --ring 1
     bench 2 --width "$size" --height "$size" --transport $t --ulysses 1 --ring 2
     bench 2 --width "$size" --height "$size" --transport $t --parallel patch --patches 2 --warmup-steps 1
   done
+  # FP8 communication (e4m3 q/k/v; e4m3 stale K/V) over IPC
+  bench 2 --width "$size" --height "$size" --transport ipc --ulysses 2 --ring 1 --comm-dtype e4m3
+  bench 2 --width "$size" --height "$size" --transport ipc --parallel patch --patches 2 --warmup-steps 1 --comm-dtype e4m3
 done
 python3 - "$out/bench.jsonl" <<'PY'
 import json, sys
@@ -45,6 +49,7 @@ print(f"{'size':>5} {'ranks':>5} {'method':<14} {'transport':<10} {'ms/step':>8}
 for r in rows:
     n = r.get("ranks", 1)
     method = "one GPU" if n == 1 else (f"U{r['ulysses']}xR{r['ring']}" if r["method"] == "sequence" else f"patch {r['ulysses']}")
+    if r.get("comm_dtype") == "e4m3": method += " fp8"
     t = "-" if n == 1 else r["transport"].split("(")[-1].rstrip(")")
     pr = r.get("per_rank", [])
     worst = max(pr, key=lambda p: p["ms_per_step"]) if pr else None

@@ -35,6 +35,7 @@
 #include "src/backend/backend.hpp"
 #include "src/core/error.hpp"
 #include "src/core/float16.hpp"
+#include "src/core/float8.hpp"
 
 // ---- heap allocations, counted so that a repeated op call can be checked to allocate nothing --
 
@@ -475,6 +476,7 @@ class Cases {
   void scalars_and_copies();
   void random_fills();
   void latent_and_image();
+  void fp8();
 };
 
 // ---- linear ---------------------------------------------------------------------------------
@@ -757,8 +759,10 @@ void Cases::attention() {
     int64_t Lq, Lk, H, D;
   };
   for (DType dt : kDtypes) {
+    // Head dims above 256 (the decoder's mid-block: one head of 512) take the CUDA backend's
+    // blocked cuBLASLt path.
     for (auto [Lq, Lk, H, D] : {Spec{1, 1, 1, 4}, {5, 9, 2, 8}, {37, 300, 3, 32}, {300, 41, 2, 64},
-                                {1100, 1300, 3, 128}, {1024, 1024, 2, 128}})
+                                {1100, 1300, 3, 128}, {1024, 1024, 2, 128}, {300, 517, 1, 512}, {70, 129, 2, 320}})
       for (Layout layout : {Layout::plain, Layout::strided})
         for (bool with_lse : {true, false}) {
           const bool large = Lq >= 1024, strided = layout == Layout::strided;
@@ -1119,9 +1123,11 @@ void Cases::latent_and_image() {
         });
       }
 
-    // Convolution: whole images (zero rows) and haloed shards (pad_rows 0), 3x3 and 1x1.
+    // Convolution: whole images (zero rows) and haloed shards (pad_rows 0), 3x3 and 1x1; the
+    // wider ones are what cuDNN's tensor-core algorithms take on the CUDA backend.
     for (auto [Ci, Co, H, W, k, pad] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int>{1, 1, 1, 1, 3, 1},
-                                        {3, 5, 4, 7, 3, 1}, {4, 6, 6, 5, 3, 0}, {8, 3, 5, 3, 1, 0}, {32, 16, 9, 11, 3, 1}})
+                                        {3, 5, 4, 7, 3, 1}, {4, 6, 6, 5, 3, 0}, {8, 3, 5, 3, 1, 0}, {32, 16, 9, 11, 3, 1},
+                                        {64, 48, 12, 20, 3, 1}, {48, 40, 7, 9, 3, 0}, {64, 32, 6, 10, 1, 0}})
       add(Op::conv2d,
           join({{"Ci", Ci}, {"Co", Co}}) + " " + std::to_string(H) + "x" + std::to_string(W) + " " +
               join({{"k", k}, {"pad_rows", pad}}),
@@ -1219,6 +1225,71 @@ void Cases::latent_and_image() {
   }
 }
 
+// ---- FP8 communication ----------------------------------------------------------------------
+//
+// quantize_rows: the scales and the e4m3 bytes are exact (the reference performs the same f32
+// operations and the same round-to-nearest-even, saturating conversion); the round trip
+// dequantize(quantize(x)) stays within e4m3's precision (3 mantissa bits: a relative error of
+// at most 2^-4 per element, an NMSE of at most 2^-8 = 3.9e-3). dequantize_rows: one rounding.
+void Cases::fp8() {
+  struct Spec {
+    int64_t R, C;
+  };
+  for (DType dt : {DType::f32, DType::bf16})
+    for (auto [R, C] : {Spec{1, 1}, {5, 7}, {16, 300}, {3, 1536}, {0, 8}})
+      for (Layout layout : {Layout::plain, Layout::strided}) {
+        const bool strided = layout == Layout::strided;
+        if (strided && (R == 0 || C == 1)) continue;
+        const std::string p = join({{"R", R}, {"C", C}});
+        add(Op::quantize_rows, p, dt, layout_name(layout), desc(Op::quantize_rows, dt, DType::e4m3, dt, strided),
+            [=](Ctx& c) {
+              Tensor x = c.values({R, C}, 3.0);
+              if (R > 2) std::fill_n(x.f32() + 2 * C, C, 0.0f);  // an all-zero row: scale 1
+              const Tensor xd = strided ? c.strided_input(x) : c.input(x);
+              const Guarded q = strided ? c.strided_output({R, C}, DType::e4m3) : c.output({R, C}, DType::e4m3);
+              const Guarded scales = c.output({R}, DType::f32);
+              c.op([&] { c.be.quantize_rows(xd, q.view, scales.view); }, true);
+              const Tensor xs = x.to_dtype(dt).to_f32();  // what the op read
+              Vec ref_q, ref_scales;
+              for (int64_t r = 0; r < R; ++r) {
+                float amax = 0;
+                for (int64_t k = 0; k < C; ++k) amax = std::max(amax, std::fabs(xs.f32()[r * C + k]));
+                const float s = amax > 0 ? amax / kE4m3Max : 1.0f;
+                ref_scales.push_back(s);
+                for (int64_t k = 0; k < C; ++k) ref_q.push_back(e4m3_to_float(float_to_e4m3(xs.f32()[r * C + k] / s)));
+              }
+              const Vec got_q = c.result(q), got_scales = c.result(scales);
+              c.check("scales", got_scales, ref_scales, kExact);
+              c.check("q", got_q, ref_q, kExact);
+              Vec round_trip, original;
+              for (int64_t r = 0; r < R; ++r)
+                for (int64_t k = 0; k < C; ++k) {
+                  round_trip.push_back(got_q[size_t(r * C + k)] * got_scales[size_t(r)]);
+                  original.push_back(xs.f32()[r * C + k]);
+                }
+              c.check("dequantize(quantize(x)) vs x", round_trip, original, 3.9e-3);
+            });
+        add(Op::dequantize_rows, p, dt, layout_name(layout), desc(Op::dequantize_rows, DType::e4m3, dt, dt, strided),
+            [=](Ctx& c) {
+              Tensor bytes({R, C}, DType::e4m3), s({R});
+              for (int64_t i = 0; i < R * C; ++i) {
+                uint8_t b = uint8_t(c.rng());
+                if ((b & 0x7F) == 0x7F) b ^= 0x01;  // no NaN codes
+                bytes.data<uint8_t>()[i] = b;
+              }
+              for (int64_t r = 0; r < R; ++r) s.f32()[r] = 0.01f + float(c.rng() % 1000) / 100.0f;
+              const Tensor qd = strided ? c.strided_input(bytes.to_f32(), DType::e4m3) : c.upload(c.be, bytes);
+              const Tensor sd = c.upload(c.be, s);
+              const Guarded y = strided ? c.strided_output({R, C}) : c.output({R, C});
+              c.op([&] { c.be.dequantize_rows(qd, sd, y.view); }, true);
+              Vec ref;
+              for (int64_t r = 0; r < R; ++r)
+                for (int64_t k = 0; k < C; ++k) ref.push_back(double(e4m3_to_float(bytes.data<uint8_t>()[r * C + k]) * s.f32()[r]));
+              c.check("y", c.result(y), ref, rounded_once(dt));
+            });
+      }
+}
+
 std::vector<Case> make_cases() {
   Cases c;
   c.linear();
@@ -1229,6 +1300,7 @@ std::vector<Case> make_cases() {
   c.scalars_and_copies();
   c.random_fills();
   c.latent_and_image();
+  c.fp8();
   return std::move(c.list);
 }
 

@@ -215,6 +215,26 @@ TEST(Ucx, ReleaseLetsTheSenderPutBeforeTheReceiverStarts) {
   }
 }
 
+// A receiver's release() may reach a sender that has already destroyed its exchange (the last
+// layer of a plan): the signal must land in memory that is still the transport's, not in freed
+// heap (which once corrupted malloc's lists at the end of a run).
+TEST(Ucx, ReleaseAfterThePeerDestroyedItsExchangeIsHarmless) {
+  auto comm = world_ucx();
+  const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
+  for (int round = 0; round < 3; ++round) {
+    const Tensor send({4096}), recv({4096});
+    auto exchange = comm->send_recv(send, next, recv, prev);
+    exchange->start(g_host_stream);
+    exchange->finish(g_host_stream);
+    if (me % 2 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the peers destroy first
+    exchange->release(g_host_stream);
+    exchange.reset();
+    std::vector<std::unique_ptr<char[]>> churn;  // reuses freed heap blocks
+    for (int i = 0; i < 64; ++i) churn.emplace_back(new char[size_t(128 + 64 * i)]());
+    comm->barrier();
+  }
+}
+
 TEST(Ucx, DestroyingAStartedExchangeCompletesIt) {
   auto comm = world_ucx();
   const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;

@@ -9,6 +9,7 @@
 
 #include "src/core/error.hpp"
 #include "src/core/float16.hpp"
+#include "src/core/float8.hpp"
 #include "src/core/tensor.hpp"
 
 using namespace fresco;
@@ -294,4 +295,28 @@ TEST(Arena, OverflowIsAnInternalError) {
   EXPECT_THROW(arena.take({1}, DType::f32), Error);  // would start at 512
   arena.reset();
   EXPECT_THROW(arena.take({76}, DType::f32), Error);  // 304 bytes
+}
+
+// FP8 E4M3 (OCP E4M3FN) conversions: known codes, ties to even, saturation, every code back.
+TEST(Float8, KnownCodesRoundingAndSaturation) {
+  EXPECT_EQ(float_to_e4m3(1.0f), 0x38);
+  EXPECT_EQ(float_to_e4m3(0.5f), 0x30);
+  EXPECT_EQ(float_to_e4m3(448.0f), 0x7E);
+  EXPECT_EQ(float_to_e4m3(1000.0f), 0x7E);    // saturates, never NaN
+  EXPECT_EQ(float_to_e4m3(-1000.0f), 0xFE);
+  EXPECT_EQ(float_to_e4m3(0.0f), 0x00);
+  EXPECT_EQ(float_to_e4m3(-0.0f), 0x80);
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -9)), 0x01);   // the smallest subnormal
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -6)), 0x08);   // the smallest normal
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -11)), 0x00);  // below half the smallest subnormal
+  EXPECT_EQ(float_to_e4m3(1.0625f), 0x38);  // halfway 1 | 1.125: to the even mantissa
+  EXPECT_EQ(float_to_e4m3(1.1875f), 0x3A);  // halfway 1.125 | 1.25: to the even mantissa
+  EXPECT_EQ(float_to_e4m3(std::nanf("")), 0x7F);
+  EXPECT_FLOAT_EQ(e4m3_to_float(0x7E), 448.0f);
+  EXPECT_FLOAT_EQ(e4m3_to_float(0x01), std::ldexp(1.0f, -9));
+  EXPECT_TRUE(std::isnan(e4m3_to_float(0xFF)));
+  for (int code = 0; code < 256; ++code) {
+    if ((code & 0x7F) == 0x7F) continue;
+    EXPECT_EQ(float_to_e4m3(e4m3_to_float(uint8_t(code))), code) << "code " << code;
+  }
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -121,13 +122,59 @@ class UcxEndpoint {
 
 }  // namespace
 
+// The counters peers write into, one block per exchange. Owned by the communicator rather than
+// the exchange: a peer's readiness signal (sent by release()) may still be in flight when the
+// exchange is destroyed, so every block stays mapped until all endpoints have been flushed.
+struct UcxControlBlock {
+  std::unique_ptr<uint64_t[]> counters;
+  UcxMemory memory;  // declared after `counters`: unmapped before they are freed
+};
+
+// The UCX state of one communicator. A progress thread drives the worker while the rank
+// computes or waits in MPI: over TCP a "completed" send may still sit in this process's socket
+// buffer, and a peer's put carried as messages lands only when this side progresses; without
+// it, a rank that enters an MPI collective right after finish() can starve its peer's last
+// transfer. Every UCX call of the communicator holds `mutex` (the worker is SERIALIZED).
 struct UcxRuntime {
   UcxContext context;
   UcxWorker worker;
   std::vector<std::unique_ptr<UcxEndpoint>> endpoints;  // by peer rank; none for oneself
+  std::vector<std::unique_ptr<UcxControlBlock>> control_blocks;  // unmapped first
+  std::mutex mutex;
+  std::thread progress_thread;
+  std::atomic<bool> stopping{false};
+
+  std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(mutex); }
+
+  void start_progress_thread() {
+    progress_thread = std::thread([this] {
+      while (!stopping.load(std::memory_order_relaxed)) {
+        {
+          const std::lock_guard<std::mutex> guard(mutex);
+          while (ucp_worker_progress(worker.get()) != 0) {
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));  // a poll, not a busy core
+      }
+    });
+  }
+  void stop_progress_thread() {
+    stopping = true;
+    if (progress_thread.joinable()) progress_thread.join();
+  }
+
+  // A zeroed, mapped block of `count` counters that lives as long as the communicator.
+  UcxControlBlock& new_control_block(size_t count) {
+    auto block = std::make_unique<UcxControlBlock>();
+    block->counters.reset(new uint64_t[count]());
+    block->memory = UcxMemory(context.get(), block->counters.get(), count * sizeof(uint64_t));
+    control_blocks.push_back(std::move(block));
+    return *control_blocks.back();
+  }
 
   ucp_ep_h endpoint(int peer) const { return endpoints[size_t(peer)]->get(); }
-  void progress() const { ucp_worker_progress(worker.get()); }
+  void progress() const { ucp_worker_progress(worker.get()); }  // the caller holds the lock
+  ~UcxRuntime() { stop_progress_thread(); }
 };
 
 namespace {
@@ -215,23 +262,86 @@ class UcxExchange final : public Exchange {
   UcxExchange(UcxCommunicator& comm, ExchangeSpec spec) : comm_(comm), spec_(std::move(spec)) {
     UcxRuntime& ucx = comm.runtime();
     const size_t size = size_t(comm.size()), me = size_t(comm.rank());
-    // control_[p]: epochs whose data peer p has put here; control_[size + p]: epochs for which
-    // peer p (a receiver of this rank's data) has opened its buffer.
-    control_.reset(new uint64_t[2 * size]());
-    control_memory_ = UcxMemory(ucx.context.get(), control_.get(), 2 * size * sizeof(uint64_t));
-    if (spec_.region_bytes > 0) region_memory_ = UcxMemory(ucx.context.get(), spec_.region, spec_.region_bytes);
-
     ExchangeRecord mine;
-    mine.region_address = reinterpret_cast<uintptr_t>(spec_.region);
-    mine.control_address = reinterpret_cast<uintptr_t>(control_.get());
-    mine.expect_offset = spec_.expect_offset;
-    mine.expect_bytes = spec_.expect_bytes;
-    if (spec_.region_bytes > 0) mine.region_rkey = region_memory_.packed_rkey();
-    mine.control_rkey = control_memory_.packed_rkey();
+    {
+      const auto guard = ucx.lock();
+      // control_[p]: epochs whose data peer p has put here; control_[size + p]: epochs for
+      // which peer p (a receiver of this rank's data) has opened its buffer.
+      UcxControlBlock& control = ucx.new_control_block(2 * size);
+      control_ = control.counters.get();
+      if (spec_.region_bytes > 0) region_memory_ = UcxMemory(ucx.context.get(), spec_.region, spec_.region_bytes);
+      mine.region_address = reinterpret_cast<uintptr_t>(spec_.region);
+      mine.control_address = reinterpret_cast<uintptr_t>(control_);
+      mine.expect_offset = spec_.expect_offset;
+      mine.expect_bytes = spec_.expect_bytes;
+      if (spec_.region_bytes > 0) mine.region_rkey = region_memory_.packed_rkey();
+      mine.control_rkey = control.memory.packed_rkey();
+    }
     const CommStats before = comm.stats();  // set-up traffic is not a step's communication
     const std::vector<std::vector<char>> blobs = gather_blobs(comm.base(), mine.serialize());
     comm.stats() = before;
 
+    auto guard = ucx.lock();
+    try {
+      connect(blobs);
+    } catch (...) {
+      release_handles();  // under the lock, not in the member destructors
+      throw;
+    }
+  }
+
+  ~UcxExchange() override {
+    complete_quietly();
+    const auto guard = comm_.runtime().lock();
+    release_handles();
+  }
+
+  void start(Stream& after) override {
+    FRESCO_ASSERT(!started_, spec_.what + " started again before finish()");
+    after.synchronize();  // the puts read host memory: the producer's work must be complete
+    const auto guard = comm_.runtime().lock();
+    if (!released_) open_region();  // this rank's region is free for this epoch
+    released_ = false;
+    ++epoch_;
+    started_ = true;
+    for (const ExchangeSpec::Copy& c : spec_.copies)
+      if (c.bytes && c.dst != c.src) std::memmove(c.dst, c.src, c.bytes);
+    for (Peer& peer : peers_) peer.put_issued = peer.send_bytes == 0;
+    comm_.runtime().progress();  // picks up readiness signals carried as messages (TCP)
+    issue_puts();
+  }
+
+  // The consumer is done with the last epoch's data: the senders may put the next epoch's now,
+  // during this rank's compute, instead of after its next start().
+  void release(Stream& after) override {
+    FRESCO_ASSERT(!started_, spec_.what + ": release() between start() and finish()");
+    if (released_) return;
+    after.synchronize();
+    const auto guard = comm_.runtime().lock();
+    open_region();
+    released_ = true;
+  }
+
+  void finish(Stream& /*before*/) override {
+    if (!started_) return;
+    wait(comm_.deadline());
+  }
+
+  bool poll() override {
+    if (!started_) return true;
+    const auto guard = comm_.runtime().lock();
+    comm_.runtime().progress();
+    issue_puts();
+    if (!complete()) return false;
+    started_ = false;
+    return true;
+  }
+
+ private:
+  // Unpacks the peers' remote keys from their records (under the runtime's lock).
+  void connect(const std::vector<std::vector<char>>& blobs) {
+    UcxRuntime& ucx = comm_.runtime();
+    const size_t size = size_t(comm_.size()), me = size_t(comm_.rank());
     peers_.resize(size);
     for (size_t p = 0; p < size; ++p) {
       if (p == me) continue;
@@ -257,47 +367,18 @@ class UcxExchange final : public Exchange {
     }
   }
 
-  ~UcxExchange() override { complete_quietly(); }
-
-  void start(Stream& after) override {
-    FRESCO_ASSERT(!started_, spec_.what + " started again before finish()");
-    after.synchronize();  // the puts read host memory: the producer's work must be complete
-    if (!released_) open_region();  // this rank's region is free for this epoch
-    released_ = false;
-    ++epoch_;
-    started_ = true;
-    for (const ExchangeSpec::Copy& c : spec_.copies)
-      if (c.bytes && c.dst != c.src) std::memmove(c.dst, c.src, c.bytes);
-    for (Peer& peer : peers_) peer.put_issued = peer.send_bytes == 0;
-    comm_.runtime().progress();  // picks up readiness signals carried as messages (TCP)
-    issue_puts();
+  // Cancels what is still in flight and drops the remote keys and the region's mapping (under
+  // the runtime's lock).
+  void release_handles() noexcept {
+    for (void* request : requests_) {
+      if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(comm_.runtime().worker.get(), request);
+      ucp_request_free(request);
+    }
+    requests_.clear();
+    peers_.clear();
+    region_memory_ = UcxMemory();
   }
 
-  // The consumer is done with the last epoch's data: the senders may put the next epoch's now,
-  // during this rank's compute, instead of after its next start().
-  void release(Stream& after) override {
-    FRESCO_ASSERT(!started_, spec_.what + ": release() between start() and finish()");
-    if (released_) return;
-    after.synchronize();
-    open_region();
-    released_ = true;
-  }
-
-  void finish(Stream& /*before*/) override {
-    if (!started_) return;
-    wait(comm_.deadline());
-  }
-
-  bool poll() override {
-    if (!started_) return true;
-    comm_.runtime().progress();
-    issue_puts();
-    if (!complete()) return false;
-    started_ = false;
-    return true;
-  }
-
- private:
   struct Peer {
     size_t send_bytes = 0;
     bool receives = false;       // this rank expects data from the peer
@@ -399,6 +480,10 @@ class UcxExchange final : public Exchange {
       if (peers_[p].receives && load_counter(control_[p]) < epoch_) s << separator << "data from " << who, separator = ", ";
     }
     if (!requests_.empty()) s << separator << requests_.size() << " put(s) or signal(s) in flight";
+    s << " (epoch " << epoch_ << "; counters: data/open";
+    for (size_t p = 0; p < peers_.size(); ++p)
+      s << " " << load_counter(control_[p]) << "/" << load_counter(control_[peers_.size() + p]);
+    s << ")";
     s << ": a peer is hung or dead (deadline " << format_seconds(comm_.deadline()) << " s, --comm-timeout)";
     return s.str();
   }
@@ -414,19 +499,14 @@ class UcxExchange final : public Exchange {
       }
     } catch (...) {
     }
-    for (void* request : requests_) {
-      if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(comm_.runtime().worker.get(), request);
-      ucp_request_free(request);
-    }
-    requests_.clear();
     started_ = false;
   }
 
   static constexpr uint64_t kOne = 1;  // operand of the counter increments
   UcxCommunicator& comm_;
   ExchangeSpec spec_;
-  std::unique_ptr<uint64_t[]> control_;  // [2 * size] counters written by peers
-  UcxMemory control_memory_, region_memory_;
+  uint64_t* control_;  // [2 * size] counters written by peers (a block of the communicator's)
+  UcxMemory region_memory_;
   std::vector<Peer> peers_;
   std::vector<void*> requests_;  // puts and signals not yet complete locally
   uint64_t epoch_ = 0;
@@ -472,7 +552,7 @@ UcxCommunicator::UcxCommunicator(std::unique_ptr<MpiCommunicator> base)
 
   ucp_worker_params_t worker_params{};
   worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-  worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // only the main thread communicates
+  worker_params.thread_mode = UCS_THREAD_MODE_SERIALIZED;  // main and progress thread, one lock
   ucp_worker_h worker = nullptr;
   FRESCO_UCX_CHECK(ucp_worker_create(context, &worker_params, &worker));
   ucx_->worker.reset(worker);
@@ -491,22 +571,31 @@ UcxCommunicator::UcxCommunicator(std::unique_ptr<MpiCommunicator> base)
     if (p != rank())
       ucx_->endpoints[size_t(p)] = std::make_unique<UcxEndpoint>(
           worker, reinterpret_cast<const ucp_address_t*>(addresses[size_t(p)].data()));
+  ucx_->start_progress_thread();
 }
 
 UcxCommunicator::~UcxCommunicator() {
   // Every rank's last exchange is complete before any endpoint closes (a flush may need the
-  // peer's acknowledgement), and every close is done before any worker goes away. While an
-  // exception unwinds (the job is ending) the endpoints are dropped without agreement.
+  // peer's acknowledgement), and every close is done before any worker goes away.
   const bool healthy = std::uncaught_exceptions() == 0;
   auto agree = [&] {
     try {
-      if (healthy) barrier();
+      barrier();
     } catch (...) {
     }
   };
+  if (!healthy) {
+    // Peers may be hung with operations of ours still queued: tearing UCX down now can trip its
+    // own assertions and turn the error being reported into a crash. The process is ending:
+    // leave the handles to it.
+    ucx_->stop_progress_thread();
+    (void)ucx_.release();
+    return;
+  }
   agree();
+  ucx_->stop_progress_thread();  // the closes below progress the worker themselves
   for (auto& endpoint : ucx_->endpoints)
-    if (endpoint) endpoint->close(healthy, healthy ? std::max(deadline(), 1.0) : 0.5);
+    if (endpoint) endpoint->close(/*flush=*/true, std::max(deadline(), 1.0));
   agree();
   ucx_->endpoints.clear();
 }
@@ -524,7 +613,10 @@ void UcxCommunicator::barrier() {
     int flag = 0;
     FRESCO_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
     if (flag) break;
-    ucx_->progress();
+    {
+      const auto guard = ucx_->lock();
+      ucx_->progress();
+    }
     const double waited = seconds_since(start);
     if (deadline() > 0 && waited > deadline()) {
       stats().wait_seconds += waited;

@@ -15,10 +15,11 @@
 //   R.finish():  drives ucp_worker_progress until R.arrived[S] >= e for every sender, and S's
 //                puts have completed locally (its send buffer may be rewritten)
 // No matched receives: a sender never writes a buffer its receiver still reads, because the
-// receiver opens it at start() of the next epoch only after the previous epoch's consumers ran.
-// Waits carry the communicator's deadline (CommTimeout naming the peers outstanding).
-// UCX needs the target to progress for puts carried as active messages (TCP): both sides
-// progress inside finish() and poll().
+// receiver opens it at start() of the next epoch (or earlier, by Exchange::release(), once the
+// consumers are done). Waits carry the communicator's deadline (CommTimeout naming the peers
+// outstanding). UCX moves puts carried as messages (TCP) only while both sides progress: a
+// progress thread per communicator drives the worker between the main thread's calls (one lock
+// serializes every UCX call of the communicator).
 #pragma once
 
 #include <memory>

@@ -15,7 +15,8 @@ DisplacedPatchAttention::~DisplacedPatchAttention() = default;
 
 double DisplacedPatchAttention::buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale,
                                              DType compute) {
-  const double per_layer = 2.0 * double(tokens) * double(hidden) * double(dtype_size(stale));
+  const double scales = stale == DType::e4m3 ? 2.0 * double(tokens) * sizeof(float) : 0.0;
+  const double per_layer = 2.0 * double(tokens) * double(hidden) * double(dtype_size(stale)) + scales;
   const double working = stale == compute ? 0.0 : 2.0 * double(tokens) * double(hidden) * double(dtype_size(compute));
   return layers * per_layer + working;
 }
@@ -23,8 +24,7 @@ double DisplacedPatchAttention::buffer_bytes(int layers, int64_t tokens, int64_t
 void DisplacedPatchAttention::drain(Backend& backend) {
   for (int l = 0; l < int(pending_.size()); ++l) {
     if (!pending_[size_t(l)]) continue;
-    gather_k_[size_t(l)]->finish(backend.stream());
-    gather_v_[size_t(l)]->finish(backend.stream());
+    each_gather(size_t(l), [&](Exchange& e) { e.finish(backend.stream()); });
     pending_[size_t(l)] = false;
   }
 }
@@ -51,9 +51,15 @@ void DisplacedPatchAttention::lay_out(Arena& a) {
   const Shape kv{tokens_, heads_, head_dim_};
   stale_k_.clear();
   stale_v_.clear();
+  k_scales_.clear();
+  v_scales_.clear();
   for (int l = 0; l < layers_; ++l) {
     stale_k_.push_back(a.take(kv, options_.stale_dtype));
     stale_v_.push_back(a.take(kv, options_.stale_dtype));
+    if (fp8()) {
+      k_scales_.push_back(a.take({tokens_}, DType::f32));
+      v_scales_.push_back(a.take({tokens_}, DType::f32));
+    }
   }
   work_k_ = work_v_ = Tensor();
   if (options_.stale_dtype != compute_) {
@@ -65,6 +71,8 @@ void DisplacedPatchAttention::lay_out(Arena& a) {
 void DisplacedPatchAttention::plan(Backend& backend) {
   gather_k_.clear();  // bound to the old layout (idle: drained)
   gather_v_.clear();
+  gather_k_scales_.clear();
+  gather_v_scales_.clear();
   Arena measure;
   lay_out(measure);
   if (arena_.measuring() || arena_.capacity() < measure.used())
@@ -75,13 +83,20 @@ void DisplacedPatchAttention::plan(Backend& backend) {
 
   // Bytes of each rank's rows in one K or V buffer; this rank's part is its contribution.
   const int64_t row = int64_t(heads_) * head_dim_;
-  std::vector<size_t> bytes;
-  for (const SequenceShard& s : shards_)
+  std::vector<size_t> bytes, scale_bytes;
+  for (const SequenceShard& s : shards_) {
     bytes.push_back(size_t(s.count() * row) * dtype_size(options_.stale_dtype));
+    scale_bytes.push_back(size_t(s.count()) * sizeof(float));
+  }
   const Displacements parts = Displacements::packed(std::move(bytes));
+  const Displacements scale_parts = Displacements::packed(std::move(scale_bytes));
   for (int l = 0; l < layers_; ++l) {
     gather_k_.push_back(group_.all_gather_in_place(stale_k_[size_t(l)], parts));
     gather_v_.push_back(group_.all_gather_in_place(stale_v_[size_t(l)], parts));
+    if (fp8()) {
+      gather_k_scales_.push_back(group_.all_gather_in_place(k_scales_[size_t(l)], scale_parts));
+      gather_v_scales_.push_back(group_.all_gather_in_place(v_scales_[size_t(l)], scale_parts));
+    }
   }
   pending_.assign(size_t(layers_), false);
   planned_ = true;
@@ -99,10 +114,7 @@ void DisplacedPatchAttention::begin_forward() {
 
 void DisplacedPatchAttention::drive_progress() {
   for (int l = 0; l < layers_; ++l)
-    if (pending_[size_t(l)]) {
-      gather_k_[size_t(l)]->poll();
-      gather_v_[size_t(l)]->poll();
-    }
+    if (pending_[size_t(l)]) each_gather(size_t(l), [](Exchange& e) { e.poll(); });
 }
 
 void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -130,27 +142,37 @@ void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Te
   drive_progress();
   // The previous step's gather of this layer is needed now, and only now.
   if (pending_[li]) {
-    gather_k_[li]->finish(stream);
-    gather_v_[li]->finish(stream);
+    each_gather(li, [&](Exchange& e) { e.finish(stream); });
     pending_[li] = false;
   }
 
   const Tensor& sk = stale_k_[li];
   const Tensor& sv = stale_v_[li];
-  backend.copy(k, sk.rows(own_offset_, own_rows_));  // fresh own rows (in the stale dtype)
-  backend.copy(v, sv.rows(own_offset_, own_rows_));
+  const int64_t row = int64_t(heads_) * head_dim_;
+  if (fp8()) {  // fresh own rows, quantized with their scales
+    backend.quantize_rows(k.reshape({own_rows_, row}), sk.rows(own_offset_, own_rows_).reshape({own_rows_, row}),
+                          k_scales_[li].rows(own_offset_, own_rows_));
+    backend.quantize_rows(v.reshape({own_rows_, row}), sv.rows(own_offset_, own_rows_).reshape({own_rows_, row}),
+                          v_scales_[li].rows(own_offset_, own_rows_));
+  } else {
+    backend.copy(k, sk.rows(own_offset_, own_rows_));  // fresh own rows (in the stale dtype)
+    backend.copy(v, sv.rows(own_offset_, own_rows_));
+  }
   const bool sync = synchronous();
   if (sync) {  // every patch fresh: exact
-    gather_k_[li]->start(stream);
-    gather_v_[li]->start(stream);
-    gather_k_[li]->finish(stream);
-    gather_v_[li]->finish(stream);
+    each_gather(li, [&](Exchange& e) { e.start(stream); });
+    each_gather(li, [&](Exchange& e) { e.finish(stream); });
   }
 
   Tensor keys = sk, values = sv;
   if (work_k_.defined()) {  // the attention reads the compute dtype
-    backend.copy(sk, work_k_);
-    backend.copy(sv, work_v_);
+    if (fp8()) {
+      backend.dequantize_rows(sk.reshape({tokens_, row}), k_scales_[li], work_k_.reshape({tokens_, row}));
+      backend.dequantize_rows(sv.reshape({tokens_, row}), v_scales_[li], work_v_.reshape({tokens_, row}));
+    } else {
+      backend.copy(sk, work_k_);
+      backend.copy(sv, work_v_);
+    }
     backend.copy(k, work_k_.rows(own_offset_, own_rows_));  // own rows exact
     backend.copy(v, work_v_.rows(own_offset_, own_rows_));
     keys = work_k_;
@@ -160,8 +182,7 @@ void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Te
   // Displaced: share this step's fresh rows for the next step, without waiting. The gather
   // writes the other ranks' rows of the buffer only after the attention above has read them.
   if (!sync) {
-    gather_k_[li]->start(stream);
-    gather_v_[li]->start(stream);
+    each_gather(li, [&](Exchange& e) { e.start(stream); });
     pending_[li] = true;
     stats_.posted += 1;
   }

@@ -28,7 +28,9 @@ namespace fresco {
 struct DisplacedOptions {
   int warmup_steps = 4;           // steps computed synchronously (exact) before displacement
   bool full_sync = false;         // every step synchronous: the quality reference
-  DType stale_dtype = DType::f32; // type of the stale K/V buffers (bf16/f16 halve them)
+  // Type of the stale K/V buffers: bf16/f16 halve them; e4m3 (FP8 with per-token scales,
+  // Backend::quantize_rows) quarters them and the bytes of the gathers.
+  DType stale_dtype = DType::f32;
 };
 
 struct DisplacedStats {
@@ -69,6 +71,17 @@ class DisplacedPatchAttention final : public AttentionStrategy {
   void lay_out(Arena& arena);
   // Advances every pending gather (MPI makes progress only inside its calls).
   void drive_progress();
+  bool fp8() const { return options_.stale_dtype == DType::e4m3; }
+  // Calls f(exchange) for each gather of layer l: K and V, and with FP8 their scales.
+  template <typename F>
+  void each_gather(size_t l, F&& f) {
+    f(*gather_k_[l]);
+    f(*gather_v_[l]);
+    if (fp8()) {
+      f(*gather_k_scales_[l]);
+      f(*gather_v_scales_[l]);
+    }
+  }
 
   Communicator& group_;
   int layers_, heads_, head_dim_;
@@ -84,8 +97,10 @@ class DisplacedPatchAttention final : public AttentionStrategy {
 
   Arena arena_;
   std::vector<Tensor> stale_k_, stale_v_;  // per layer [L, H, D] in the stale dtype
+  std::vector<Tensor> k_scales_, v_scales_;  // FP8: per layer [L] f32, the rows' scales
   Tensor work_k_, work_v_;  // [L, H, D] in the compute dtype (stale dtype != compute only)
   std::vector<std::unique_ptr<Exchange>> gather_k_, gather_v_;  // per layer, in place
+  std::vector<std::unique_ptr<Exchange>> gather_k_scales_, gather_v_scales_;  // FP8 only
   std::vector<bool> pending_;  // per layer: its gather was started and not yet finished
 };
 

@@ -26,6 +26,9 @@ struct PlanOptions {
   DisplacedOptions displaced;  // patch method only
   // Sequence method: how K/V chunks move between Ulysses groups (--inter-node ring|torus).
   InterNodeSchedule inter_node = InterNodeSchedule::ring;
+  // Sequence method: the Ulysses all-to-all moves q, k, v as FP8 (e4m3) with per-token scales
+  // (--comm-dtype e4m3; opt-in, not exact). The patch method's FP8 is its stale dtype.
+  bool fp8_wire = false;
   // The model's activation dtype, so that prepare() allocates the strategy's buffers in it
   // (a strategy told wrong plans again once, at the first attend()).
   DType compute = DType::f32;

@@ -18,7 +18,7 @@ Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_elements
 }  // namespace
 
 UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute,
-                           InterNodeSchedule schedule)
+                           InterNodeSchedule schedule, bool fp8_wire)
     : ulysses_(ulysses),
       ring_(ring),
       heads_(heads),
@@ -27,7 +27,8 @@ UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads,
       R_(ring.size()),
       heads_per_rank_((heads + ulysses.size() - 1) / ulysses.size()),
       compute_(compute),
-      schedule_(schedule) {
+      schedule_(schedule),
+      fp8_wire_(fp8_wire) {
   FRESCO_ASSERT(compute == DType::f32 || compute == DType::bf16 || compute == DType::f16,
                 std::string("USP: compute dtype ") + dtype_name(compute));
 }
@@ -62,10 +63,17 @@ void UspAttention::lay_out(Arena& a) {
   send_q_ = send_k_ = send_v_ = gather_ = q_c_ = o_c_ = k_c_ = v_c_ = Tensor();
   lse_c_ = o_part_ = lse_part_ = Tensor();
   for (int i = 0; i < 2; ++i) ring_k_[i] = ring_v_[i] = Tensor();
+  for (int i = 0; i < 3; ++i) send_scales_[i] = arrived_[i] = arrived_scales_[i] = Tensor();
   if (U_ > 1) {
-    send_q_ = take({U_ * n, HD}, compute_);
-    send_k_ = take({U_ * n, HD}, compute_);
-    send_v_ = take({U_ * n, HD}, compute_);
+    send_q_ = take({U_ * n, HD}, wire());
+    send_k_ = take({U_ * n, HD}, wire());
+    send_v_ = take({U_ * n, HD}, wire());
+    if (fp8_wire_)
+      for (int i = 0; i < 3; ++i) {
+        send_scales_[i] = take({U_ * n}, DType::f32);
+        arrived_[i] = take({N, HD}, DType::e4m3);
+        arrived_scales_[i] = take({N}, DType::f32);
+      }
     gather_ = take({U_ * n, HD}, compute_);
     q_c_ = take({N, Hu, D}, compute_);
     o_c_ = take({N, Hu, D}, compute_);
@@ -91,6 +99,7 @@ void UspAttention::plan(Backend& backend) {
   ex_k_.reset();
   ex_v_.reset();
   ex_o_.reset();
+  for (auto& ex : ex_scales_) ex.reset();
   ring_ex_k_.clear();
   ring_ex_v_.clear();
   ring_held_k_.clear();
@@ -112,20 +121,27 @@ void UspAttention::plan(Backend& backend) {
     // writes: zero them once per plan, so the padded heads attend to zeros (from a host block
     // of zeros kept for re-plans).
     if (int64_t(heads_per_rank_) * U_ != heads_) {
-      const size_t bytes = size_t(U_ * n * HD) * dtype_size(compute_);
+      const size_t bytes = size_t(U_ * n * HD) * dtype_size(wire());  // zero bytes: 0 in every dtype
       if (!zeros_ || zeros_->bytes() < bytes) {
         zeros_ = Storage::host(bytes);
         std::memset(zeros_->data(), 0, bytes);
       }
-      const Tensor zeros = Tensor::from_storage(zeros_, 0, {U_ * n, HD}, compute_);
+      const Tensor zeros = Tensor::from_storage(zeros_, 0, {U_ * n, HD}, wire());
       for (const Tensor& send : {send_q_, send_k_, send_v_}) backend.copy(zeros, send);
     }
-    const Displacements send_d = packed_rows(std::vector<int64_t>(size_t(U_), n), HD, compute_);
-    const Displacements recv_d = packed_rows(ulysses_rows_, HD, compute_);
-    ex_q_ = ulysses_.all_to_all(send_q_, send_d, q_c_, recv_d);
-    ex_k_ = ulysses_.all_to_all(send_k_, send_d, k_c_, recv_d);
-    ex_v_ = ulysses_.all_to_all(send_v_, send_d, v_c_, recv_d);
-    ex_o_ = ulysses_.all_to_all(o_c_, recv_d, gather_, send_d);
+    const std::vector<int64_t> own(size_t(U_), n);
+    const Displacements send_d = packed_rows(own, HD, wire()), recv_d = packed_rows(ulysses_rows_, HD, wire());
+    const Tensor* sends[3] = {&send_q_, &send_k_, &send_v_};
+    const Tensor* chunks[3] = {&q_c_, &k_c_, &v_c_};
+    std::unique_ptr<Exchange>* exchanges[3] = {&ex_q_, &ex_k_, &ex_v_};
+    for (int i = 0; i < 3; ++i) {
+      *exchanges[i] = ulysses_.all_to_all(*sends[i], send_d, fp8_wire_ ? arrived_[i] : *chunks[i], recv_d);
+      if (fp8_wire_)
+        ex_scales_[i] = ulysses_.all_to_all(send_scales_[i], packed_rows(own, 1, DType::f32), arrived_scales_[i],
+                                            packed_rows(ulysses_rows_, 1, DType::f32));
+    }
+    ex_o_ = ulysses_.all_to_all(o_c_, packed_rows(ulysses_rows_, HD, compute_), gather_,
+                                packed_rows(own, HD, compute_));
     backend.synchronize();  // the copies of zeros are done before a later re-plan
   }
   if (R_ > 1) {
@@ -152,13 +168,18 @@ void UspAttention::plan(Backend& backend) {
   planned_ = true;
 }
 
-void UspAttention::scatter_heads(Backend& backend, const Tensor& x, const Tensor& send) const {
+void UspAttention::scatter_heads(Backend& backend, const Tensor& x, const Tensor& send,
+                                 const Tensor& scales) const {
   // x: [n, H, D] as [n, H*D] (row stride kept) -> send slot u' = head columns of rank u'
   const int64_t n = rows_, HD = int64_t(heads_per_rank_) * head_dim_;
   const Tensor source = x.reshape({n, int64_t(heads_) * head_dim_});
   for (int u = 0; u < U_; ++u) {
     const int64_t cols = real_columns(u);
-    if (cols > 0) backend.copy(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols));
+    if (cols <= 0) continue;
+    if (fp8_wire_)
+      backend.quantize_rows(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols), scales.rows(u * n, n));
+    else
+      backend.copy(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols));
   }
 }
 
@@ -219,15 +240,22 @@ void UspAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, co
     return;
   }
 
-  scatter_heads(backend, q, send_q_);
-  ex_q_->start(stream);
-  scatter_heads(backend, k, send_k_);
-  ex_k_->start(stream);
-  scatter_heads(backend, v, send_v_);
-  ex_v_->start(stream);
-  ex_q_->finish(stream);
-  ex_k_->finish(stream);
-  ex_v_->finish(stream);
+  const Tensor* inputs[3] = {&q, &k, &v};
+  const Tensor* sends[3] = {&send_q_, &send_k_, &send_v_};
+  Exchange* exchanges[3] = {ex_q_.get(), ex_k_.get(), ex_v_.get()};
+  for (int i = 0; i < 3; ++i) {  // each exchange starts as soon as its send buffer is ready
+    scatter_heads(backend, *inputs[i], *sends[i], send_scales_[i]);
+    exchanges[i]->start(stream);
+    if (fp8_wire_) ex_scales_[i]->start(stream);
+  }
+  const Tensor* chunks[3] = {&q_c_, &k_c_, &v_c_};
+  for (int i = 0; i < 3; ++i) {
+    exchanges[i]->finish(stream);
+    if (!fp8_wire_) continue;
+    ex_scales_[i]->finish(stream);
+    const int64_t N = chunks[i]->dim(0);
+    backend.dequantize_rows(arrived_[i], arrived_scales_[i], chunks[i]->reshape({N, HD}));
+  }
 
   if (R_ == 1)
     backend.attention(q_c_, k_c_, v_c_, o_c_, Tensor());

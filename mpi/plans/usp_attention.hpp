@@ -37,8 +37,12 @@ enum class InterNodeSchedule { ring, torus };
 
 class UspAttention final : public AttentionStrategy {
  public:
+  // fp8_wire: the Ulysses all-to-all moves q, k and v as e4m3 with per-token scales
+  // (Backend::quantize_rows; half the bytes of bf16), dequantized into the compute dtype on
+  // arrival; the attention output returns in the compute dtype.
   UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim,
-               DType compute = DType::f32, InterNodeSchedule schedule = InterNodeSchedule::ring);
+               DType compute = DType::f32, InterNodeSchedule schedule = InterNodeSchedule::ring,
+               bool fp8_wire = false);
 
   void prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) override;
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -52,8 +56,11 @@ class UspAttention final : public AttentionStrategy {
   // reusing the arena block when it is large enough.
   void plan(Backend& backend);
   void lay_out(Arena& arena);
-  // x [n, H, D] (any row stride) -> send [U * n, Hu * D], slot u' = head slice u'.
-  void scatter_heads(Backend& backend, const Tensor& x, const Tensor& send) const;
+  // x [n, H, D] (any row stride) -> send [U * n, Hu * D], slot u' = head slice u' (with FP8:
+  // quantized, the scale of each row into scales [U * n]).
+  void scatter_heads(Backend& backend, const Tensor& x, const Tensor& send, const Tensor& scales) const;
+  // The dtype the Ulysses all-to-all of q, k, v moves.
+  DType wire() const { return fp8_wire_ ? DType::e4m3 : compute_; }
   // Columns of real (not padding) heads in slot u.
   int64_t real_columns(int u) const;
   // Attention of q over the Ring: writes o (and lse when R > 1).
@@ -64,6 +71,7 @@ class UspAttention final : public AttentionStrategy {
   int heads_, head_dim_, U_, R_, heads_per_rank_;  // Hu = ceil(H / U)
   DType compute_;
   InterNodeSchedule schedule_;
+  bool fp8_wire_;
 
   // The plan's key: the shards and position it was built for (and compute_).
   std::vector<SequenceShard> shards_;
@@ -77,7 +85,10 @@ class UspAttention final : public AttentionStrategy {
   Arena arena_;
   std::shared_ptr<Storage> zeros_;   // host zeros for the padding heads' columns (H % U != 0)
   // U > 1 only:
-  Tensor send_q_, send_k_, send_v_;  // [U * n, Hu * D] the forward all-to-all's send buffers
+  Tensor send_q_, send_k_, send_v_;  // [U * n, Hu * D] the forward all-to-all's send buffers (wire dtype)
+  // FP8 wire only: per-token scales sent [U * n] f32, and what arrives: [N, Hu * D] e4m3 and
+  // [N] f32, for q, k, v (index 0, 1, 2).
+  Tensor send_scales_[3], arrived_[3], arrived_scales_[3];
   Tensor q_c_, o_c_;                 // [N, Hu, D] the Ring chunk's queries and output
   Tensor gather_;                    // [U * n, Hu * D] the inverse all-to-all's receive buffer
   // U > 1 or R > 1:
@@ -89,6 +100,7 @@ class UspAttention final : public AttentionStrategy {
   Tensor ring_in_k_[2], ring_in_v_[2];  // views: the rows that arrive into each ring buffer
 
   std::unique_ptr<Exchange> ex_q_, ex_k_, ex_v_, ex_o_;      // Ulysses (U > 1)
+  std::unique_ptr<Exchange> ex_scales_[3];                    // FP8 wire: q, k, v scales
   std::vector<std::unique_ptr<Exchange>> ring_ex_k_, ring_ex_v_;  // step s = 0 .. R-2
   std::vector<Tensor> ring_held_k_, ring_held_v_;  // block attended to at step s = 0 .. R-1
 };

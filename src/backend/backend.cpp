@@ -39,6 +39,8 @@ const char* op_name(Op op) {
     case Op::upsample_nearest: return "upsample_nearest";
     case Op::transpose: return "transpose";
     case Op::fill_random: return "fill_random";
+    case Op::quantize_rows: return "quantize_rows";
+    case Op::dequantize_rows: return "dequantize_rows";
     case Op::count: break;
   }
   return "?";

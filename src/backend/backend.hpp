@@ -57,6 +57,8 @@ enum class Op {
   upsample_nearest,    // y[C,2H,2W] = x[C,H,W] repeated 2x2 (VAE)
   transpose,           // y[B,A] = x[A,B]^T (channel-major <-> token-major)
   fill_random,         // y[i] = mean + std * normal(seed, stream, substream, i) (random weights)
+  quantize_rows,       // q[R,C] e4m3, scale[R] f32 = amax(x row) / 448: FP8 communication
+  dequantize_rows,     // y[R,C] = q[R,C] * scale[R]
   count
 };
 
@@ -189,6 +191,15 @@ class Backend {
   virtual void upsample_nearest(const Tensor& x, const Tensor& y) = 0;
   // x: [A, B] -> y: [B, A].
   virtual void transpose(const Tensor& x, const Tensor& y) = 0;
+
+  // ---- FP8 communication (opt-in: --comm-dtype e4m3) --------------------------------------
+  // Per-row (per-token) scaling: scales[r] = max_c |x[r,c]| / 448 (1 where the row is all
+  // zeros), q[r,c] = e4m3(x[r,c] / scales[r]) rounded to nearest even. x: [R, C] of a compute
+  // dtype (or [R, ...]: rows of row_numel() values), any row stride; q: e4m3 of x's shape, any
+  // row stride; scales: f32 [R], contiguous.
+  virtual void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) = 0;
+  // y[r,c] = float(q[r,c]) * scales[r], rounded once to y's dtype. Shapes as quantize_rows.
+  virtual void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) = 0;
 
   // ---- set-up ops -----------------------------------------------------------------------
   // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard

@@ -70,6 +70,8 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::count_nonfinite:
       return (is_compute_dtype(d.in) || d.in == DType::f64) && d.out == DType::i64;
     case Op::group_sums: return is_compute_dtype(d.in) && d.out == DType::f64;
+    case Op::quantize_rows: return is_compute_dtype(d.in) && d.out == DType::e4m3;
+    case Op::dequantize_rows: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
   }
 }

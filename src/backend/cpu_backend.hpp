@@ -66,6 +66,8 @@ class CpuBackend final : public Backend {
                   const Tensor& weight, const Tensor& bias, const Tensor& y) override;
   void upsample_nearest(const Tensor& x, const Tensor& y) override;
   void transpose(const Tensor& x, const Tensor& y) override;
+  void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
+  void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;  // src/backend/cpu_random.cpp
 

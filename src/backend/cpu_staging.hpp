@@ -104,7 +104,8 @@ void with_float_dtype(DType dtype, F&& f) {
     case DType::bf16: f(Elem<DType::bf16>{}); return;
     case DType::f16: f(Elem<DType::f16>{}); return;
     case DType::f64:
-    case DType::i64: break;
+    case DType::i64:
+    case DType::e4m3: break;
   }
   FRESCO_ASSERT(false, std::string("the CPU ops compute with f32, bf16 or f16, not ") +
                            dtype_name(dtype));

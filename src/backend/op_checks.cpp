@@ -45,4 +45,15 @@ void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, cons
   numel(scale, x.dim(2), "rms_norm_rope", "scale");
 }
 
+void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales, const char* op) {
+  FRESCO_ASSERT(values.defined() && q.defined() && scales.defined(), std::string(op) + ": undefined operand");
+  FRESCO_ASSERT(q.dtype() == DType::e4m3, std::string(op) + ": q must be e4m3, got " + q.describe());
+  FRESCO_ASSERT(values.rank() >= 2 && q.rank() >= 2 && values.dim(0) == q.dim(0) &&
+                    values.row_numel() == q.row_numel(),
+                std::string(op) + ": " + values.describe() + " and " + q.describe() + " differ in shape");
+  FRESCO_ASSERT(scales.dtype() == DType::f32 && scales.contiguous() && scales.numel() == values.dim(0),
+                std::string(op) + ": scales " + scales.describe() + " should be f32 [" +
+                    std::to_string(values.dim(0)) + "]");
+}
+
 }  // namespace fresco::op_checks

@@ -22,4 +22,8 @@ void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y
 void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
                    const Tensor& y);
 
+// quantize_rows / dequantize_rows: `values` (a compute dtype) and `q` (e4m3) of one shape,
+// rows of row_numel() values; scales: f32 [rows], contiguous.
+void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales, const char* op);
+
 }  // namespace fresco::op_checks

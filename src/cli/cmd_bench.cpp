@@ -167,6 +167,12 @@ class ProfilingBackend final : public Backend {
   void upsample_nearest(const Tensor& x, const Tensor& y) override {
     timed("upsample_nearest", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.upsample_nearest(x, y); });
   }
+  void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override {
+    timed("quantize_rows", 0, tensor_bytes(x) + tensor_bytes(q), [&] { in_.quantize_rows(x, q, scales); });
+  }
+  void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override {
+    timed("dequantize_rows", 0, tensor_bytes(q) + tensor_bytes(y), [&] { in_.dequantize_rows(q, scales, y); });
+  }
   void transpose(const Tensor& x, const Tensor& y) override {
     timed("transpose", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.transpose(x, y); });
   }
@@ -406,6 +412,8 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
     std::printf("  \"ranks\": %d,\n  \"method\": %s,\n  \"ulysses\": %d,\n  \"ring\": %d,\n  \"transport\": %s,\n",
                 layout.group_size(), json_string(sequence ? "sequence" : "patch").c_str(), layout.ulysses(),
                 layout.ring(), json_string(layout.group().describe()).c_str());
+    const bool fp8 = o.parallel.plan.fp8_wire || o.parallel.plan.displaced.stale_dtype == DType::e4m3;
+    std::printf("  \"comm_dtype\": %s,\n", json_string(fp8 ? "e4m3" : dtype_name(o.dtype)).c_str());
     std::printf("  \"per_rank\": [");
     for (int r = 0; r < layout.group_size(); ++r) {
       const double* f = &ranks[size_t(4 * r)];

@@ -292,6 +292,7 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   } else {
     p.ulysses = layout->ulysses();
     p.ring = layout->ring();
+    p.comm_dtype = choice.plan.fp8_wire ? "e4m3" : dtype_name(choice.plan.compute);
   }
   p.seconds_per_step = per_step;
   p.compute_dtype = dtype_name(choice.plan.compute);
@@ -359,6 +360,7 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
       settings.add(d.full_sync ? "full_sync" : "async").add(dtype_name(d.stale_dtype));
     } else {
       settings.add("sequence");
+      if (run.choice.plan.fp8_wire) settings.add("q/k/v e4m3");  // inexact: a different result
     }
     job.digests.weights = weights;
     job.digests.prompt = prompt_digests.at(size_t(job.index));

@@ -16,12 +16,13 @@ Command info_command();
 Command compare_command();
 Command decode_command();
 Command bench_command();
+Command bench_decode_command();
 Command sweep_command();
 
 inline std::vector<Command> all_commands() {
   return {generate_command(), decode_command(),       forward_command(), compare_command(),
           init_weights_command(), convert_command(), make_prompts_command(), info_command(),
-          sweep_command(), bench_command()};
+          sweep_command(), bench_command(), bench_decode_command()};
 }
 
 }  // namespace fresco::cli

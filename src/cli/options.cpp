@@ -208,7 +208,12 @@ void add_parallel_options(po::options_description& o) {
       ("sync-mode", po::value<std::string>()->default_value("async"),
        "patch: async (displaced) or full_sync (every step synchronous: the quality reference)")
       ("stale-dtype", po::value<std::string>()->default_value("f32"),
-       "patch: type of the stale K/V buffers: f32, bf16 or f16 (halves their memory)")
+       "patch: type of the stale K/V buffers: f32, bf16 or f16 (halves their memory), or e4m3\n"
+       "(FP8 with per-token scales: a quarter of f32, and of the gathers' bytes)")
+      ("comm-dtype", po::value<std::string>()->default_value("auto"),
+       "what the ranks of an image exchange: auto (the activations' dtype: exact) or e4m3 (FP8\n"
+       "with per-token scales, opt-in and inexact: sequence: q, k, v of the Ulysses all-to-all;\n"
+       "patch: the stale K/V, as --stale-dtype e4m3). `fresco compare` measures the difference")
       ("ranks-per-node", po::value<int>()->default_value(0),
        "emulate nodes of this many consecutive ranks (0: detect the real nodes)")
       ("inter-node", po::value<std::string>()->default_value("ring"),
@@ -252,7 +257,19 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   c.plan.displaced.warmup_steps = vm["warmup-steps"].as<int>();
   require_input(c.plan.displaced.warmup_steps >= 1,
                 "option --warmup-steps must be at least 1 (the first step has no earlier activations)");
-  c.plan.displaced.stale_dtype = parse_dtype_option("stale-dtype", vm["stale-dtype"].as<std::string>());
+  const std::string stale = vm["stale-dtype"].as<std::string>();
+  c.plan.displaced.stale_dtype = stale == "e4m3" ? DType::e4m3 : parse_dtype_option("stale-dtype", stale);
+  const std::string wire = vm["comm-dtype"].as<std::string>();
+  require_input(wire == "auto" || wire == "e4m3", "option --comm-dtype must be auto or e4m3 (got '" + wire + "')");
+  if (wire == "e4m3") {
+    if (c.plan.method == ParallelMethod::patch) {
+      require_input(vm["stale-dtype"].defaulted() || stale == "e4m3",
+                    "--comm-dtype e4m3 with --parallel patch means --stale-dtype e4m3 (got --stale-dtype " + stale + ")");
+      c.plan.displaced.stale_dtype = DType::e4m3;
+    } else {
+      c.plan.fp8_wire = true;
+    }
+  }
   return c;
 }
 

@@ -29,6 +29,11 @@ int64_t count_nonfinite_host(const Tensor& t) {
       for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
       break;
     }
+    case DType::e4m3: {
+      const auto* p = dense.data<uint8_t>();
+      for (int64_t i = 0; i < n; ++i) bad += (p[i] & 0x7F) == 0x7F;  // the only non-finite code
+      break;
+    }
     case DType::i64: break;
   }
   return bad;

@@ -8,6 +8,7 @@
 
 #include "src/core/error.hpp"
 #include "src/core/float16.hpp"
+#include "src/core/float8.hpp"
 
 namespace fresco {
 
@@ -18,6 +19,7 @@ size_t dtype_size(DType dtype) {
     case DType::f16: return 2;
     case DType::f64: return 8;
     case DType::i64: return 8;
+    case DType::e4m3: return 1;
   }
   FRESCO_ASSERT(false, "unknown dtype");
 }
@@ -29,6 +31,7 @@ const char* dtype_name(DType dtype) {
     case DType::f16: return "f16";
     case DType::f64: return "f64";
     case DType::i64: return "i64";
+    case DType::e4m3: return "e4m3";
   }
   return "?";
 }
@@ -228,6 +231,9 @@ Tensor Tensor::to_f32() const {
       case DType::f64:
         for (size_t i = 0; i < n; ++i) dst[i] = float(static_cast<const double*>(src)[i]);
         break;
+      case DType::e4m3:
+        for (size_t i = 0; i < n; ++i) dst[i] = e4m3_to_float(static_cast<const uint8_t*>(src)[i]);
+        break;
       case DType::f32:
       case DType::i64: break;  // handled above
     }
@@ -251,6 +257,9 @@ Tensor Tensor::to_dtype(DType dtype) const {
       case DType::f16: float_to_f16(src, static_cast<uint16_t*>(dst), n); break;
       case DType::f64:
         for (size_t i = 0; i < n; ++i) static_cast<double*>(dst)[i] = src[i];
+        break;
+      case DType::e4m3:  // unscaled (saturating): scaled quantization is Backend::quantize_rows
+        for (size_t i = 0; i < n; ++i) static_cast<uint8_t*>(dst)[i] = float_to_e4m3(src[i]);
         break;
       case DType::f32:
       case DType::i64: break;  // handled above

@@ -23,7 +23,9 @@
 namespace fresco {
 
 // f64 and i64 serve device-resident statistics and counters (GroupNorm sums, non-finite counts).
-enum class DType { f32, bf16, f16, f64, i64 };
+// e4m3: FP8 (src/core/float8.hpp), the optional wire format of q/k/v and stale K/V, always with
+// per-row scales (Backend::quantize_rows); no op computes in it.
+enum class DType { f32, bf16, f16, f64, i64, e4m3 };
 enum class Device { cpu, cuda };
 
 size_t dtype_size(DType dtype);

@@ -1,6 +1,8 @@
 #include "src/model/vae_decoder.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <optional>
 #include <tuple>
@@ -12,34 +14,40 @@ namespace {
 constexpr float kGroupNormEps = 1e-6f;
 // Slots held at once at most: the attention block's x, h, q, k, v and one temporary.
 constexpr int kSlotCount = 6;
+// Slots held at once above the latent resolution: a resnet's x, its normalised copy and the
+// first convolution's output (an upsampling's x, its upsampled copy and the convolution's
+// output), plus the haloed copy of a convolution's input where the rows are split over ranks.
+constexpr int kLargeSlotsWhole = 3, kLargeSlotsSplit = 4;
 }  // namespace
 
-// kSlotCount equal blocks of device memory, each lent out whole and shaped as needed.
+// kSlotCount blocks of device memory, each lent out whole and shaped as needed: a few large
+// ones sized for the largest activation (haloed), the rest sized for the latent resolution,
+// where the mid-block's attention holds all six. So the peak is about three or four of the
+// largest level's activations, not six.
 class VaeDecoder::Slots {
  public:
-  Slots(Backend& backend, size_t slot_bytes) : slot_bytes_(slot_bytes) {
-    for (int i = 0; i < kSlotCount; ++i) {
-      blocks_.push_back(backend.alloc_storage(slot_bytes));
+  Slots(Backend& backend, const std::vector<size_t>& sizes) {
+    for (size_t bytes : sizes) {
+      blocks_.push_back(backend.alloc_storage(bytes));
+      bytes_.push_back(bytes);
       free_.push_back(true);
     }
   }
+  // The smallest free block that holds the tensor.
   std::pair<Tensor, int> acquire(const Shape& shape, DType dtype) {
     const size_t bytes = size_t(shape_numel(shape)) * dtype_size(dtype);
-    FRESCO_ASSERT(bytes <= slot_bytes_, "decoder slot too small for " + shape_string(shape));
+    int best = -1;
     for (size_t i = 0; i < blocks_.size(); ++i)
-      if (free_[i]) {
-        free_[i] = false;
-        return {Tensor::from_storage(blocks_[i], 0, shape, dtype), int(i)};
-      }
-    FRESCO_ASSERT(false, "decoder: every activation slot is in use");
-    return {};
+      if (free_[i] && bytes_[i] >= bytes && (best < 0 || bytes_[i] < bytes_[size_t(best)])) best = int(i);
+    FRESCO_ASSERT(best >= 0, "decoder: no free activation slot holds " + shape_string(shape));
+    free_[size_t(best)] = false;
+    return {Tensor::from_storage(blocks_[size_t(best)], 0, shape, dtype), best};
   }
   void release(int i) { free_[size_t(i)] = true; }
-  size_t slot_bytes() const { return slot_bytes_; }
 
  private:
-  size_t slot_bytes_;
   std::vector<std::shared_ptr<Storage>> blocks_;
+  std::vector<size_t> bytes_;
   std::vector<bool> free_;
 };
 
@@ -70,7 +78,29 @@ struct VaeDecoder::Lease {
 };
 
 VaeDecoder::VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend, DType compute)
-    : config_(std::move(config)), weights_(std::move(weights)), backend_(backend), compute_(compute) {}
+    : config_(std::move(config)), weights_(std::move(weights)), backend_(backend), compute_(compute) {
+  const char* p = std::getenv("FRESCO_DECODE_PROFILE");
+  profile_ = p && p[0] == '1';
+}
+
+void VaeDecoder::mark(const std::string& part) {
+  if (!profile_) return;
+  marks_.emplace_back(part, backend_.new_timing_event());
+  marks_.back().second->record(backend_.stream());
+}
+
+void VaeDecoder::print_profile() {
+  if (!profile_ || marks_.empty()) return;
+  marks_.back().second->synchronize();
+  std::string line = "decode profile (ms):";
+  for (size_t i = 1; i < marks_.size(); ++i) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " %s %.2f", marks_[i].first.c_str(), marks_[i].second->elapsed_ms(*marks_[i - 1].second));
+    line += buf;
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  marks_.clear();
+}
 
 VaeDecoder::~VaeDecoder() = default;
 
@@ -88,6 +118,7 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
   note(c.z_channels);
   int64_t channels = c.width(c.levels() - 1);
   note(channels);
+  const size_t at_latent = most;  // everything up to the first upsampling (the mid-block included)
   for (int level = c.levels() - 1; level >= 0; --level) {
     note(c.width(level));
     channels = c.width(level);
@@ -99,9 +130,14 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
   }
   note(c.out_ch);
   rows.prepare(backend_, widest_row, compute_);
-  if (band_rows_ == latent.dim(1) && band_width_ == latent.dim(2)) return;  // same shape: reuse
+  if (band_rows_ == latent.dim(1) && band_width_ == latent.dim(2) && band_parts_ == rows.size())
+    return;  // same shape: reuse
 
-  slots_ = std::make_unique<Slots>(backend_, most);
+  std::vector<size_t> sizes(size_t(kSlotCount), at_latent);
+  const int large = rows.size() == 1 ? kLargeSlotsWhole : kLargeSlotsSplit;
+  std::fill_n(sizes.begin(), large, most);
+  slots_.reset();  // the previous shape's blocks go before the new ones are taken
+  slots_ = std::make_unique<Slots>(backend_, sizes);
   auto lay_out = [&](Arena& a) {
     latent_in_ = a.take(latent.shape(), DType::f32);
     sums_ = a.take({c.groups, 2}, DType::f64);
@@ -116,11 +152,18 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
   backend_.synchronize();
   band_rows_ = latent.dim(1);
   band_width_ = latent.dim(2);
+  band_parts_ = rows.size();
 }
 
 VaeDecoder::Lease VaeDecoder::conv3(const std::string& name, const Tensor& x) {
   // x: [Ci, h, W] -> haloed [Ci, h + 2, W] (neighbours' edge rows or zeros) -> y: [Co, h, W]
   const int64_t Ci = x.dim(0), h = x.dim(1), W = x.dim(2);
+  if (rows_->size() == 1) {  // the whole image here: the convolution pads its own rows, no haloed copy
+    const Tensor& weight = w(name + ".weight");
+    Lease y(*slots_, {weight.dim(0), h, W}, compute_);
+    backend_.conv2d(x, weight, w(name + ".bias"), /*pad_rows=*/1, y.t);
+    return y;
+  }
   const Lease haloed(*slots_, {Ci, h + 2, W}, compute_);
   const Tensor flat = haloed.t.reshape({Ci, (h + 2) * W});
   const Tensor zero_row = zeros_.rows(0, Ci * W).reshape({Ci, W});
@@ -186,7 +229,9 @@ VaeDecoder::Lease VaeDecoder::attention_block(const std::string& name, const Ten
     const Lease q = tokens("q"), k = tokens("k"), v = tokens("v");
     normed.reset();
     const Lease o(*slots_, {n, 1, C}, compute_);
+    mark("attn.norm+qkv");
     rows_->attention().attend(backend_, q.t, k.t, v.t, o.t);
+    mark("attn.attend");
     Lease oc(*slots_, x.shape(), compute_);
     backend_.transpose(o.t.reshape({n, C}), oc.t.reshape({C, n}));
     return oc;
@@ -207,6 +252,7 @@ Tensor VaeDecoder::decode(const Tensor& latent, RowPartition& rows) {
   rows_ = &rows;
   total_rows_ = std::accumulate(parts.begin(), parts.end(), int64_t(0));
 
+  mark("start");
   backend_.copy(latent, latent_in_);
   Lease x = [&] {  // z / scale_factor + shift_factor, in the compute dtype
     const Lease z(*slots_, latent.shape(), compute_);
@@ -214,6 +260,7 @@ Tensor VaeDecoder::decode(const Tensor& latent, RowPartition& rows) {
     return conv3("decoder.conv_in", z.t);
   }();
   x = resnet("decoder.mid.block_1", x.t);
+  mark("conv_in+mid.block_1");
 
   // The mid-block attention over every position: each part's positions, in order.
   std::vector<SequenceShard> shards;
@@ -221,16 +268,20 @@ Tensor VaeDecoder::decode(const Tensor& latent, RowPartition& rows) {
   for (int64_t r : parts) shards.push_back({0, r * w_latent, 0, 0, 0, r * w_latent});
   rows.attention().prepare(backend_, shards, rows.index());
   x = attention_block("decoder.mid.attn_1", x.t);
+  mark("mid.attn_1");
   x = resnet("decoder.mid.block_2", x.t);
+  mark("mid.block_2");
 
   for (int level = config_.levels() - 1; level >= 0; --level) {
     const std::string p = "decoder.up." + std::to_string(level);
     for (int b = 0; b <= config_.num_res_blocks; ++b) x = resnet(p + ".block." + std::to_string(b), x.t);
+    mark("up." + std::to_string(level) + ".blocks");
     if (level != 0) {
       const Lease up(*slots_, {x.t.dim(0), 2 * x.t.dim(1), 2 * x.t.dim(2)}, compute_);
       backend_.upsample_nearest(x.t, up.t);
       total_rows_ *= 2;
       x = conv3(p + ".upsample.conv", up.t);
+      mark("up." + std::to_string(level) + ".upsample");
     }
   }
   {
@@ -239,6 +290,8 @@ Tensor VaeDecoder::decode(const Tensor& latent, RowPartition& rows) {
     backend_.silu(h.t, h.t);
     x = conv3("decoder.conv_out", h.t);
   }
+  mark("out");
+  print_profile();
   rows_ = nullptr;
   return x.t;  // the slot is free again, but nothing runs on it before the next decode()
 }

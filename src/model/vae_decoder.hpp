@@ -8,12 +8,16 @@
 // image), and the mid-block attention over all positions (an AttentionStrategy). With LocalRows
 // the decoder is the plain single-rank computation.
 //
-// Memory: every activation lives in one of a few equal slots sized for the largest level's
-// working set, taken from one arena that is allocated when the band's shape changes and reused
-// by every later decode of that shape: decode() itself allocates nothing.
+// Memory: every activation lives in one of six slots: three (four when the rows are split, for
+// the haloed copies) sized for the largest activation, the rest for the latent resolution where
+// the mid-block holds six; allocated when the band's shape changes and reused by every later
+// decode of that shape: decode() itself allocates nothing. With the whole image on one rank a
+// 3x3 convolution pads its own rows (no haloed copy of its input).
 #pragma once
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "src/backend/backend.hpp"
@@ -51,6 +55,10 @@ class VaeDecoder {
   Lease resnet(const std::string& name, const Tensor& x);
   Lease attention_block(const std::string& name, const Tensor& x);
   const Tensor& w(const std::string& name) const { return weights_.get(name); }
+  // FRESCO_DECODE_PROFILE=1: a timing event after each part of the decode, printed (device
+  // milliseconds per part, on stderr) when decode() ends; it synchronizes there.
+  void mark(const std::string& part);
+  void print_profile();
 
   VaeConfig config_;
   ModelWeights weights_;
@@ -60,7 +68,10 @@ class VaeDecoder {
   RowPartition* rows_ = nullptr;  // during decode()
   int64_t total_rows_ = 0;        // rows of the whole image at the current level
   int64_t band_rows_ = -1, band_width_ = -1;  // the band shape the arena was laid out for
+  int band_parts_ = -1;                       // and the number of parts (halo copies or not)
   Arena arena_;
+  bool profile_ = false;
+  std::vector<std::pair<std::string, std::unique_ptr<Event>>> marks_;
   Tensor latent_in_;  // [z, rows, w] f32  the band as uploaded
   Tensor sums_;       // [groups, 2] f64   GroupNorm sums (all-reduced in place)
   Tensor zeros_;      // [max C * W]       zero halo rows at the image borders

@@ -27,6 +27,16 @@ cp "$g/ae_tiny_decode.h5" latent.h5  # holds /latent
 "$H5_TOOL" compare gpu.decoded.h5 cpu.decoded.h5 /image 1e-5
 "$FRESCO" decode --backend cuda --dtype bf16 --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu16 >/dev/null
 "$H5_TOOL" compare gpu16.decoded.h5 cpu.decoded.h5 /image 3e-2
+# FLUX.1's decoder shape (flux-ae, random weights) in bf16: cuDNN's convolutions and the mid-block
+# attention with head dim 512 (blocked cuBLASLt path) against the CPU in f32; then the 10 latent
+# rows as bands of 5 on two ranks sharing the GPU (haloed convolutions, Ring attention over
+# head dim 512 with the log-sum-exp merge), which equal one rank's within bf16 rounding.
+"$FRESCO" init-weights --model flux-ae --seed 3 flux_ae.h5 >/dev/null
+"$FRESCO" decode --backend cpu --vae flux_ae.h5 latent.h5 --out ae_cpu >/dev/null
+"$FRESCO" decode --backend cuda --dtype bf16 --vae flux_ae.h5 latent.h5 --out ae_gpu16 >/dev/null
+"$H5_TOOL" compare ae_gpu16.decoded.h5 ae_cpu.decoded.h5 /image 3e-2
+run_np 2 decode --backend cuda --dtype bf16 --transport ipc --vae flux_ae.h5 latent.h5 --out ae_gpu16_np2 >/dev/null
+"$H5_TOOL" compare ae_gpu16_np2.decoded.h5 ae_cpu.decoded.h5 /image 3e-2
 
 # A batch on the GPU, two ranks sharing it (data parallel), against the CPU: the same images
 # within f32 rounding of different summation orders over the denoising steps.

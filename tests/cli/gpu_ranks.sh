@@ -54,6 +54,15 @@ psnr=$("$FRESCO" compare displaced/img_0.h5 exact/img_0.h5 | tail -1 | sed -n 's
 awk -v v="$psnr" 'BEGIN { exit !(v + 0 >= 120) }' || fail "displaced GPU run: PSNR $psnr dB against the exact run"
 echo "ok: displaced on $NP GPU ranks: deterministic, PSNR $psnr dB against the exact run"
 
+# FP8 communication on GPU ranks (IPC): q/k/v and the stale K/V as e4m3 with per-token scales.
+gen "$NP" --transport ipc --ulysses "$NP" --comm-dtype e4m3 --out fp8 >/dev/null
+gen "$NP" --transport ipc --parallel patch --patches "$NP" --warmup-steps 2 --comm-dtype e4m3 --out fp8_patch >/dev/null
+for run in fp8 fp8_patch; do
+  psnr=$("$FRESCO" compare $run/img_0.h5 exact/img_0.h5 | tail -1 | sed -n 's/.* PSNR \([-+0-9.eE]*\) dB.*/\1/p')
+  awk -v v="$psnr" 'BEGIN { exit !(v + 0 >= 120) }' || fail "$run on GPU ranks: PSNR $psnr dB against the exact run"
+  echo "ok: $run on $NP GPU ranks: PSNR $psnr dB against the exact run"
+done
+
 # A stopped (hung) or killed rank ends the job within 30 s.
 "$FRESCO" init-weights --model flux-small --seed 3 small.h5 >/dev/null
 "$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 256 --height 256 --steps 2000 \

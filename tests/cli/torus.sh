@@ -24,7 +24,7 @@ for t in $transports; do
   for lay in $layouts; do
     deg=${lay%/*} rpn=${lay#*/} U=${deg%x*} R=${deg#*x}
     name="${t}_${U}x${R}_rpn$rpn"
-    args=(--ulysses "$U" --ring "$R" --ranks-per-node "$rpn" --inter-node torus --transport "$t")
+    args=(--ulysses "$U" --ring "$R" --ranks-per-node "$rpn" --inter-node torus --transport "$t" --comm-timeout 60)
     run_np "$NP" forward --weights "$W" --inputs "$IN" --out "fw_$name.h5" "${args[@]}" > "fw_$name.log"
     grep -q "on $((NP / rpn)) node(s)" "fw_$name.log" || { cat "fw_$name.log"; fail "$name: not on $((NP / rpn)) nodes"; }
     [ "$t" = mpi ] || grep -q "(ucx one-sided)" "fw_$name.log" || { cat "fw_$name.log"; fail "$name: not over UCX"; }

@@ -1,0 +1,261 @@
+#include "cuda/conv_cudnn.hpp"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdlib>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "cuda/cuda_check.hpp"
+
+namespace fresco::cuda {
+namespace {
+
+// A move-only owner of one cuDNN descriptor of the convolution API.
+template <typename D, cudnnStatus_t (*Create)(D*), cudnnStatus_t (*Destroy)(D)>
+class Descriptor {
+ public:
+  Descriptor() { FRESCO_CUDNN_CHECK(Create(&d_)); }
+  ~Descriptor() {
+    if (d_) Destroy(d_);
+  }
+  Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+  Descriptor& operator=(Descriptor&& o) noexcept {
+    if (this != &o) {
+      if (d_) Destroy(d_);
+      d_ = std::exchange(o.d_, nullptr);
+    }
+    return *this;
+  }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  D get() const { return d_; }
+
+ private:
+  D d_ = nullptr;
+};
+
+using TensorDesc = Descriptor<cudnnTensorDescriptor_t, &cudnnCreateTensorDescriptor, &cudnnDestroyTensorDescriptor>;
+using FilterDesc = Descriptor<cudnnFilterDescriptor_t, &cudnnCreateFilterDescriptor, &cudnnDestroyFilterDescriptor>;
+using ConvDesc =
+    Descriptor<cudnnConvolutionDescriptor_t, &cudnnCreateConvolutionDescriptor, &cudnnDestroyConvolutionDescriptor>;
+
+cudnnDataType_t cudnn_type(int dt) { return dt == kBF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF; }
+
+// The largest element offset cuDNN's convolutions address (32-bit); FRESCO_CUDNN_CONV_SPAN
+// lowers it (to exercise the channel chunks on small images).
+int64_t max_span() {
+  static const int64_t span = [] {
+    const char* v = std::getenv("FRESCO_CUDNN_CONV_SPAN");
+    const long long n = v && *v ? std::atoll(v) : 0;
+    return n > 0 ? std::min<int64_t>(n, INT_MAX) : int64_t(INT_MAX);
+  }();
+  return span;
+}
+
+// Channels per chunk: the most (halving from all of them) whose rows span at most max_span().
+int64_t channel_chunk(int64_t channels, int64_t ld, int64_t row) {
+  int64_t c = channels;
+  while (c > 1 && (c - 1) * ld + row > max_span()) c = (c + 1) / 2;
+  return c;
+}
+
+const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "implicit_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "implicit_precomp_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "direct";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "fft";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "fft_tiling";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "winograd";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "winograd_nonfused";
+    default: return "?";
+  }
+}
+
+}  // namespace
+
+struct CudnnConv::Plan {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  struct Candidate {
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t workspace;
+  };
+  std::vector<Candidate> candidates;  // usable algorithms, best first
+  size_t chosen = 0;                  // index into candidates; == size(): declined
+  bool executed = false;
+  bool ok() const { return chosen < candidates.size(); }
+};
+
+size_t CudnnConv::KeyHash::operator()(const Key& k) const {
+  size_t h = 1469598103934665603ull;
+  for (int64_t v : {k.Ci, k.H, k.W, k.Co, k.k, k.pad_rows, k.ld_x, k.ld_y, int64_t(k.dt)})
+    h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull;
+  return h;
+}
+
+size_t CudnnConv::workspace_limit() {
+  static const size_t limit = [] {
+    const char* v = std::getenv("FRESCO_CUDNN_CONV_WORKSPACE_MB");
+    const long long mb = v && *v ? std::atoll(v) : 0;
+    return size_t(mb > 0 ? mb : 256) << 20;
+  }();
+  return limit;
+}
+
+CudnnConv::CudnnConv() {
+  const char* find = std::getenv("FRESCO_CUDNN_CONV_FIND");
+  find_ = find && find[0] == '1';
+  try {
+    handle_ = std::make_unique<CudnnHandle>();
+  } catch (const Error& e) {
+    why_ = e.what();
+    handle_.reset();
+  }
+}
+
+CudnnConv::~CudnnConv() = default;
+
+size_t CudnnConv::declined() const {
+  size_t n = 0;
+  for (const auto& [key, plan] : plans_) n += plan->ok() ? 0 : 1;
+  return n;
+}
+
+bool CudnnConv::eligible(const ConvCall& c) {
+  const int64_t Ho = c.H + 2 * int64_t(c.pad_rows) - (c.k - 1);
+  const bool half = c.x.dt == kBF16 || c.x.dt == kF16;
+  return half && c.weight.dt == c.x.dt && c.y.dt == c.x.dt && c.k % 2 == 1 && c.pad_rows >= 0 && Ho > 0 &&
+         c.W > 0 && c.x.rows > 0 && c.Co > 0 && c.Co <= 65535 && c.H * c.W <= max_span() &&
+         Ho * c.W <= max_span() && c.x.cols == c.H * c.W && c.y.cols == Ho * c.W && c.y.rows == c.Co &&
+         c.bias.n == c.Co;
+}
+
+void CudnnConv::build(Plan& p, const Key& key, const void* x, const void* w, void* y, cudaStream_t stream) {
+  const cudnnDataType_t t = cudnn_type(key.dt);
+  const int64_t Ho = key.H + 2 * key.pad_rows - (key.k - 1);
+  const int64_t span_x = (key.Ci - 1) * key.ld_x + key.H * key.W, span_y = (key.Co - 1) * key.ld_y + Ho * key.W;
+  // N = 1: the batch stride is the whole span (no overlap), whatever the channel stride is.
+  FRESCO_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(p.x.get(), t, 1, int(key.Ci), int(key.H), int(key.W),
+                                                  int(span_x), int(key.ld_x), int(key.W), 1));
+  FRESCO_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(p.y.get(), t, 1, int(key.Co), int(Ho), int(key.W), int(span_y),
+                                                  int(key.ld_y), int(key.W), 1));
+  FRESCO_CUDNN_CHECK(
+      cudnnSetFilter4dDescriptor(p.w.get(), t, CUDNN_TENSOR_NCHW, int(key.Co), int(key.Ci), int(key.k), int(key.k)));
+  FRESCO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv.get(), int(key.pad_rows), int(key.k / 2), 1, 1, 1, 1,
+                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  FRESCO_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), CUDNN_TENSOR_OP_MATH));
+
+  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
+  int got = 0;
+  if (find_) {
+    // Times every algorithm on the real operands (y is overwritten: the bias is filled after).
+    void* ws = workspace_.reserve(workspace_limit(), stream);
+    FRESCO_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(handle_->get(), p.x.get(), x, p.w.get(), w,
+                                                              p.conv.get(), p.y.get(), y, int(perf.size()), &got,
+                                                              perf.data(), ws, workspace_limit()));
+  } else {
+    FRESCO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_->get(), p.x.get(), p.w.get(), p.conv.get(),
+                                                              p.y.get(), int(perf.size()), &got, perf.data()));
+  }
+  for (int i = 0; i < got; ++i) {
+    if (perf[size_t(i)].status != CUDNN_STATUS_SUCCESS) continue;
+    size_t ws = perf[size_t(i)].memory;
+    // The heuristic's memory field is an estimate: ask for the algorithm's exact need.
+    if (cudnnGetConvolutionForwardWorkspaceSize(handle_->get(), p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
+                                                perf[size_t(i)].algo, &ws) != CUDNN_STATUS_SUCCESS)
+      continue;
+    if (ws <= workspace_limit()) p.candidates.push_back({perf[size_t(i)].algo, ws});
+  }
+  if (p.candidates.empty())
+    why_ = "conv Ci=" + std::to_string(key.Ci) + " Co=" + std::to_string(key.Co) + " " + std::to_string(key.H) +
+           "x" + std::to_string(key.W) + " k=" + std::to_string(key.k) + ": no algorithm within the workspace limit";
+}
+
+CudnnConv::Plan& CudnnConv::plan_for(const Key& key, const void* x, const void* w, void* y, cudaStream_t stream) {
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    auto plan = std::make_unique<Plan>();
+    try {
+      build(*plan, key, x, w, y, stream);
+    } catch (const Error& e) {  // cuDNN refuses the descriptors: remember it, fall back
+      plan->candidates.clear();
+      why_ = e.what();
+    }
+    it = plans_.emplace(key, std::move(plan)).first;
+  }
+  return *it->second;
+}
+
+bool CudnnConv::run(const ConvCall& c, cudaStream_t stream) {
+  if (!available() || !eligible(c)) return false;
+  if (stream != stream_) {
+    FRESCO_CUDNN_CHECK(cudnnSetStream(handle_->get(), stream));
+    stream_ = stream;
+  }
+  const int64_t Ci = c.x.rows, Co = c.Co, kk = c.k * c.k, HW = c.H * c.W;
+  const int64_t Ho = c.H + 2 * int64_t(c.pad_rows) - (c.k - 1);
+  const int64_t cci = channel_chunk(Ci, c.x.ld, HW), cco = channel_chunk(Co, c.y.ld, Ho * c.W);
+  const size_t es = dt_size(c.x.dt);
+  auto key = [&](int64_t ci, int64_t co) {
+    return Key{ci, c.H, c.W, co, c.k, c.pad_rows, c.x.ld, c.y.ld, c.x.dt};
+  };
+  // Every chunk shape planned before anything is enqueued, so a decline leaves y untouched.
+  for (int64_t ci : {cci, Ci % cci})
+    for (int64_t co : {cco, Co % cco})
+      if (ci > 0 && co > 0 && !plan_for(key(ci, co), c.x.data, c.weight.data, c.y.data, stream).ok()) return false;
+
+  fill_rows(c.bias, c.y, stream);
+  const float one = 1.0f;
+  const char* w = static_cast<const char*>(c.weight.data);
+  for (int64_t co0 = 0; co0 < Co; co0 += cco) {
+    const int64_t nco = std::min(cco, Co - co0);
+    for (int64_t ci0 = 0; ci0 < Ci; ci0 += cci) {
+      const int64_t nci = std::min(cci, Ci - ci0);
+      Plan& p = *plans_.at(key(nci, nco));
+      const void* wp = w + size_t(co0 * Ci) * kk * es;
+      if (nci != Ci) {  // the filter's [nco, nci, k, k] block, made dense
+        void* slice = weight_slice_.reserve(size_t(nco * nci * kk) * es, stream);
+        FRESCO_CUDA_CHECK(cudaMemcpy2DAsync(slice, size_t(nci * kk) * es, w + size_t(co0 * Ci + ci0) * kk * es,
+                                            size_t(Ci * kk) * es, size_t(nci * kk) * es, size_t(nco),
+                                            cudaMemcpyDeviceToDevice, stream));
+        wp = slice;
+      }
+      const void* xp = static_cast<const char*>(c.x.data) + size_t(ci0 * c.x.ld) * es;
+      void* yp = static_cast<char*>(c.y.data) + size_t(co0 * c.y.ld) * es;
+      while (true) {
+        const Plan::Candidate& a = p.candidates[p.chosen];
+        void* ws = a.workspace ? workspace_.reserve(a.workspace, stream) : nullptr;
+        const cudnnStatus_t rc = cudnnConvolutionForward(handle_->get(), &one, p.x.get(), xp, p.w.get(), wp,
+                                                         p.conv.get(), a.algo, ws, a.workspace, &one, p.y.get(), yp);
+        if (rc == CUDNN_STATUS_SUCCESS) break;
+        // A refusal at launch enqueues nothing; an algorithm that has run before failing now is
+        // a real error.
+        if (p.executed) FRESCO_CUDNN_CHECK(rc);
+        why_ = std::string("conv algorithm ") + algo_name(a.algo) + " refused: " + cudnnGetErrorString(rc);
+        if (++p.chosen == p.candidates.size()) return false;  // the caller's kernel rewrites all of y
+      }
+      p.executed = true;
+    }
+  }
+  return true;
+}
+
+std::string CudnnConv::describe() const {
+  std::string s;
+  for (const auto& [k, p] : plans_) {
+    s += (s.empty() ? "" : "; ") + std::to_string(k.Ci) + "->" + std::to_string(k.Co) + " " + std::to_string(k.H) +
+         "x" + std::to_string(k.W) + " k" + std::to_string(k.k) + ": ";
+    s += p->ok() ? std::string(algo_name(p->candidates[p->chosen].algo)) + " (ws " +
+                       std::to_string(p->candidates[p->chosen].workspace >> 10) + " KiB)"
+                 : std::string("declined");
+  }
+  return s;
+}
+
+}  // namespace fresco::cuda
