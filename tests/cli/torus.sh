@@ -49,6 +49,19 @@ grep -q "inter-node link 0.5 GB/s, 200 us per exchange (emulated)" slow.log || {
 "$H5_TOOL" compare slow.h5 single.h5 /velocity 1e-5 >/dev/null || fail "forward under the emulated link differs"
 echo "forward $lay under an emulated 0.5 GB/s, 200 us link: matches"
 
+# DistriFusion's in-place all-gathers (its stale K/V, started in one layer and finished in the
+# next) over UCX give the bits of the MPI transport.
+if [ "$NP" -eq 4 ] && [ "$transports" = "mpi ucx" ]; then
+  "$FRESCO" make-prompts --model flux-tiny --count 1 --txt-len 5 --width 64 --height 128 --steps 3 \
+    patch_prompts.h5 >/dev/null
+  for t in mpi ucx; do
+    run_np 4 generate --weights weights.h5 --prompts patch_prompts.h5 --out "patch_$t" --parallel patch \
+      --patches 4 --warmup-steps 1 --transport "$t" --comm-timeout 60 > "patch_$t.log"
+  done
+  "$H5_TOOL" compare patch_ucx/img_0.h5 patch_mpi/img_0.h5 /latent 0 || fail "DistriFusion over UCX differs"
+  echo "DistriFusion over UCX: identical to MPI"
+fi
+
 # Bad values are refused with one message.
 expect_error "option --inter-node must be ring or torus" -- \
   run_np "$NP" forward --weights "$W" --inputs "$IN" --out bad.h5 --inter-node mesh
