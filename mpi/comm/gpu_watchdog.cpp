@@ -1,14 +1,12 @@
 #include "mpi/comm/gpu_watchdog.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace fresco {

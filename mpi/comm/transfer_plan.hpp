@@ -36,7 +36,7 @@ struct TransferPlan {
 };
 
 // The same semantics as Communicator's exchanges (communicator.hpp); buffers must be contiguous
-// device tensors. `what` names the exchange in errors.
+// device tensors (a failed check names the exchange and the buffer).
 TransferPlan plan_all_to_all(int rank, int size, const Tensor& send, const Displacements& send_d,
                              const Tensor& recv, const Displacements& recv_d);
 TransferPlan plan_send_recv(int rank, int size, const Tensor& send, int dest, const Tensor& recv, int source);
