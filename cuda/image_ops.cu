@@ -1,11 +1,15 @@
 // Decoder kernels (channel-major [C, H, W] tensors: C rows of H*W) and the 2-D transpose.
 //  - conv2d: a direct convolution (stride 1, odd k <= 7), tiles of 16 output channels x 64
-//    output pixels of one row per block, 8 input channels staged in shared memory at a time.
-//    (cuDNN or an implicit GEMM on tensor cores is the later, faster path.)
+//    output pixels of one row per block (4 channels x 256 pixels where there are at most 4
+//    output channels: the decoder's conv_out, 128 -> 3, which cuDNN's tensor-core algorithms
+//    serve badly), 8 input channels staged in shared memory at a time. f32 activations, mixed
+//    dtypes and outputs of few channels; bf16/f16 convolutions go through cuDNN
+//    (cuda/conv_cudnn.hpp).
 //  - group_sums: per-group sum and sum of squares in f64, in two deterministic passes (fixed
 //    chunks per group, then a fixed-order reduction), so a replay gives the same bits.
 //  - group_norm, upsample_nearest, transpose (32 x 32 tiles through shared memory).
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/kernels_common.cuh"
 
@@ -14,12 +18,15 @@ namespace {
 
 // ---- conv2d -----------------------------------------------------------------------------------
 
-constexpr int kConvPix = 64, kConvCo = 16, kConvCi = 8, kConvThreads = 256;
+constexpr int kConvCi = 8, kConvThreads = 256;
 
-template <typename Tx, typename Ty>
+// kConvPix output pixels of one row x kConvCo output channels per block; each thread one pixel
+// and a quad of channels (kConvPix * kConvCo / 4 == kConvThreads).
+template <typename Tx, typename Ty, int kConvPix, int kConvCo>
 __global__ void __launch_bounds__(kConvThreads)
     conv2d_kernel(Mat x, int64_t H, int64_t W, Vec weight, int64_t Co, int k, Vec bias,
                   int pad_rows, Mat y, int64_t tiles_w) {
+  static_assert(kConvPix * kConvCo / 4 == kConvThreads, "one pixel and a channel quad per thread");
   extern __shared__ float smem[];
   const int span = kConvPix + k - 1;
   float* s_in = smem;                            // [kConvCi][k][span]
@@ -159,15 +166,22 @@ void conv2d(Mat x, int64_t H, int64_t W, Vec weight, int64_t Co, int64_t k, Vec 
   FRESCO_ASSERT(k >= 1 && k % 2 == 1 && k <= kConvMaxKernel, "conv2d kernel size " + std::to_string(k));
   const int64_t Ho = H + 2 * pad_rows - (k - 1);
   if (Ho <= 0 || W == 0 || Co == 0) return;
-  const int64_t tiles_w = (W + kConvPix - 1) / kConvPix;
-  const dim3 grid(unsigned(Ho * tiles_w), unsigned((Co + kConvCo - 1) / kConvCo));
-  const size_t smem = size_t(kConvCi * k * (kConvPix + k - 1) + kConvCo * kConvCi * k * k) * sizeof(float);
-  dispatch_float(x.dt, [&](auto tx) {
-    dispatch_float(y.dt, [&](auto ty) {
-      conv2d_kernel<typename decltype(tx)::type, typename decltype(ty)::type>
-          <<<grid, kConvThreads, smem, stream>>>(x, H, W, weight, Co, int(k), bias, pad_rows, y, tiles_w);
+  auto launch = [&](auto pix, auto co) {
+    constexpr int kPix = decltype(pix)::value, kCo = decltype(co)::value;
+    const int64_t tiles_w = (W + kPix - 1) / kPix;
+    const dim3 grid(unsigned(Ho * tiles_w), unsigned((Co + kCo - 1) / kCo));
+    const size_t smem = size_t(kConvCi * k * (kPix + k - 1) + kCo * kConvCi * k * k) * sizeof(float);
+    dispatch_float(x.dt, [&](auto tx) {
+      dispatch_float(y.dt, [&](auto ty) {
+        conv2d_kernel<typename decltype(tx)::type, typename decltype(ty)::type, kPix, kCo>
+            <<<grid, kConvThreads, smem, stream>>>(x, H, W, weight, Co, int(k), bias, pad_rows, y, tiles_w);
+      });
     });
-  });
+  };
+  if (Co <= 4 && k <= 5)  // (k = 7 would need more than 48 KiB of shared memory at 256 pixels)
+    launch(std::integral_constant<int, 256>{}, std::integral_constant<int, 4>{});
+  else
+    launch(std::integral_constant<int, 64>{}, std::integral_constant<int, 16>{});
   FRESCO_CUDA_LAUNCHED();
 }
 

@@ -28,6 +28,11 @@ timeout 120 build-gpu/tests/test_backend_ops --backend cuda --op conv2d --op att
   --op group_norm --op group_sums --op upsample_nearest > "$out/ops.log" 2>&1
 echo "decoder op tests on cuda: rc $? ($(tail -1 "$out/ops.log"))"
 grep -E "FAIL" "$out/ops.log" | head -10
+# The same convolutions in bands of rows (a tiny workspace limit), as large images run them.
+FRESCO_CUDNN_CONV_WORKSPACE_MB=0.01 timeout 60 build-gpu/tests/test_backend_ops --backend cuda --op conv2d \
+  > "$out/ops_bands.log" 2>&1
+echo "conv2d in bands on cuda: rc $? ($(tail -1 "$out/ops_bands.log"))"
+grep -E "FAIL" "$out/ops_bands.log" | head -10
 
 rows=()
 for s in ${SIZES:-1024 2048 4096}; do

@@ -190,6 +190,8 @@ int run_bench_decode(const DecodeBenchOptions& o) {
   const double total_flops = conv_flops + attention_flops;
   const double floor_ms = ceiling > 0 ? conv_flops / (ceiling * 1e9) : 0;
   const double gib = 1024.0 * 1024.0 * 1024.0;
+  const bool known = mem_peak >= 0 && mem_context >= 0;  // device memory is not known on the CPU (-1)
+  const auto in_gib = [&](int64_t bytes) { return known ? double(bytes) / gib : -1.0; };
   const std::string device = device_name(*backend);
   if (o.json) {
     std::printf(
@@ -199,8 +201,8 @@ int run_bench_decode(const DecodeBenchOptions& o) {
         "\"conv_ms_alone\":%.3f,\"conv_ceiling_tflops\":%.1f,\"conv_floor_ms\":%.3f,\"fraction_of_conv_ceiling\":%.3f,"
         "\"non_finite\":%lld}\n",
         o.model.c_str(), (long long)o.width, (long long)o.height, dtype_name(o.dtype), device.c_str(), decode_ms,
-        first_ms, (long long)o.repeat, double(mem_peak) / gib, double(mem_weights - mem_context) / gib,
-        double(mem_context) / gib, total_flops / 1e12, conv_flops / 1e12, attention_flops / 1e12,
+        first_ms, (long long)o.repeat, in_gib(mem_peak), in_gib(mem_weights - mem_context), in_gib(mem_context),
+        total_flops / 1e12, conv_flops / 1e12, attention_flops / 1e12,
         total_flops / (decode_ms * 1e9), conv_ms, ceiling, floor_ms, floor_ms / decode_ms, (long long)non_finite);
   } else {
     std::printf("fresco bench-decode: %s %lldx%lld %s on %s (%s)\n", o.model.c_str(), (long long)o.width,
@@ -215,9 +217,9 @@ int run_bench_decode(const DecodeBenchOptions& o) {
     std::printf("  decode: %.2f ms (median of %lld; first %.1f ms), %.2f TFLOP (conv %.2f, attention %.2f): %.0f TFLOP/s\n",
                 decode_ms, (long long)o.repeat, first_ms, total_flops / 1e12, conv_flops / 1e12,
                 attention_flops / 1e12, total_flops / (decode_ms * 1e9));
-    std::printf("  device memory in use: %.2f GiB peak (context %.2f, weights %.2f, decoder's buffers and scratch %.2f)\n",
-                double(mem_peak) / gib, double(mem_context) / gib, double(mem_weights - mem_context) / gib,
-                double(mem_peak - mem_weights) / gib);
+    if (known)
+      std::printf("  device memory in use: %.2f GiB peak (context %.2f, weights %.2f, decoder's buffers and scratch %.2f)\n",
+                  in_gib(mem_peak), in_gib(mem_context), in_gib(mem_weights - mem_context), in_gib(mem_peak - mem_weights));
     if (ceiling > 0)
       std::printf("  convolutions alone: %.2f ms; ceiling %.0f TFLOP/s (%s); conv floor %.2f ms = %.0f%% of the decode\n",
                   conv_ms, ceiling, ceiling_shape.c_str(), floor_ms, 100.0 * floor_ms / decode_ms);

@@ -8,6 +8,9 @@ if ! grep -q "^backend cuda" info.txt; then
   echo "SKIP: no CUDA backend here ($(grep -E 'CUDA' info.txt | head -1))"; exit 77
 fi
 "$TEST_BACKEND_OPS" --backend cuda | tail -3
+# cuDNN's convolutions in bands of rows (as large images run them): a tiny workspace limit makes
+# the op test's small convolutions run in 3 to 5 bands.
+FRESCO_CUDNN_CONV_WORKSPACE_MB=0.01 "$TEST_BACKEND_OPS" --backend cuda --op conv2d | tail -1
 g=$GOLDEN_DIR
 "$FRESCO" forward --backend cuda --weights "$g/flux_tiny_weights.h5" --inputs "$g/flux_tiny_inputs.h5" \
   --out f32.h5 >/dev/null
