@@ -34,7 +34,7 @@ void check_displacements(const Displacements& d, int size, const std::string& wh
 // ---- the communicator ---------------------------------------------------------------------
 
 UcxCommunicator::UcxCommunicator(std::unique_ptr<MpiCommunicator> base)
-    : base_(std::move(base)), ucx_(std::make_unique<UcxRuntime>()) {
+    : LayeredCommunicator(std::move(base)), ucx_(std::make_unique<UcxRuntime>()) {
   ucp_config_t* config = nullptr;
   FRESCO_UCX_CHECK(ucp_config_read(nullptr, nullptr, &config));  // UCX_TLS, UCX_NET_DEVICES, ...
   ucp_params_t params{};
@@ -94,11 +94,6 @@ UcxCommunicator::~UcxCommunicator() {
     if (endpoint) endpoint->close(/*flush=*/true, std::max(deadline(), 1.0));
   agree();
   ucx_->endpoints.clear();
-}
-
-void UcxCommunicator::set_deadline(double seconds) {
-  Communicator::set_deadline(seconds);
-  base_->set_deadline(seconds);
 }
 
 void UcxCommunicator::barrier() {

@@ -25,13 +25,13 @@
 #include <memory>
 #include <string>
 
-#include "mpi/comm/mpi_communicator.hpp"
+#include "mpi/comm/layered_communicator.hpp"
 
 namespace fresco {
 
 struct UcxRuntime;  // context, worker and endpoints (ucx_communicator.cpp)
 
-class UcxCommunicator final : public Communicator {
+class UcxCommunicator final : public LayeredCommunicator {
  public:
   // Collective over `base`'s ranks.
   explicit UcxCommunicator(std::unique_ptr<MpiCommunicator> base);
@@ -39,15 +39,10 @@ class UcxCommunicator final : public Communicator {
   UcxCommunicator(const UcxCommunicator&) = delete;
   UcxCommunicator& operator=(const UcxCommunicator&) = delete;
 
-  int rank() const override { return base_->rank(); }
-  int size() const override { return base_->size(); }
   // "ring: mpi ranks {0,2} of world (ucx one-sided)"
   std::string describe() const override { return base_->describe() + " (ucx one-sided)"; }
   bool device_memory() const override { return false; }
   bool capturable() const override { return false; }
-  void set_deadline(double seconds) override;
-  // One set of counters with the bootstrap communicator (its collectives count there too).
-  CommStats& stats() override { return base_->stats(); }
 
   std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
                                        const Tensor& recv, const Displacements& recv_d) override;
@@ -57,18 +52,13 @@ class UcxCommunicator final : public Communicator {
                                                 const Displacements& all_d) override;
 
   void all_reduce_sum(const Tensor& x, Stream& stream) override { base_->all_reduce_sum(x, stream); }
-  void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override {
-    base_->host_all_gather(send, recv, recv_d);
-  }
   // An MPI barrier that keeps UCX progressing (a peer may still need this rank's acks).
   void barrier() override;
-  [[noreturn]] void abort(int exit_code) override { base_->abort(exit_code); }
 
   MpiCommunicator& base() { return *base_; }
   UcxRuntime& runtime() { return *ucx_; }
 
  private:
-  std::unique_ptr<MpiCommunicator> base_;
   std::unique_ptr<UcxRuntime> ucx_;
 };
 
