@@ -29,6 +29,7 @@
 
 #include "io/h5_file.hpp"
 #include "io/image_file.hpp"
+#include "mpi/comm/transports.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/perf_model.hpp"
@@ -78,6 +79,8 @@ struct SweepPlan {
   int64_t steps = 3, txt_len = 8;
   int threads = 1, ranks_per_node = 0, repeats = 1;
   std::vector<int> predict_ranks;  // --predict-ranks: model-only points beyond the measured ones
+  // The engine every run uses, passed to generate: --backend, --dtype, --transport, --comm-dtype.
+  std::vector<std::pair<std::string, std::string>> engine;
   double flops_per_second = 0;  // 0: measured by the one-rank runs
   MachineModel machine;
   bool plots = true;
@@ -174,6 +177,13 @@ std::string now_utc() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
+}
+
+// The engine options of the runs, for the records.
+json engine_record(const SweepPlan& plan) {
+  json e = json::object();
+  for (const auto& [name, value] : plan.engine) e[name] = value;
+  return e;
 }
 
 // The generate options of a method on K ranks.
@@ -453,6 +463,14 @@ int run_sweep(SweepPlan& plan) {
           for (const std::string& a :
                method_options(method, K, plan.launcher == "srun" ? 0 : plan.ranks_per_node))
             argv.push_back(a);
+          if (random_weights_seed(plan.weights)) {  // random weights: generate needs the preset's name
+            argv.push_back("--model");
+            argv.push_back(plan.config.name);
+          }
+          for (const auto& [name, value] : plan.engine) {
+            argv.push_back("--" + name);
+            argv.push_back(value);
+          }
           std::printf("fresco sweep: %s ...", id.c_str());
           std::fflush(stdout);
           const Launch l = launch(argv, log);
@@ -476,6 +494,7 @@ int run_sweep(SweepPlan& plan) {
                     {"img_tokens", img_tokens},
                     {"steps", plan.steps},
                     {"launcher", plan.launcher},
+                    {"engine", engine_record(plan)},
                     {"log", log},
                     {"hardware", hardware}};
           if (l.status != 0 || m.seconds_per_step <= 0) {
@@ -593,6 +612,12 @@ Command sweep_command() {
         ("latency-us", po::value<double>()->default_value(5), "model: latency of one message, microseconds")
         ("no-plots", po::bool_switch(), "write the records only (no gnuplot)")
         ("plot-only", po::bool_switch(), "redraw the plots from DIR/sweep.jsonl without running")
+        ("backend", po::value<std::string>()->default_value("auto"), "passed to every run: auto, cpu or cuda")
+        ("dtype", po::value<std::string>()->default_value("f32"), "passed to every run: f32 or bf16")
+        ("transport", po::value<std::string>()->default_value("auto"),
+         "passed to every run: auto, mpi, ipc, nccl or ucx (see fresco generate --help)")
+        ("comm-dtype", po::value<std::string>()->default_value("auto"),
+         "passed to every run: auto or e4m3 (FP8 communication)")
         ("predict-ranks", po::value<std::string>()->default_value(""),
          "comma list of rank counts to extend each model line to (model.png), at the compute rate\n"
          "the one-rank runs measured: plan a larger run from a small sweep (with --plot-only too)");
@@ -609,6 +634,16 @@ Command sweep_command() {
     plan->txt_len = vm["txt-len"].as<int64_t>();
     plan->repeats = vm["repeats"].as<int>();
     plan->threads = std::max(1, vm["threads"].as<int>());
+    // Checked here, once, with generate's own rules (an error names the option).
+    for (const char* name : {"backend", "dtype", "transport", "comm-dtype"})
+      plan->engine.emplace_back(name, vm[name].as<std::string>());
+    require_input(vm["backend"].as<std::string>() == "auto" || vm["backend"].as<std::string>() == "cpu" ||
+                      vm["backend"].as<std::string>() == "cuda",
+                  "option --backend must be auto, cpu or cuda (got '" + vm["backend"].as<std::string>() + "')");
+    (void)parse_dtype_option("dtype", vm["dtype"].as<std::string>());
+    check_transport_name(vm["transport"].as<std::string>());
+    require_input(vm["comm-dtype"].as<std::string>() == "auto" || vm["comm-dtype"].as<std::string>() == "e4m3",
+                  "option --comm-dtype must be auto or e4m3 (got '" + vm["comm-dtype"].as<std::string>() + "')");
     plan->ranks_per_node = vm["ranks-per-node"].as<int>();
     plan->flops_per_second = vm["flops-per-second"].as<double>();
     plan->machine.intra_node_bw = vm["intra-node-gbs"].as<double>() * 1e9;
@@ -684,7 +719,7 @@ Command sweep_command() {
                                             " task(s) (sbatch -n)");
     }
     const std::string weights = plan->weights;
-    require_input(fs::exists(weights), "weights file " + weights + " does not exist");
+    require_input(random_weights_seed(weights) || fs::exists(weights), "weights file " + weights + " does not exist");
     plan->config = preset_for_weights(weights, vm["model"].as<std::string>());
     // Every configuration must fit the image: a sequence shard needs a token per rank, a patch a
     // row of the latent grid per rank (the same checks generate makes).

@@ -70,5 +70,12 @@ expect_error "'100x100' is not WIDTHxHEIGHT" -- "$FRESCO" sweep --weights weight
 expect_error "launcher srun needs a Slurm allocation" -- \
   env -u SLURM_JOB_ID "$FRESCO" sweep --weights weights.h5 --out bad --launcher srun
 expect_error "runs as one process" -- "$MPIEXEC" -n 2 --oversubscribe "$FRESCO" sweep --weights weights.h5 --out bad
+expect_error "option --transport must be one of" -- "$FRESCO" sweep --weights weights.h5 --out bad --transport pigeon
 [ ! -e bad/sweep.jsonl ] || fail "a refused sweep wrote records"
+# The engine options reach every run and the records; random weights need no file.
+"$FRESCO" sweep --weights random:1 --model flux-tiny --out engine --ranks 1 --resolutions 64x48 --steps 2 \
+  --txt-len 8 --no-plots --dtype bf16 --comm-dtype e4m3 > engine.log
+grep -q '"engine":{"backend":"auto","comm-dtype":"e4m3","dtype":"bf16","transport":"auto"}' engine/sweep.jsonl ||
+  { cat engine/sweep.jsonl; fail "the engine options are not in the record"; }
+grep -q '"status":"ok"' engine/sweep.jsonl || fail "the bf16 run on random weights failed"
 echo "sweep: ok"
