@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "mpi/comm/host_wait.hpp"
 #include "mpi/comm/mpi_context.hpp"
 
 namespace fresco {
@@ -33,11 +34,7 @@ size_t Displacements::total() const {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using Clock = WaitClock;
 
 // Tags keep the kinds of point-to-point traffic of one communicator apart; within a kind,
 // messages match in the order the exchanges are started (the same on every rank).
@@ -65,21 +62,6 @@ struct LocalCopy {
   const void* src = nullptr;
   size_t bytes = 0;
 };
-
-std::string format_seconds(double s) {
-  char text[32];
-  std::snprintf(text, sizeof text, s < 10 ? "%.1f" : "%.0f", s);
-  return text;
-}
-
-// Between two polls of a host wait: a long wait must not burn a core (ranks may share cores),
-// while a short one stays a busy poll. Sleeps at most 2% of the time already waited, <= 1 ms.
-void back_off(double waited) {
-  if (waited < 1e-3)
-    sched_yield();
-  else
-    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(1e-3, waited / 50)));
-}
 
 // Posted messages of one operation and the host wait for them (deadline, back-off, stats).
 class Posted {

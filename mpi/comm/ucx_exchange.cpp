@@ -257,24 +257,24 @@ class UcxExchange final : public Exchange {
 
   // Progresses until complete; CommTimeout past `deadline` seconds (<= 0: none).
   void wait(double deadline) {
-    const UcxClock::time_point start = UcxClock::now();
+    const WaitClock::time_point start = WaitClock::now();
     while (!poll()) {
-      const double waited = ucx_seconds_since(start);
+      const double waited = seconds_since(start);
       if (deadline > 0 && waited > deadline) {
         comm_.stats().wait_seconds += waited;
         comm_.base().mark_failed();
         throw CommTimeout(timeout_message(waited));
       }
-      ucx_back_off(waited);
+      back_off(waited);
     }
-    comm_.stats().wait_seconds += ucx_seconds_since(start);
+    comm_.stats().wait_seconds += seconds_since(start);
   }
 
   std::string timeout_message(double waited) {
     std::ostringstream s;
     MpiCommunicator& base = comm_.base();
     s << "rank " << base.rank() << " (world " << base.world_rank(base.rank()) << ") waited "
-      << ucx_format_seconds(waited) << " s for " << spec_.what << " of " << comm_.describe() << "; outstanding:";
+      << format_seconds(waited) << " s for " << spec_.what << " of " << comm_.describe() << "; outstanding:";
     const char* separator = " ";
     for (size_t p = 0; p < peers_.size(); ++p) {
       const std::string who = "rank " + std::to_string(p) + " (world " + std::to_string(base.world_rank(int(p))) + ")";
@@ -286,7 +286,7 @@ class UcxExchange final : public Exchange {
     for (size_t p = 0; p < peers_.size(); ++p)
       s << " " << load_counter(control_[p]) << "/" << load_counter(control_[peers_.size() + p]);
     s << ")";
-    s << ": a peer is hung or dead (deadline " << ucx_format_seconds(comm_.deadline()) << " s, --comm-timeout)";
+    s << ": a peer is hung or dead (deadline " << format_seconds(comm_.deadline()) << " s, --comm-timeout)";
     return s.str();
   }
 

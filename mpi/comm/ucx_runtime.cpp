@@ -44,22 +44,6 @@ std::vector<char> UcxMemory::packed_rkey() const {
   return std::vector<char>(begin, begin + bytes);
 }
 
-double ucx_seconds_since(UcxClock::time_point start) {
-  return std::chrono::duration<double>(UcxClock::now() - start).count();
-}
-
-std::string ucx_format_seconds(double s) {
-  char text[32];
-  std::snprintf(text, sizeof text, s < 10 ? "%.1f" : "%.0f", s);
-  return text;
-}
-
-void ucx_back_off(double waited) {
-  if (waited < 1e-3)
-    sched_yield();
-  else
-    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(1e-3, waited / 50)));
-}
 
 std::vector<std::vector<char>> ucx_gather_blobs(MpiCommunicator& base, const std::vector<char>& mine) {
   const size_t size = size_t(base.size());

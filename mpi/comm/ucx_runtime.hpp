@@ -11,17 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "mpi/comm/host_wait.hpp"
 #include "mpi/comm/mpi_communicator.hpp"
 #include "mpi/comm/ucx_check.hpp"
 
 namespace fresco {
 
-using UcxClock = std::chrono::steady_clock;
-double ucx_seconds_since(UcxClock::time_point start);
-std::string ucx_format_seconds(double seconds);  // "1.0", "30"
-// Between two polls of a host wait: a short wait polls, a long one must not burn a core that
-// other ranks may share (sleeps at most 2% of the time already waited, <= 1 ms).
-void ucx_back_off(double waited);
+// Host waits: seconds_since, format_seconds, back_off (mpi/comm/host_wait.hpp).
 // Collective over `base`: every rank's `mine` bytes, by rank (set-up: worker addresses,
 // exchange records).
 std::vector<std::vector<char>> ucx_gather_blobs(MpiCommunicator& base, const std::vector<char>& mine);
@@ -51,8 +47,8 @@ class UcxEndpoint {
     const ucs_status_ptr_t request = ucp_ep_close_nbx(endpoint_, &params);
     endpoint_ = nullptr;
     if (request == nullptr || UCS_PTR_IS_ERR(request)) return;
-    const UcxClock::time_point start = UcxClock::now();
-    while (ucp_request_check_status(request) == UCS_INPROGRESS && ucx_seconds_since(start) < limit_seconds)
+    const WaitClock::time_point start = WaitClock::now();
+    while (ucp_request_check_status(request) == UCS_INPROGRESS && seconds_since(start) < limit_seconds)
       ucp_worker_progress(worker_);
     if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(worker_, request);
     ucp_request_free(request);

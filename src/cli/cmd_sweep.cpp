@@ -179,6 +179,23 @@ std::string now_utc() {
   return buf;
 }
 
+// The comma list of option `name` as positive rank counts (InputError naming the option).
+std::vector<int> rank_counts(const po::variables_map& vm, const std::string& name) {
+  std::vector<int> counts;
+  for (const std::string& k : split_list(vm[name].as<std::string>())) {
+    size_t used = 0;
+    int value = 0;
+    try {
+      value = std::stoi(k, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require_input(used == k.size() && value > 0, "option --" + name + ": '" + k + "' is not a positive rank count");
+    counts.push_back(value);
+  }
+  return counts;
+}
+
 // The engine options of the runs, for the records.
 json engine_record(const SweepPlan& plan) {
   json e = json::object();
@@ -650,17 +667,7 @@ Command sweep_command() {
     plan->machine.inter_node_bw = vm["inter-node-gbs"].as<double>() * 1e9;
     plan->machine.latency = vm["latency-us"].as<double>() * 1e-6;
     plan->plots = !vm["no-plots"].as<bool>();
-    for (const std::string& k : split_list(vm["predict-ranks"].as<std::string>())) {
-      size_t used = 0;
-      int value = 0;
-      try {
-        value = std::stoi(k, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      require_input(used == k.size() && value > 0, "option --predict-ranks: '" + k + "' is not a positive rank count");
-      plan->predict_ranks.push_back(value);
-    }
+    plan->predict_ranks = rank_counts(vm, "predict-ranks");
     require_input(plan->steps > 0, "option --steps must be positive (got " + std::to_string(plan->steps) + ")");
     require_input(plan->txt_len > 0, "option --txt-len must be positive");
     require_input(plan->repeats > 0, "option --repeats must be positive");
@@ -675,17 +682,7 @@ Command sweep_command() {
         plan->methods.push_back(m);
     }
     require_input(!plan->methods.empty(), "option --methods: no method given");
-    for (const std::string& k : split_list(vm["ranks"].as<std::string>())) {
-      size_t used = 0;
-      int value = 0;
-      try {
-        value = std::stoi(k, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      require_input(used == k.size() && value > 0, "option --ranks: '" + k + "' is not a positive rank count");
-      plan->ranks.push_back(value);
-    }
+    plan->ranks = rank_counts(vm, "ranks");
     require_input(!plan->ranks.empty(), "option --ranks: no rank count given");
     std::sort(plan->ranks.begin(), plan->ranks.end());
     plan->ranks.erase(std::unique(plan->ranks.begin(), plan->ranks.end()), plan->ranks.end());
