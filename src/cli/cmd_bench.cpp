@@ -414,6 +414,8 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
                 layout.ring(), json_string(layout.group().describe()).c_str());
     const bool fp8 = o.parallel.plan.fp8_wire || o.parallel.plan.displaced.stale_dtype == DType::e4m3;
     std::printf("  \"comm_dtype\": %s,\n", json_string(fp8 ? "e4m3" : dtype_name(o.dtype)).c_str());
+    const bool torus = o.parallel.plan.inter_node == InterNodeSchedule::torus;
+    std::printf("  \"inter_node\": %s,\n", json_string(torus ? "torus" : "ring").c_str());
     std::printf("  \"per_rank\": [");
     for (int r = 0; r < layout.group_size(); ++r) {
       const double* f = &ranks[size_t(4 * r)];

@@ -35,15 +35,20 @@ expect_error "weights.h5 holds flux-tiny weights, not an autoencoder's" -- \
 expect_error "inputs.h5: has no dataset /latent\|inputs.h5 has no dataset /latent" -- \
   run_np "$NP" decode --vae "$VAE" "$GOLDEN_DIR/flux_tiny_inputs.h5" --out nothing
 [ ! -e nothing.png ] || fail "decode left an output"
-# The decoder benchmark (random weights made by the backend): a JSON report with a time, the
-# FLOPs of the preset at this size and every convolution shape timed; a bad size is refused.
-if [ "$NP" = 1 ]; then
-  "$FRESCO" bench-decode --backend cpu --model ae-tiny --width 24 --height 16 --repeat 1 --json > bench.json
-  grep -q '"model":"ae-tiny","width":24,"height":16' bench.json || fail "bench-decode: $(cat bench.json)"
-  grep -q '"non_finite":0' bench.json || fail "bench-decode: non-finite output: $(cat bench.json)"
-  value() { grep -o "\"$1\":[0-9.e+-]*" bench.json | cut -d: -f2; }
-  awk -v v="$(value ms)" 'BEGIN { exit !(v > 0) }' || fail "bench-decode: no time: $(cat bench.json)"
-  awk -v v="$(value conv_ms_alone)" 'BEGIN { exit !(v > 0) }' || fail "bench-decode: no conv times"
-  expect_error "multiples of 2" -- "$FRESCO" bench-decode --backend cpu --model ae-tiny --width 25 --height 16
-fi
+# The decoder benchmark (random weights made by the backend) on NP ranks decoding one image
+# together: a JSON report with a time, the FLOPs of the preset at this size, every convolution
+# shape timed and one entry per rank with its band (20 latent rows: uneven at np 3 and 4);
+# a bad size, and more ranks than latent rows, are refused.
+run_np "$NP" bench-decode --backend cpu --model ae-tiny --width 24 --height 40 --repeat 1 --json > bench.json
+grep -q '"model":"ae-tiny","width":24,"height":40' bench.json || fail "bench-decode: $(cat bench.json)"
+grep -q '"non_finite":0' bench.json || fail "bench-decode: non-finite output: $(cat bench.json)"
+grep -q "\"ranks\":$NP," bench.json || fail "bench-decode: not on $NP ranks: $(cat bench.json)"
+[ "$(grep -o '"latent_rows":[0-9]*' bench.json | awk -F: '{ s += $2 } END { print s }')" = 20 ] ||
+  fail "bench-decode: the bands do not cover the latent: $(cat bench.json)"
+value() { grep -o "\"$1\":[0-9.e+-]*" bench.json | head -1 | cut -d: -f2; }
+awk -v v="$(value ms)" 'BEGIN { exit !(v > 0) }' || fail "bench-decode: no time: $(cat bench.json)"
+awk -v v="$(value conv_ms_alone)" 'BEGIN { exit !(v > 0) }' || fail "bench-decode: no conv times"
+expect_error "multiples of 2" -- run_np "$NP" bench-decode --backend cpu --model ae-tiny --width 25 --height 16
+[ "$NP" = 1 ] || expect_error "cannot be split over $NP ranks" -- \
+  run_np "$NP" bench-decode --backend cpu --model ae-tiny --width 24 --height 2
 echo "decode at np $NP: ok"
