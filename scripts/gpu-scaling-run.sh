@@ -11,7 +11,7 @@
 # Records accumulate in STATE (default /tmp/fresco-scaling, kept while the machine is warm):
 # bench.jsonl, decode.jsonl, sweep/sweep.jsonl and the logs; each call packs them into
 # $OUT/scaling.tgz and prints the tables last. A run past BUDGET_S seconds skips what is left
-# and says so. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
+# and says so. COUNTS ("1 2 4") and ONLY (a regex over "np N ARGS") select bench runs. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
 set -uo pipefail
 phases=" ${PHASES:-build tests bench decode sweep} "
 state=${STATE:-/tmp/fresco-scaling}
@@ -23,6 +23,7 @@ source "$(dirname "$0")/gpu-host-env.sh" || exit 1
 gpus=${GPUS:-$(nvidia-smi -L | wc -l)}
 sizes=${SIZES:-1024 2048 4096}
 counts=(1); for p in 2 4 8; do [ "$p" -le "$gpus" ] && counts+=("$p"); done
+[ -n "${COUNTS:-}" ] && read -ra counts <<< "$COUNTS"  # rank counts of the bench and decode phases
 has() { [[ $phases == *" $1 "* ]]; }
 in_time() { [ "$SECONDS" -lt "$deadline" ] || { echo "skipped (past BUDGET_S): $*"; return 1; }; }
 nvidia-smi -L > "$state/gpu.txt"
@@ -38,11 +39,16 @@ cd build-gpu || exit 1
 if has tests; then
   timeout 300 mpiexec -n "$gpus" tests/test_device_communicator 256 > "$state/devcomm.log" 2>&1
   echo "test_device_communicator np $gpus: rc $?"; grep -v "^--" "$state/devcomm.log" | tail -4
-  in_time "gpu_ranks.sh $gpus" && { timeout 420 bash ../tests/cli/gpu_ranks.sh "$gpus" > "$state/ranks.log" 2>&1
-    echo "gpu_ranks np $gpus: rc $? (${SECONDS} s)"; tail -3 "$state/ranks.log"; }
+  # The CTest registrations of the GPU-rank tests exist at np 2 and 4.
+  for np in 2 4; do
+    [ "$np" -le "$gpus" ] && in_time "cli_gpu_ranks_np$np" || continue
+    timeout 420 ctest -R "^cli_gpu_ranks_np$np\$" -V > "$state/ranks_np$np.log" 2>&1
+    echo "cli_gpu_ranks_np$np: rc $? (${SECONDS} s)"; grep -E "ok:|FAIL|SKIP" "$state/ranks_np$np.log" | sed 's/^[0-9]*: //'
+  done
 fi
 bench() {  # bench NP ARGS...
   local np=$1; shift
+  [[ -z ${ONLY:-} || "np $np $*" =~ $ONLY ]] || return 0  # ONLY: a regex over "np N ARGS"
   in_time "bench np $np $*" || return 0
   local steps=(--steps 6 --warmup 2)
   [[ " $* " == *" 4096 "* ]] && steps=(--steps 5 --warmup 1)

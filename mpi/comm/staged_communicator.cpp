@@ -2,6 +2,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_stream.hpp"
 
@@ -79,6 +81,29 @@ class StagedExchange final : public Exchange {
   std::unique_ptr<cuda::CudaEvent> copied_in_;
 };
 
+// One rank alone (a Ulysses or Ring communicator of size 1 beside a larger group): the part for
+// oneself is a device copy on the stream, nothing waits on the host, and so a step that uses
+// it can be captured.
+class LocalDeviceExchange final : public Exchange {
+ public:
+  LocalDeviceExchange(Tensor send, Tensor recv, Range from, size_t to)
+      : send_(std::move(send)), recv_(std::move(recv)), from_(from), to_(to) {}
+
+  void start(Stream& after) override {
+    if (from_.bytes && (send_.raw() != recv_.raw() || from_.offset != to_))
+      FRESCO_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(recv_.raw()) + to_,
+                                        static_cast<const char*>(send_.raw()) + from_.offset, from_.bytes,
+                                        cudaMemcpyDeviceToDevice, cuda::native_stream(after)));
+  }
+  void finish(Stream&) override {}
+  bool poll() override { return true; }
+
+ private:
+  Tensor send_, recv_;
+  Range from_;
+  size_t to_;
+};
+
 std::vector<Range> ranges(const Displacements& d) {
   std::vector<Range> out;
   for (size_t i = 0; i < d.counts.size(); ++i) out.push_back({d.offsets[i], d.counts[i]});
@@ -96,6 +121,9 @@ std::unique_ptr<Exchange> StagedCommunicator::all_to_all(const Tensor& send, con
     return base_->all_to_all(send, send_d, recv, recv_d);
   require_contiguous(send, "staged all-to-all");
   require_contiguous(recv, "staged all-to-all");
+  if (size() == 1)
+    return std::make_unique<LocalDeviceExchange>(send, recv, Range{send_d.offsets[0], send_d.counts[0]},
+                                                 recv_d.offsets[0]);
   Tensor send_host = host_mirror(send), recv_host = host_mirror(recv);
   auto inner = base_->all_to_all(send_host, send_d, recv_host, recv_d);
   return std::make_unique<StagedExchange>(std::move(inner), send, send_host, ranges(send_d), recv, recv_host,
@@ -107,6 +135,8 @@ std::unique_ptr<Exchange> StagedCommunicator::send_recv(const Tensor& send, int 
   if (send.device() == Device::cpu && recv.device() == Device::cpu) return base_->send_recv(send, dest, recv, source);
   require_contiguous(send, "staged send/recv");
   require_contiguous(recv, "staged send/recv");
+  if (size() == 1)
+    return std::make_unique<LocalDeviceExchange>(send, recv, Range{0, std::min(send.bytes(), recv.bytes())}, 0);
   Tensor send_host = host_mirror(send), recv_host = host_mirror(recv);
   auto inner = base_->send_recv(send_host, dest, recv_host, source);
   return std::make_unique<StagedExchange>(std::move(inner), send, send_host,
@@ -117,6 +147,7 @@ std::unique_ptr<Exchange> StagedCommunicator::send_recv(const Tensor& send, int 
 std::unique_ptr<Exchange> StagedCommunicator::all_gather_in_place(const Tensor& all, const Displacements& all_d) {
   if (all.device() == Device::cpu) return base_->all_gather_in_place(all, all_d);
   require_contiguous(all, "staged all-gather");
+  if (size() == 1) return std::make_unique<LocalDeviceExchange>(all, all, Range{}, 0);  // it holds every part
   Tensor host = host_mirror(all);
   auto inner = base_->all_gather_in_place(host, all_d);
   // Out: this rank's part; in: every other rank's part (one mirror serves both directions).

@@ -6,7 +6,8 @@
 // parts to their mirror on the producer's stream, waits for it (MPI reads host memory) and posts
 // the messages; finish() waits for them (with the communicator's deadline) and copies the
 // received parts to the device on the consumer's stream. Host buffers go to the MPI
-// communicator unchanged. Not capturable: start() and finish() wait on the host.
+// communicator unchanged. Not capturable: start() and finish() wait on the host, except on a
+// communicator of one rank, whose exchanges are device copies on the stream.
 #pragma once
 
 #include <memory>
@@ -25,7 +26,7 @@ class StagedCommunicator final : public LayeredCommunicator {
 
   std::string describe() const override { return base_->describe() + " (host-staged)"; }
   bool device_memory() const override { return true; }
-  bool capturable() const override { return false; }
+  bool capturable() const override { return size() == 1; }
 
   std::unique_ptr<Exchange> all_to_all(const Tensor& send, const Displacements& send_d,
                                        const Tensor& recv, const Displacements& recv_d) override;
