@@ -11,7 +11,8 @@
 # Records accumulate in STATE (default /tmp/fresco-scaling, kept while the machine is warm):
 # bench.jsonl, decode.jsonl, sweep/sweep.jsonl and the logs; each call packs them into
 # $OUT/scaling.tgz and prints the tables last. A run past BUDGET_S seconds skips what is left
-# and says so. COUNTS ("1 2 4") and ONLY (a regex over "np N ARGS") select bench runs. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
+# and says so. COUNTS ("1 2 4") and ONLY (a regex over "np N ARGS") select bench runs; CONFIGS
+# (lines of "NP ARGS...") replaces the matrix; TEST_NPS ("2 4") selects the GPU-rank tests. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
 set -uo pipefail
 phases=" ${PHASES:-build tests bench decode sweep} "
 state=${STATE:-/tmp/fresco-scaling}
@@ -40,7 +41,7 @@ if has tests; then
   timeout 300 mpiexec -n "$gpus" tests/test_device_communicator 256 > "$state/devcomm.log" 2>&1
   echo "test_device_communicator np $gpus: rc $?"; grep -v "^--" "$state/devcomm.log" | tail -4
   # The CTest registrations of the GPU-rank tests exist at np 2 and 4.
-  for np in 2 4; do
+  for np in ${TEST_NPS:-2 4}; do
     [ "$np" -le "$gpus" ] && in_time "cli_gpu_ranks_np$np" || continue
     timeout 420 ctest -R "^cli_gpu_ranks_np$np\$" -V > "$state/ranks_np$np.log" 2>&1
     echo "cli_gpu_ranks_np$np: rc $? (${SECONDS} s)"; grep -E "ok:|FAIL|SKIP" "$state/ranks_np$np.log" | sed 's/^[0-9]*: //'
@@ -56,7 +57,13 @@ bench() {  # bench NP ARGS...
     sed -n '/^{/,$p' | python3 -c 'import json,sys; print(json.dumps(json.loads(sys.stdin.read())))' \
     >> "$state/bench.jsonl" || echo "bench failed: np $np $*"
 }
-if has bench; then
+if has bench && [ -n "${CONFIGS:-}" ]; then
+  # Given runs instead of the matrix: one "NP ARGS..." per line (an A/B of options, say).
+  while read -r np args; do
+    # shellcheck disable=SC2086
+    [ -n "$np" ] && bench "$np" $args
+  done <<< "$CONFIGS"
+elif has bench; then
   for size in $sizes; do
     s=(--width "$size" --height "$size")
     for p in "${counts[@]}"; do
@@ -103,6 +110,7 @@ for r in rows:
     else: m = f"U{r['ulysses']}xR{r['ring']}"
     if r.get("comm_dtype") == "e4m3": m += " fp8"
     if r.get("inter_node") == "torus": m += " torus"
+    if r.get("head_groups", 1) > 1: m += f" G{r['head_groups']}"
     worst = max(r.get("per_rank", [{"exposed_comm_ms": 0, "ms_per_step": 0}]), key=lambda p: p["ms_per_step"])
     gib = max((p.get("memory_gib", 0) for p in r.get("per_rank", [])), default=0)
     print(f"{r['width']:>5} {n:>4} {m:<22} {r['ms_per_step']:8.2f} {one.get(r['width'], 0) / r['ms_per_step']:8.2f} "

@@ -344,12 +344,14 @@ namespace {
 // USP on a U x R layout of the world with q/k/v read in place from strided qkv rows and o
 // written into a wider buffer, against LocalAttention in f32 over the whole sequence.
 // Returns the relative L2 error of this rank's rows (bf16: inputs and output in bf16, the
-// reference in f32 on the same bf16-rounded inputs).
-double usp_error(int U, int R, DType dtype, int rounds = 2) {
+// reference in f32 on the same bf16-rounded inputs). `heads`: 3 (H % U != 0 for U = 2, 4) or
+// more; `head_groups`: UspAttention's G requested (0: automatic), `groups_used` what it took.
+double usp_error(int U, int R, DType dtype, int rounds = 2, int64_t heads = 3, int head_groups = 0,
+                 int* groups_used = nullptr) {
   auto cpu = make_cpu_backend();
   const ParallelLayout layout(*g_mpi, {U, R, 0}, 1);
   layout.set_deadline(60);
-  constexpr int64_t H = 3, D = 4, HD = H * D, kTxt = 3, kImg = 8, L = kTxt + kImg;  // H % U != 0 for U = 2, 4
+  const int64_t H = heads, D = 4, HD = H * D, kTxt = 3, kImg = 8, L = kTxt + kImg;
   const auto shards = partition_sequence(kTxt, kImg, layout.group_size());
   const int pos = layout.position();
   const int64_t n = shards[size_t(pos)].count();
@@ -376,8 +378,10 @@ double usp_error(int U, int R, DType dtype, int rounds = 2) {
   const Tensor out = out_f32.to_dtype(dtype);
   const Tensor o = out.cols(1, HD).reshape({n, H, D});
 
-  UspAttention usp(layout.ulysses_comm(), layout.ring_comm(), int(H), int(D), dtype);
+  UspAttention usp(layout.ulysses_comm(), layout.ring_comm(), int(H), int(D), dtype, InterNodeSchedule::ring,
+                   false, head_groups);
   usp.prepare(*cpu, shards, pos);
+  if (groups_used) *groups_used = usp.head_groups();
   Tensor first_result;
   for (int round = 0; round < rounds; ++round) {  // replayed exchanges give the same result
     usp.attend(*cpu, part(0), part(1), part(2), o);
@@ -431,6 +435,28 @@ TEST(UspAttention, MatchesF32InBf16) {
     EXPECT_LT(err, 1e-2);
     EXPECT_GT(err, 0.0) << "bf16 run identical to f32: not running in bf16?";
   }
+}
+
+// Head groups (Ulysses alone): each group of a rank's heads is exchanged and attended on its
+// own; the result is the same attention. 6 heads: Hu = 6, 3, 2 (U = 1, 2, 4 after padding
+// 6 -> 8 at U = 4); 7 heads pad at U = 2 and 4, so a group may hold padding columns only.
+TEST(UspAttention, HeadGroupsMatchLocalAttention) {
+  for (auto [U, R] : layouts_of(g_mpi->size()))
+    for (int64_t heads : {6, 7})
+      for (int want : {1, 2, 3}) {
+        SCOPED_TRACE("Ulysses " + std::to_string(U) + " x Ring " + std::to_string(R) + ", " + std::to_string(heads) +
+                     " heads, " + std::to_string(want) + " groups requested");
+        int used = 0;
+        EXPECT_LT(usp_error(U, R, DType::f32, 2, heads, want, &used), 1e-6);
+        const int Hu = int((heads + U - 1) / U);
+        int expected = (U > 1 && R == 1) ? std::min(want, Hu) : 1;
+        while (Hu % expected != 0) --expected;
+        EXPECT_EQ(used, expected);
+      }
+  // Automatic: one group on CPU ranks (no transfers beside the compute to hide).
+  int used = 0;
+  usp_error(g_mpi->size(), 1, DType::f32, 1, 6, 0, &used);
+  EXPECT_EQ(used, 1);
 }
 
 TEST(UspAttention, PrepareWithTheSameShardsAllocatesNothing) {

@@ -109,16 +109,38 @@ class IpcExchange final : public DeviceExchange {
         sources_(std::move(sources)),
         local_(std::move(local)) {}
   ~IpcExchange() override {
+    // A released round that never started leaves its permission standing in the sources'
+    // signal blocks: withdraw it, or the channel's next exchange would see it as its own.
+    if (released_)  // unchecked: a destructor reports nothing (a dead peer is the watchdog's)
+      for (const Source& src : sources_)
+        memory_ops().write(CUstream(comm_.stream_.get()), CUdeviceptr(comm_.ready_word(src.peer, comm_.rank(), src.channel)),
+                           0, CU_STREAM_WRITE_VALUE_DEFAULT);
     cudaStreamSynchronize(comm_.stream_.get());  // queued signals still use the channels
     for (const Put& p : puts_) comm_.send_channels_[size_t(p.peer)][size_t(p.channel)] = 0;
     for (const Source& s : sources_) comm_.recv_channels_[size_t(s.peer)][size_t(s.channel)] = 0;
   }
 
  private:
+  // The consumer is done with this round's data once `after`'s queued work is: the sources may
+  // put the next round's now, before this rank reaches the next start() (one-sided: a sender
+  // that is ahead no longer waits for the receiver to catch up).
+  void release(Stream& after) override {
+    allow_puts(comm_stream_after(after));
+    released_ = true;
+  }
+
+ private:
+  // Tells every source that this rank's window may be written (its reads are queued before).
+  void allow_puts(cudaStream_t s) {
+    for (const Source& src : sources_) write_word(s, comm_.ready_word(src.peer, comm_.rank(), src.channel), 1);
+  }
+
   void enqueue(cudaStream_t s) override {
     const int me = comm_.rank();
-    // 1. Tell every source that this rank's window may be written (its reads are queued before).
-    for (const Source& src : sources_) write_word(s, comm_.ready_word(src.peer, me, src.channel), 1);
+    // 1. Permission to write here, unless release() gave it already after the last round. The
+    //    same holds for every replay of a captured step, which records both calls.
+    if (!released_) allow_puts(s);
+    released_ = false;
     // 2. Each put waits for its receiver's permission, then copies and signals arrival.
     for (const Put& put : puts_) {
       uint32_t* ready = comm_.ready_word(me, put.peer, put.channel);
@@ -137,6 +159,7 @@ class IpcExchange final : public DeviceExchange {
   }
 
   IpcCommunicator& comm_;
+  bool released_ = false;        // release() has let the sources put the next round
   std::vector<Tensor> buffers_;  // keeps the bound memory alive
   std::vector<Put> puts_;
   std::vector<Source> sources_;

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_stream.hpp"
@@ -37,48 +38,100 @@ struct Range {
 
 class StagedExchange final : public Exchange {
  public:
-  StagedExchange(std::unique_ptr<Exchange> inner, Tensor send_device, Tensor send_host,
-                 std::vector<Range> outgoing, Tensor recv_device, Tensor recv_host,
-                 std::vector<Range> incoming)
+  // `inner`: the host exchange between the mirrors; `copies`: the communicator's copy stream.
+  StagedExchange(std::unique_ptr<Exchange> inner, Stream& copies, Tensor send_device, Tensor send_host,
+                 std::vector<Range> outgoing, Tensor recv_device, Tensor recv_host, std::vector<Range> incoming)
       : inner_(std::move(inner)),
+        gated_(dynamic_cast<GatedStart*>(inner_.get())),
+        copies_(copies),
         send_device_(std::move(send_device)),
         send_host_(std::move(send_host)),
         recv_device_(std::move(recv_device)),
         recv_host_(std::move(recv_host)),
         outgoing_(std::move(outgoing)),
-        incoming_(std::move(incoming)) {}
+        incoming_(std::move(incoming)) {
+    FRESCO_CUDA_CHECK(cudaGetDevice(&device_));
+  }
+
+  ~StagedExchange() override {
+    inner_.reset();  // completes a started round first, and its gate reads copied_out_
+    // Copies still queued read or write the mirrors, which are freed with this exchange.
+    cudaEventSynchronize(copied_out_.get());
+    cudaEventSynchronize(copied_in_.get());
+  }
 
   void start(Stream& after) override {
-    // The previous round's copies out of the receive mirror must be done before MPI writes it.
-    if (copied_in_) copied_in_->synchronize();
-    const cudaStream_t s = cuda::native_stream(after);
+    FRESCO_ASSERT(!started_, "host-staged exchange started again before finish()");
+    // The host exchange opens the receive mirror to the peers when it starts: the previous
+    // round's copies out of it must be done (an event never recorded is complete).
+    copied_in_.synchronize();
+    forked_.record(after);  // the producer's work before start() has written the send parts
+    forked_.wait_on(copies_);
+    const cudaStream_t s = cuda::native_stream(copies_);
     for (const Range& r : outgoing_)
       if (r.bytes)
         FRESCO_CUDA_CHECK(cudaMemcpyAsync(at(send_host_, r.offset), at(send_device_, r.offset), r.bytes,
                                           cudaMemcpyDeviceToHost, s));
-    inner_->start(after);  // synchronizes `after`: the mirror holds the data
+    copied_out_.record(copies_);
+    if (gated_) {
+      gated_->start_when([this] { return on_host(); });  // returns at once
+    } else {
+      copied_out_.synchronize();  // the host transport reads the mirror now
+      HostStream on_host_now;
+      inner_->start(on_host_now);
+    }
+    started_ = true;
   }
 
   void finish(Stream& before) override {
-    inner_->finish(before);
-    const cudaStream_t s = cuda::native_stream(before);
+    if (!started_) return;
+    inner_->finish(copies_);  // a host wait: the receive mirror holds the data
+    started_ = false;
+    const cudaStream_t s = cuda::native_stream(copies_);
     for (const Range& r : incoming_)
       if (r.bytes)
         FRESCO_CUDA_CHECK(cudaMemcpyAsync(at(recv_device_, r.offset), at(recv_host_, r.offset), r.bytes,
                                           cudaMemcpyHostToDevice, s));
-    if (!copied_in_) copied_in_ = std::make_unique<cuda::CudaEvent>();
-    copied_in_->record(before);
+    copied_in_.record(copies_);
+    copied_in_.wait_on(before);
   }
 
   bool poll() override { return inner_->poll(); }
 
+  // The consumers of the device receive buffer are queued on `after`: the next round's copies
+  // into it wait for them on the device. The mirror's only reader is the copy to the device:
+  // once it is done, the host exchange may let its peers write the next round there (UCX).
+  void release(Stream& after) override {
+    forked_.record(after);
+    forked_.wait_on(copies_);
+    copied_in_.synchronize();
+    HostStream mirror_free;
+    inner_->release(mirror_free);
+  }
+
  private:
   static char* at(const Tensor& t, size_t offset) { return static_cast<char*>(t.raw()) + offset; }
 
+  // Whether this round's send parts are in the mirror. Also called on the host transport's
+  // progress thread, which must use this rank's GPU (a thread without one would make a context
+  // on GPU 0).
+  bool on_host() {
+    thread_local int current = -1;
+    if (current != device_) {
+      FRESCO_CUDA_CHECK(cudaSetDevice(device_));
+      current = device_;
+    }
+    return copied_out_.query();
+  }
+
   std::unique_ptr<Exchange> inner_;
+  GatedStart* gated_;  // inner_, where it can start itself once the data is on the host
+  Stream& copies_;
   Tensor send_device_, send_host_, recv_device_, recv_host_;
   std::vector<Range> outgoing_, incoming_;
-  std::unique_ptr<cuda::CudaEvent> copied_in_;
+  int device_ = 0;
+  cuda::CudaEvent forked_, copied_out_, copied_in_;
+  bool started_ = false;
 };
 
 // One rank alone (a Ulysses or Ring communicator of size 1 beside a larger group): the part for
@@ -112,55 +165,72 @@ std::vector<Range> ranges(const Displacements& d) {
 
 }  // namespace
 
-StagedCommunicator::StagedCommunicator(std::unique_ptr<MpiCommunicator> base)
-    : LayeredCommunicator(std::move(base)) {}
+StagedCommunicator::StagedCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {
+  FRESCO_ASSERT(!host_->device_memory(), "host staging over " + host_->describe() + ", which moves device memory");
+  Communicator::set_deadline(host_->deadline());
+  if (size() > 1) copies_ = std::make_unique<cuda::CudaStream>();
+}
+
+StagedCommunicator::~StagedCommunicator() = default;
+
+void StagedCommunicator::abort(int exit_code) {
+  host_->abort(exit_code);
+  std::_Exit(exit_code);  // not reached: abort() does not return
+}
+
+std::string StagedCommunicator::describe() const {
+  // The staging joins the host transport's note where it has one: "(ucx one-sided, host-staged)".
+  std::string d = host_->describe();
+  if (!d.empty() && d.back() == ')') return d.insert(d.size() - 1, ", host-staged");
+  return d + " (host-staged)";
+}
 
 std::unique_ptr<Exchange> StagedCommunicator::all_to_all(const Tensor& send, const Displacements& send_d,
                                                          const Tensor& recv, const Displacements& recv_d) {
   if (send.device() == Device::cpu && recv.device() == Device::cpu)
-    return base_->all_to_all(send, send_d, recv, recv_d);
+    return host_->all_to_all(send, send_d, recv, recv_d);
   require_contiguous(send, "staged all-to-all");
   require_contiguous(recv, "staged all-to-all");
   if (size() == 1)
     return std::make_unique<LocalDeviceExchange>(send, recv, Range{send_d.offsets[0], send_d.counts[0]},
                                                  recv_d.offsets[0]);
   Tensor send_host = host_mirror(send), recv_host = host_mirror(recv);
-  auto inner = base_->all_to_all(send_host, send_d, recv_host, recv_d);
-  return std::make_unique<StagedExchange>(std::move(inner), send, send_host, ranges(send_d), recv, recv_host,
-                                          ranges(recv_d));
+  auto inner = host_->all_to_all(send_host, send_d, recv_host, recv_d);
+  return std::make_unique<StagedExchange>(std::move(inner), *copies_, send, send_host, ranges(send_d), recv,
+                                          recv_host, ranges(recv_d));
 }
 
 std::unique_ptr<Exchange> StagedCommunicator::send_recv(const Tensor& send, int dest, const Tensor& recv,
                                                         int source) {
-  if (send.device() == Device::cpu && recv.device() == Device::cpu) return base_->send_recv(send, dest, recv, source);
+  if (send.device() == Device::cpu && recv.device() == Device::cpu) return host_->send_recv(send, dest, recv, source);
   require_contiguous(send, "staged send/recv");
   require_contiguous(recv, "staged send/recv");
   if (size() == 1)
     return std::make_unique<LocalDeviceExchange>(send, recv, Range{0, std::min(send.bytes(), recv.bytes())}, 0);
   Tensor send_host = host_mirror(send), recv_host = host_mirror(recv);
-  auto inner = base_->send_recv(send_host, dest, recv_host, source);
-  return std::make_unique<StagedExchange>(std::move(inner), send, send_host,
+  auto inner = host_->send_recv(send_host, dest, recv_host, source);
+  return std::make_unique<StagedExchange>(std::move(inner), *copies_, send, send_host,
                                           std::vector<Range>{{0, send.bytes()}}, recv, recv_host,
                                           std::vector<Range>{{0, recv.bytes()}});
 }
 
 std::unique_ptr<Exchange> StagedCommunicator::all_gather_in_place(const Tensor& all, const Displacements& all_d) {
-  if (all.device() == Device::cpu) return base_->all_gather_in_place(all, all_d);
+  if (all.device() == Device::cpu) return host_->all_gather_in_place(all, all_d);
   require_contiguous(all, "staged all-gather");
   if (size() == 1) return std::make_unique<LocalDeviceExchange>(all, all, Range{}, 0);  // it holds every part
   Tensor host = host_mirror(all);
-  auto inner = base_->all_gather_in_place(host, all_d);
+  auto inner = host_->all_gather_in_place(host, all_d);
   // Out: this rank's part; in: every other rank's part (one mirror serves both directions).
   const size_t me = size_t(rank());
   std::vector<Range> others;
   for (size_t i = 0; i < all_d.counts.size(); ++i)
     if (i != me) others.push_back({all_d.offsets[i], all_d.counts[i]});
-  return std::make_unique<StagedExchange>(std::move(inner), all, host,
+  return std::make_unique<StagedExchange>(std::move(inner), *copies_, all, host,
                                           std::vector<Range>{{all_d.offsets[me], all_d.counts[me]}}, all, host,
                                           std::move(others));
 }
 
-void staged_all_reduce_sum(MpiCommunicator& comm, const Tensor& x, Stream& stream) {
+void staged_all_reduce_sum(Communicator& comm, const Tensor& x, Stream& stream) {
   if (x.device() == Device::cpu || comm.size() == 1) {
     comm.all_reduce_sum(x, stream);
     return;
@@ -176,6 +246,6 @@ void staged_all_reduce_sum(MpiCommunicator& comm, const Tensor& x, Stream& strea
   stream.synchronize();  // `host` is freed on return
 }
 
-void StagedCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { staged_all_reduce_sum(*base_, x, stream); }
+void StagedCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { staged_all_reduce_sum(*host_, x, stream); }
 
 }  // namespace fresco

@@ -135,7 +135,6 @@ std::unique_ptr<Communicator> make_transport(const std::string& requested, bool 
                   "(--backend cpu); use --transport mpi or auto");
     return base;
   }
-  require_input(requested != "ucx", "--transport ucx puts host memory (CPU ranks); GPU ranks use nccl, ipc or mpi");
 #if FRESCO_HAVE_CUDA
   std::string chosen = requested;
   if (base->size() == 1) {
@@ -158,6 +157,13 @@ std::unique_ptr<Communicator> make_transport(const std::string& requested, bool 
   if (chosen == "ipc") return std::make_unique<IpcCommunicator>(std::move(base));
 #if FRESCO_HAVE_NCCL
   if (chosen == "nccl") return std::make_unique<NcclCommunicator>(std::move(base));
+#endif
+#if FRESCO_HAVE_UCX
+  // UCX puts host memory only (GPU memory needs a UCX built with CUDA, which the GPU host's is
+  // not): the device buffers are staged through pinned host mirrors, and the progress thread
+  // puts each round's data once its copy from the GPU is done.
+  if (chosen == "ucx")
+    return std::make_unique<StagedCommunicator>(std::make_unique<UcxCommunicator>(std::move(base)));
 #endif
   return std::make_unique<StagedCommunicator>(std::move(base));
 #else

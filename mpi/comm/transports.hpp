@@ -5,6 +5,9 @@
 //   nccl  NCCL between GPU ranks, one GPU each, within and across nodes (nccl_communicator.hpp).
 //   ipc   CUDA IPC one-sided puts between the GPU ranks of one node; ranks may share a GPU
 //         (ipc_communicator.hpp).
+//   ucx   UCX one-sided puts of host memory, where built (ucx_communicator.hpp); device buffers
+//         are staged through pinned host buffers as for mpi, the puts issued by UCX's progress
+//         thread (staged_communicator.hpp).
 //   auto  host buffers: mpi. Device buffers: ipc when the communicator's ranks share a node,
 //         else nccl where built and no two ranks share a GPU, else mpi (host-staged).
 #pragma once
@@ -17,7 +20,7 @@
 
 namespace fresco {
 
-// The transports this build has, in the order --help lists them ("mpi", "ipc", "nccl").
+// The transports this build has, in the order --help lists them ("mpi", "ipc", "nccl", "ucx").
 std::vector<std::string> transports_built();
 
 // Throws InputError unless `name` is auto or a transport of this build.

@@ -1,10 +1,13 @@
 #include "mpi/comm/ucx_exchange.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <sstream>
 
+#include "mpi/comm/staged_communicator.hpp"
 #include "mpi/comm/ucx_communicator.hpp"
 #include "mpi/comm/ucx_runtime.hpp"
 
@@ -59,7 +62,10 @@ UcxRkey unpack_rkey(ucp_ep_h endpoint, const std::vector<char>& packed) {
   return UcxRkey(rkey);
 }
 
-class UcxExchange final : public Exchange {
+// Puts are issued by whichever thread first finds them possible: the main thread in start() and
+// poll(), else the progress thread (UcxPending), e.g. while a staged round's data is still being
+// copied from the GPU (start_when) or while the receiver has not yet opened its buffer.
+class UcxExchange final : public Exchange, public GatedStart, private UcxPending {
  public:
   UcxExchange(UcxCommunicator& comm, ExchangeSpec spec) : comm_(comm), spec_(std::move(spec)) {
     UcxRuntime& ucx = comm.runtime();
@@ -99,19 +105,14 @@ class UcxExchange final : public Exchange {
   }
 
   void start(Stream& after) override {
-    FRESCO_ASSERT(!started_, spec_.what + " started again before finish()");
     after.synchronize();  // the puts read host memory: the producer's work must be complete
-    const auto guard = comm_.runtime().lock();
-    if (!released_) open_region();  // this rank's region is free for this epoch
-    released_ = false;
-    ++epoch_;
-    started_ = true;
-    for (const ExchangeSpec::Copy& c : spec_.copies)
-      if (c.bytes && c.dst != c.src) std::memmove(c.dst, c.src, c.bytes);
-    for (Peer& peer : peers_) peer.put_issued = peer.send_bytes == 0;
-    comm_.runtime().progress();  // picks up readiness signals carried as messages (TCP)
-    issue_puts();
+    begin_round({});
   }
+
+  // The host-staged transport's start: the send buffers hold this round's data once `ready`
+  // returns true (its copies from the GPU are done); the copy for oneself and the puts wait for
+  // that, and the progress thread issues them if the main thread has not by then.
+  void start_when(std::function<bool()> ready) override { begin_round(std::move(ready)); }
 
   // The consumer is done with the last epoch's data: the senders may put the next epoch's now,
   // during this rank's compute, instead of after its next start().
@@ -132,14 +133,55 @@ class UcxExchange final : public Exchange {
   bool poll() override {
     if (!started_) return true;
     const auto guard = comm_.runtime().lock();
+    if (failure_) std::rethrow_exception(failure_);  // met on the progress thread
     comm_.runtime().progress();
-    issue_puts();
+    if (advance()) comm_.runtime().remove_pending(this);
     if (!complete()) return false;
     started_ = false;
     return true;
   }
 
  private:
+  void begin_round(std::function<bool()> ready) {
+    FRESCO_ASSERT(!started_, spec_.what + " started again before finish()");
+    const auto guard = comm_.runtime().lock();
+    if (!released_) open_region();  // this rank's region is free for this epoch
+    released_ = false;
+    ++epoch_;
+    started_ = true;
+    ready_ = std::move(ready);
+    data_ready_ = false;
+    for (Peer& peer : peers_) peer.put_issued = peer.send_bytes == 0;
+    // Counted here, on the main thread, although the progress thread may issue the puts.
+    comm_.stats().bytes_sent += bytes_per_round_;
+    comm_.runtime().progress();  // picks up readiness signals carried as messages (TCP)
+    if (!advance()) comm_.runtime().add_pending(this);
+  }
+
+  // Under the lock: once the round's data is ready, the copy for oneself and the puts whose
+  // receiver has opened its buffer. True once every put of the round is issued.
+  bool advance() {
+    if (!data_ready_) {
+      if (ready_ && !ready_()) return false;
+      ready_ = nullptr;
+      data_ready_ = true;
+      for (const ExchangeSpec::Copy& c : spec_.copies)
+        if (c.bytes && c.dst != c.src) std::memmove(c.dst, c.src, c.bytes);
+    }
+    issue_puts();
+    return std::all_of(peers_.begin(), peers_.end(), [](const Peer& peer) { return peer.put_issued; });
+  }
+
+  // The progress thread's turn (UcxPending): a failure is kept for the main thread's poll().
+  bool issue() noexcept override {
+    try {
+      return advance();
+    } catch (...) {
+      failure_ = std::current_exception();
+      return true;
+    }
+  }
+
   // Unpacks the peers' remote keys from their records (under the runtime's lock).
   void connect(const std::vector<std::vector<char>>& blobs) {
     UcxRuntime& ucx = comm_.runtime();
@@ -151,6 +193,7 @@ class UcxExchange final : public Exchange {
       Peer& peer = peers_[p];
       peer.send_bytes = spec_.send_bytes[p];
       peer.receives = spec_.expect_bytes[p] > 0;
+      bytes_per_round_ += double(peer.send_bytes);
       FRESCO_ASSERT(theirs.expect_bytes[me] == peer.send_bytes,
                     spec_.what + ": rank " + std::to_string(me) + " sends " + std::to_string(peer.send_bytes) +
                         " bytes to rank " + std::to_string(p) + ", which expects " +
@@ -172,6 +215,7 @@ class UcxExchange final : public Exchange {
   // Cancels what is still in flight and drops the remote keys and the region's mapping (under
   // the runtime's lock).
   void release_handles() noexcept {
+    comm_.runtime().remove_pending(this);
     for (void* request : requests_) {
       if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(comm_.runtime().worker.get(), request);
       ucp_request_free(request);
@@ -223,7 +267,6 @@ class UcxExchange final : public Exchange {
       // counter sees the data.
       FRESCO_UCX_CHECK(ucp_worker_fence(ucx.worker.get()));
       signal(int(p), peer.remote_arrived);
-      comm_.stats().bytes_sent += double(peer.send_bytes);
       peer.put_issued = true;
     }
   }
@@ -271,14 +314,16 @@ class UcxExchange final : public Exchange {
   }
 
   std::string timeout_message(double waited) {
+    const auto guard = comm_.runtime().lock();  // the progress thread may be issuing puts
     std::ostringstream s;
     MpiCommunicator& base = comm_.base();
     s << "rank " << base.rank() << " (world " << base.world_rank(base.rank()) << ") waited "
       << format_seconds(waited) << " s for " << spec_.what << " of " << comm_.describe() << "; outstanding:";
     const char* separator = " ";
+    if (!data_ready_) s << separator << "this rank's puts (its data's copy from the GPU never completed)", separator = ", ";
     for (size_t p = 0; p < peers_.size(); ++p) {
       const std::string who = "rank " + std::to_string(p) + " (world " + std::to_string(base.world_rank(int(p))) + ")";
-      if (!peers_[p].put_issued) s << separator << "put to " << who << " (its buffer was never opened)", separator = ", ";
+      if (data_ready_ && !peers_[p].put_issued) s << separator << "put to " << who << " (its buffer was never opened)", separator = ", ";
       if (peers_[p].receives && load_counter(control_[p]) < epoch_) s << separator << "data from " << who, separator = ", ";
     }
     if (!requests_.empty()) s << separator << requests_.size() << " put(s) or signal(s) in flight";
@@ -311,8 +356,12 @@ class UcxExchange final : public Exchange {
   UcxMemory region_memory_;
   std::vector<Peer> peers_;
   std::vector<void*> requests_;  // puts and signals not yet complete locally
+  double bytes_per_round_ = 0;    // sent to other ranks
   uint64_t epoch_ = 0;
   bool started_ = false;
+  std::function<bool()> ready_;  // this round's data is ready to put (staged: on the host)
+  bool data_ready_ = true;
+  std::exception_ptr failure_;   // met by the progress thread
   bool released_ = false;  // the region was opened for epoch_ + 1 by release()
 };
 

@@ -75,6 +75,7 @@ void UcxRuntime::start_progress_thread() {
         const std::lock_guard<std::mutex> guard(mutex);
         while (ucp_worker_progress(worker.get()) != 0) {
         }
+        std::erase_if(pending, [](UcxPending* exchange) { return exchange->issue(); });
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));  // a poll, not a busy core
     }

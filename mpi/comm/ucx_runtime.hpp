@@ -3,6 +3,7 @@
 // host-wait helpers its exchanges and barrier share. Internal to the UCX transport.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -67,16 +68,32 @@ struct UcxControlBlock {
   UcxMemory memory;  // declared after `counters`: unmapped before they are freed
 };
 
+// An exchange with puts of a started round still to issue: its data is not yet on the host (a
+// staged round whose copies from the GPU are in flight) or a receiver has not yet opened its
+// buffer. The progress thread calls issue() until it returns true, so each put goes as soon as
+// it can, while the main thread computes, rather than at the main thread's next poll.
+class UcxPending {
+ public:
+  // Under the runtime's lock; true once every put of the round is issued (or it failed: the
+  // exchange reports that on the main thread).
+  virtual bool issue() noexcept = 0;
+
+ protected:
+  ~UcxPending() = default;
+};
+
 // The UCX state of one communicator. A progress thread drives the worker while the rank
 // computes or waits in MPI: over TCP a "completed" send may still sit in this process's socket
 // buffer, and a peer's put carried as messages lands only when this side progresses; without
 // it, a rank that enters an MPI collective right after finish() can starve its peer's last
-// transfer. Every UCX call of the communicator holds `mutex` (the worker is SERIALIZED).
+// transfer. It also issues the puts of the pending exchanges. Every UCX call of the
+// communicator holds `mutex` (the worker is SERIALIZED).
 struct UcxRuntime {
   UcxContext context;
   UcxWorker worker;
   std::vector<std::unique_ptr<UcxEndpoint>> endpoints;  // by peer rank; none for oneself
   std::vector<std::unique_ptr<UcxControlBlock>> control_blocks;  // unmapped first
+  std::vector<UcxPending*> pending;  // exchanges with puts to issue (under `mutex`)
   std::mutex mutex;
   std::thread progress_thread;
   std::atomic<bool> stopping{false};
@@ -88,6 +105,12 @@ struct UcxRuntime {
 
   // A zeroed, mapped block of `count` counters that lives as long as the communicator.
   UcxControlBlock& new_control_block(size_t count);
+
+  // Under the lock. An exchange leaves the list before it is destroyed.
+  void add_pending(UcxPending* exchange) {
+    if (std::find(pending.begin(), pending.end(), exchange) == pending.end()) pending.push_back(exchange);
+  }
+  void remove_pending(UcxPending* exchange) { std::erase(pending, exchange); }
 
   ucp_ep_h endpoint(int peer) const { return endpoints[size_t(peer)]->get(); }
   void progress() const { ucp_worker_progress(worker.get()); }  // the caller holds the lock

@@ -16,7 +16,8 @@ std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, 
                                                      config.heads, config.head_dim(), plan.displaced,
                                                      plan.compute);
   return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), config.heads,
-                                        config.head_dim(), plan.compute, plan.inter_node, plan.fp8_wire);
+                                        config.head_dim(), plan.compute, plan.inter_node, plan.fp8_wire,
+                                        plan.head_groups);
 }
 
 std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const PlanOptions& plan,

@@ -29,6 +29,9 @@ struct PlanOptions {
   // Sequence method: the Ulysses all-to-all moves q, k, v as FP8 (e4m3) with per-token scales
   // (--comm-dtype e4m3; opt-in, not exact). The patch method's FP8 is its stale dtype.
   bool fp8_wire = false;
+  // Sequence method, Ulysses alone: heads exchanged and attended in this many groups, each
+  // group's transfers overlapping the previous group's attention (0: automatic; UspAttention).
+  int head_groups = 0;
   // The model's activation dtype, so that prepare() allocates the strategy's buffers in it
   // (a strategy told wrong plans again once, at the first attend()).
   DType compute = DType::f32;

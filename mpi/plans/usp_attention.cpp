@@ -18,7 +18,7 @@ Displacements packed_rows(const std::vector<int64_t>& rows, int64_t row_elements
 }  // namespace
 
 UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim, DType compute,
-                           InterNodeSchedule schedule, bool fp8_wire)
+                           InterNodeSchedule schedule, bool fp8_wire, int head_groups)
     : ulysses_(ulysses),
       ring_(ring),
       heads_(heads),
@@ -28,7 +28,8 @@ UspAttention::UspAttention(Communicator& ulysses, Communicator& ring, int heads,
       heads_per_rank_((heads + ulysses.size() - 1) / ulysses.size()),
       compute_(compute),
       schedule_(schedule),
-      fp8_wire_(fp8_wire) {
+      fp8_wire_(fp8_wire),
+      head_groups_requested_(head_groups) {
   FRESCO_ASSERT(compute == DType::f32 || compute == DType::bf16 || compute == DType::f16,
                 std::string("USP: compute dtype ") + dtype_name(compute));
 }
@@ -50,37 +51,61 @@ void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& s
   plan(backend);
 }
 
-int64_t UspAttention::real_columns(int u) const {
+int UspAttention::choose_head_groups(int heads, int U, int R, int requested, bool device_ranks) {
+  // Ulysses alone (the Ring attends all Hu heads of a block at once); G divides Hu. On CPU
+  // ranks the transfers do not run beside the compute, so there is nothing to hide.
+  if (U <= 1 || R != 1) return 1;
+  const int Hu = (heads + U - 1) / U;
+  int groups = std::clamp(requested > 0 ? requested : (device_ranks ? 2 : 1), 1, Hu);
+  while (Hu % groups != 0) --groups;
+  return groups;
+}
+
+int64_t UspAttention::real_columns(int u, int group) const {
   const int64_t heads = std::clamp<int64_t>(heads_ - int64_t(u) * heads_per_rank_, 0, heads_per_rank_);
-  return heads * head_dim_;
+  const int64_t cols = group_columns();
+  return std::clamp<int64_t>(heads * head_dim_ - group * cols, 0, cols);
 }
 
 void UspAttention::lay_out(Arena& a) {
-  const int64_t D = head_dim_, Hu = heads_per_rank_, HD = Hu * D, n = rows_;
+  const int64_t D = head_dim_, Hu = heads_per_rank_, n = rows_;
   const int64_t N = chunk_rows_[size_t(ring_.rank())];
   const int64_t N_max = *std::max_element(chunk_rows_.begin(), chunk_rows_.end());
   auto take = [&](const Shape& s, DType dt) { return a.take(s, dt); };
-  send_q_ = send_k_ = send_v_ = gather_ = q_c_ = o_c_ = k_c_ = v_c_ = Tensor();
+  groups_.clear();
+  q_c_ = o_c_ = k_c_ = v_c_ = Tensor();
   lse_c_ = o_part_ = lse_part_ = Tensor();
   for (int i = 0; i < 2; ++i) ring_k_[i] = ring_v_[i] = Tensor();
-  for (int i = 0; i < 3; ++i) send_scales_[i] = arrived_[i] = arrived_scales_[i] = Tensor();
+  const int G = groups_in_use_;
+  const int64_t Hg = Hu / G, cols = group_columns();
   if (U_ > 1) {
-    send_q_ = take({U_ * n, HD}, wire());
-    send_k_ = take({U_ * n, HD}, wire());
-    send_v_ = take({U_ * n, HD}, wire());
-    if (fp8_wire_)
-      for (int i = 0; i < 3; ++i) {
-        send_scales_[i] = take({U_ * n}, DType::f32);
-        arrived_[i] = take({N, HD}, DType::e4m3);
-        arrived_scales_[i] = take({N}, DType::f32);
+    groups_.resize(size_t(G));
+    for (HeadGroup& g : groups_) {
+      for (int i = 0; i < 3; ++i) g.send[i] = take({U_ * n, cols}, wire());
+      if (fp8_wire_)
+        for (int i = 0; i < 3; ++i) {
+          g.send_scales[i] = take({U_ * n}, DType::f32);
+          g.arrived[i] = take({N, cols}, DType::e4m3);
+          g.arrived_scales[i] = take({N}, DType::f32);
+        }
+      g.gather = take({U_ * n, cols}, compute_);
+      g.chunk[0] = take({N, Hg, D}, compute_);
+      g.o = take({N, Hg, D}, compute_);
+      if (G > 1) {
+        g.chunk[1] = take({N, Hg, D}, compute_);
+        g.chunk[2] = take({N, Hg, D}, compute_);
       }
-    gather_ = take({U_ * n, HD}, compute_);
-    q_c_ = take({N, Hu, D}, compute_);
-    o_c_ = take({N, Hu, D}, compute_);
+    }
+    q_c_ = groups_[0].chunk[0];
+    o_c_ = groups_[0].o;
   }
-  if (U_ > 1 || R_ > 1) {
+  if ((U_ > 1 && G == 1) || R_ > 1) {  // one K/V block of all Hu heads (the Ring's step 0)
     k_c_ = take({N, Hu, D}, compute_);
     v_c_ = take({N, Hu, D}, compute_);
+    if (U_ > 1) {
+      groups_[0].chunk[1] = k_c_;
+      groups_[0].chunk[2] = v_c_;
+    }
   }
   if (R_ > 1) {
     lse_c_ = take({N, Hu}, DType::f32);
@@ -95,15 +120,13 @@ void UspAttention::lay_out(Arena& a) {
 
 void UspAttention::plan(Backend& backend) {
   // The old exchanges are bound to the old layout: drop them first (they are idle here).
-  ex_q_.reset();
-  ex_k_.reset();
-  ex_v_.reset();
-  ex_o_.reset();
-  for (auto& ex : ex_scales_) ex.reset();
+  groups_.clear();
   ring_ex_k_.clear();
   ring_ex_v_.clear();
   ring_held_k_.clear();
   ring_held_v_.clear();
+
+  groups_in_use_ = choose_head_groups(heads_, U_, R_, head_groups_requested_, backend.device() != Device::cpu);
 
   Arena measure;
   lay_out(measure);
@@ -115,33 +138,33 @@ void UspAttention::plan(Backend& backend) {
     lay_out(arena_);
   }
 
-  const int64_t HD = int64_t(heads_per_rank_) * head_dim_, n = rows_;
+  const int64_t cols = group_columns(), n = rows_;
   if (U_ > 1) {
     // Padding heads (H not a multiple of U) are columns of the send buffers that no copy
     // writes: zero them once per plan, so the padded heads attend to zeros (from a host block
     // of zeros kept for re-plans).
     if (int64_t(heads_per_rank_) * U_ != heads_) {
-      const size_t bytes = size_t(U_ * n * HD) * dtype_size(wire());  // zero bytes: 0 in every dtype
+      const size_t bytes = size_t(U_ * n * cols) * dtype_size(wire());  // zero bytes: 0 in every dtype
       if (!zeros_ || zeros_->bytes() < bytes) {
         zeros_ = Storage::host(bytes);
         std::memset(zeros_->data(), 0, bytes);
       }
-      const Tensor zeros = Tensor::from_storage(zeros_, 0, {U_ * n, HD}, wire());
-      for (const Tensor& send : {send_q_, send_k_, send_v_}) backend.copy(zeros, send);
+      const Tensor zeros = Tensor::from_storage(zeros_, 0, {U_ * n, cols}, wire());
+      for (const HeadGroup& g : groups_)
+        for (const Tensor& send : g.send) backend.copy(zeros, send);
     }
     const std::vector<int64_t> own(size_t(U_), n);
-    const Displacements send_d = packed_rows(own, HD, wire()), recv_d = packed_rows(ulysses_rows_, HD, wire());
-    const Tensor* sends[3] = {&send_q_, &send_k_, &send_v_};
-    const Tensor* chunks[3] = {&q_c_, &k_c_, &v_c_};
-    std::unique_ptr<Exchange>* exchanges[3] = {&ex_q_, &ex_k_, &ex_v_};
-    for (int i = 0; i < 3; ++i) {
-      *exchanges[i] = ulysses_.all_to_all(*sends[i], send_d, fp8_wire_ ? arrived_[i] : *chunks[i], recv_d);
-      if (fp8_wire_)
-        ex_scales_[i] = ulysses_.all_to_all(send_scales_[i], packed_rows(own, 1, DType::f32), arrived_scales_[i],
-                                            packed_rows(ulysses_rows_, 1, DType::f32));
+    const Displacements send_d = packed_rows(own, cols, wire()), recv_d = packed_rows(ulysses_rows_, cols, wire());
+    for (HeadGroup& g : groups_) {
+      for (int i = 0; i < 3; ++i) {
+        g.ex[i] = ulysses_.all_to_all(g.send[i], send_d, fp8_wire_ ? g.arrived[i] : g.chunk[i], recv_d);
+        if (fp8_wire_)
+          g.ex_scales[i] = ulysses_.all_to_all(g.send_scales[i], packed_rows(own, 1, DType::f32), g.arrived_scales[i],
+                                               packed_rows(ulysses_rows_, 1, DType::f32));
+      }
+      g.ex_o = ulysses_.all_to_all(g.o, packed_rows(ulysses_rows_, cols, compute_), g.gather,
+                                   packed_rows(own, cols, compute_));
     }
-    ex_o_ = ulysses_.all_to_all(o_c_, packed_rows(ulysses_rows_, HD, compute_), gather_,
-                                packed_rows(own, HD, compute_));
     backend.synchronize();  // the copies of zeros are done before a later re-plan
   }
   if (R_ > 1) {
@@ -168,18 +191,20 @@ void UspAttention::plan(Backend& backend) {
   planned_ = true;
 }
 
-void UspAttention::scatter_heads(Backend& backend, const Tensor& x, const Tensor& send,
+void UspAttention::scatter_heads(Backend& backend, const Tensor& x, int group, const Tensor& send,
                                  const Tensor& scales) const {
-  // x: [n, H, D] as [n, H*D] (row stride kept) -> send slot u' = head columns of rank u'
-  const int64_t n = rows_, HD = int64_t(heads_per_rank_) * head_dim_;
+  // x: [n, H, D] as [n, H*D] (row stride kept) -> send slot u' = head group `group` of rank u''s
+  // head columns
+  const int64_t n = rows_, HD = int64_t(heads_per_rank_) * head_dim_, cols = group_columns();
   const Tensor source = x.reshape({n, int64_t(heads_) * head_dim_});
   for (int u = 0; u < U_; ++u) {
-    const int64_t cols = real_columns(u);
-    if (cols <= 0) continue;
+    const int64_t real = real_columns(u, group);
+    if (real <= 0) continue;
+    const Tensor from = source.cols(u * HD + group * cols, real), to = send.rows(u * n, n).cols(0, real);
     if (fp8_wire_)
-      backend.quantize_rows(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols), scales.rows(u * n, n));
+      backend.quantize_rows(from, to, scales.rows(u * n, n));
     else
-      backend.copy(source.cols(u * HD, cols), send.rows(u * n, n).cols(0, cols));
+      backend.copy(from, to);
   }
 }
 
@@ -240,35 +265,46 @@ void UspAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, co
     return;
   }
 
+  // Every group's q, k, v leave as soon as their send buffers are filled; group g is attended
+  // to while later groups are in flight, and its output returns while g+1 is attended to.
   const Tensor* inputs[3] = {&q, &k, &v};
-  const Tensor* sends[3] = {&send_q_, &send_k_, &send_v_};
-  Exchange* exchanges[3] = {ex_q_.get(), ex_k_.get(), ex_v_.get()};
-  for (int i = 0; i < 3; ++i) {  // each exchange starts as soon as its send buffer is ready
-    scatter_heads(backend, *inputs[i], *sends[i], send_scales_[i]);
-    exchanges[i]->start(stream);
-    if (fp8_wire_) ex_scales_[i]->start(stream);
+  for (int g = 0; g < groups_in_use_; ++g)
+    for (int i = 0; i < 3; ++i) {
+      HeadGroup& group = groups_[size_t(g)];
+      scatter_heads(backend, *inputs[i], g, group.send[i], group.send_scales[i]);
+      group.ex[i]->start(stream);
+      if (fp8_wire_) group.ex_scales[i]->start(stream);
+    }
+  const int64_t N = q_c_.dim(0), cols = group_columns();
+  for (HeadGroup& group : groups_) {
+    for (int i = 0; i < 3; ++i) {
+      group.ex[i]->finish(stream);
+      if (!fp8_wire_) continue;
+      group.ex_scales[i]->finish(stream);
+      backend.dequantize_rows(group.arrived[i], group.arrived_scales[i], group.chunk[i].reshape({N, cols}));
+    }
+    if (R_ == 1)
+      backend.attention(group.chunk[0], group.chunk[1], group.chunk[2], group.o, Tensor());
+    else
+      ring_attention(backend, q_c_, o_c_, lse_c_);  // one group: all Hu heads
+    // The group's q, k, v (and their scales) are read, and the Ring has sent k and v: the
+    // peers may put the next call's now (one-sided transports).
+    for (int i = 0; i < 3; ++i) {
+      group.ex[i]->release(stream);
+      if (fp8_wire_) group.ex_scales[i]->release(stream);
+    }
+    // Inverse all-to-all: rows of the group's output go back to their owners.
+    group.ex_o->start(stream);
   }
-  const Tensor* chunks[3] = {&q_c_, &k_c_, &v_c_};
-  for (int i = 0; i < 3; ++i) {
-    exchanges[i]->finish(stream);
-    if (!fp8_wire_) continue;
-    ex_scales_[i]->finish(stream);
-    const int64_t N = chunks[i]->dim(0);
-    backend.dequantize_rows(arrived_[i], arrived_scales_[i], chunks[i]->reshape({N, HD}));
-  }
-
-  if (R_ == 1)
-    backend.attention(q_c_, k_c_, v_c_, o_c_, Tensor());
-  else
-    ring_attention(backend, q_c_, o_c_, lse_c_);
-
-  // Inverse all-to-all: rows of o_c_ go back to their owners, for this rank's head slice.
-  ex_o_->start(stream);
-  ex_o_->finish(stream);
   const Tensor target = o.reshape({n, H * D});
-  for (int u = 0; u < U_; ++u) {
-    const int64_t cols = real_columns(u);
-    if (cols > 0) backend.copy(gather_.rows(u * n, n).cols(0, cols), target.cols(u * HD, cols));
+  for (int g = 0; g < groups_in_use_; ++g) {
+    HeadGroup& group = groups_[size_t(g)];
+    group.ex_o->finish(stream);
+    for (int u = 0; u < U_; ++u) {
+      const int64_t real = real_columns(u, g);
+      if (real > 0) backend.copy(group.gather.rows(u * n, n).cols(0, real), target.cols(u * HD + g * cols, real));
+    }
+    group.ex_o->release(stream);
   }
 }
 

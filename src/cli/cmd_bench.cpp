@@ -416,6 +416,11 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
     std::printf("  \"comm_dtype\": %s,\n", json_string(fp8 ? "e4m3" : dtype_name(o.dtype)).c_str());
     const bool torus = o.parallel.plan.inter_node == InterNodeSchedule::torus;
     std::printf("  \"inter_node\": %s,\n", json_string(torus ? "torus" : "ring").c_str());
+    const int groups = sequence ? UspAttention::choose_head_groups(config.heads, layout.ulysses(), layout.ring(),
+                                                                   o.parallel.plan.head_groups,
+                                                                   backend->device() != Device::cpu)
+                                : 1;
+    std::printf("  \"head_groups\": %d,\n", groups);
     std::printf("  \"per_rank\": [");
     for (int r = 0; r < layout.group_size(); ++r) {
       const double* f = &ranks[size_t(4 * r)];

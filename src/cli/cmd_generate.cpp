@@ -360,7 +360,8 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
       settings.add(d.full_sync ? "full_sync" : "async").add(dtype_name(d.stale_dtype));
     } else {
       settings.add("sequence");
-      if (run.choice.plan.fp8_wire) settings.add("q/k/v e4m3");  // inexact: a different result
+      // Inexact: a different result, whose per-token scales span one head group.
+      if (run.choice.plan.fp8_wire) settings.add("q/k/v e4m3").i64(run.choice.plan.head_groups);
     }
     job.digests.weights = weights;
     job.digests.prompt = prompt_digests.at(size_t(job.index));

@@ -57,7 +57,8 @@ Command info_command() {
         std::printf("transports: %s (--transport; auto picks per communicator)\n", names.c_str());
       }
 #ifdef FRESCO_HAVE_UCX
-      std::printf("UCX: built (--transport ucx: one-sided puts between CPU ranks)\n");
+      std::printf("UCX: built (--transport ucx: one-sided puts of host memory; GPU ranks stage through pinned "
+                  "host buffers)\n");
 #else
       std::printf("UCX: not built (UCX not found or -DFRESCO_UCX=OFF; --transport ucx unavailable)\n");
 #endif

@@ -135,8 +135,9 @@ void add_engine_options(po::options_description& o) {
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
        "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"
        "ranks may share a GPU), nccl (one GPU per rank, within and across nodes), ucx (UCX\n"
-       "one-sided puts between CPU ranks, where built; docs/cluster.md), or auto:\n"
-       "mpi on CPU ranks; on GPU ranks ipc within a node, else nccl, else mpi")
+       "one-sided puts of host memory, where built; GPU buffers staged as for mpi;\n"
+       "docs/cluster.md), or auto: mpi on CPU ranks; on GPU ranks ipc within a node, else\n"
+       "nccl, else mpi")
       ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
        "seconds a rank waits for a peer's data before it declares the peer hung or dead and\n"
        "ends the job (0: wait forever)");
@@ -216,6 +217,10 @@ void add_parallel_options(po::options_description& o) {
        "patch: the stale K/V, as --stale-dtype e4m3). `fresco compare` measures the difference")
       ("ranks-per-node", po::value<int>()->default_value(0),
        "emulate nodes of this many consecutive ranks (0: detect the real nodes)")
+      ("head-groups", po::value<int>()->default_value(0),
+       "sequence, Ulysses alone (ring 1): exchange and attend each rank's heads in this many\n"
+       "groups, so that a group's transfers overlap the attention of the one before (0: automatic:\n"
+       "2 on GPU ranks where the rank's heads divide evenly, 1 on CPU ranks)")
       ("inter-node", po::value<std::string>()->default_value("ring"),
        "sequence: how K/V chunks move between the Ulysses groups (nodes): ring (passed on to the\n"
        "next group) or torus (StreamFusion: each group sends its own chunk in shifted pairwise steps)")
@@ -245,6 +250,10 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
     throw InputError("option --parallel must be sequence or patch (got '" + method + "')");
   }
   c.layout.ranks_per_node = rpn;
+  c.plan.head_groups = vm["head-groups"].as<int>();
+  require_input(c.plan.head_groups >= 0, "option --head-groups must not be negative");
+  require_input(c.plan.head_groups == 0 || c.plan.method == ParallelMethod::sequence,
+                "--head-groups applies to --parallel sequence");
   const std::string inter_node = vm["inter-node"].as<std::string>();
   require_input(inter_node == "ring" || inter_node == "torus",
                 "option --inter-node must be ring or torus (got '" + inter_node + "')");

@@ -1,8 +1,10 @@
 # GPU ranks (skipped with exit 77 where no GPU is present): every parallel method on NP GPU
 # ranks against the single-rank GPU result on the same inputs, through every transport this
-# host allows: CUDA IPC and host-staged MPI (ranks may share one GPU), and NCCL where there is
-# a GPU per rank. Then a hung rank (SIGSTOP) ends an IPC job through the watchdog, and with a
-# GPU per rank a killed one ends an NCCL job, each within 30 s.
+# host allows: CUDA IPC and host-staged MPI (ranks may share one GPU), NCCL where there is a
+# GPU per rank, and host-staged UCX puts where UCX is built. Then a hung rank (SIGSTOP) ends an
+# IPC job through the watchdog, with a GPU per rank a killed one ends an NCCL job, and where UCX
+# is built a hung rank ends a host-staged UCX job through the host wait's deadline, each within
+# 30 s.
 source "$(dirname "$0")/common.sh"
 NP=${1:-2}
 "$FRESCO" info > info.txt
@@ -21,10 +23,11 @@ gen 1 --out exact16 --dtype bf16 >/dev/null
 
 transports="ipc mpi"
 [ "$gpus" -ge "$NP" ] && transports="$transports nccl"
+grep -q "^UCX: built" info.txt && transports="$transports ucx"
 methods=("ulysses:--ulysses $NP --ring 1" "ring:--ulysses 1 --ring $NP"
          "patch:--parallel patch --patches $NP --warmup-steps 6")
 [ "$NP" -eq 4 ] && methods+=("usp:--ulysses 2 --ring 2")
-declare -A label=([ipc]="cuda ipc" [mpi]="host-staged" [nccl]="nccl")
+declare -A label=([ipc]="cuda ipc" [mpi]="host-staged" [nccl]="nccl" [ucx]="ucx one-sided, host-staged")
 for t in $transports; do
   for m in "${methods[@]}"; do
     name=${m%%:*}
@@ -63,8 +66,23 @@ for run in fp8 fp8_patch; do
   echo "ok: $run on $NP GPU ranks: PSNR $psnr dB against the exact run"
 done
 
-# A stopped (hung) or killed rank ends the job within 30 s.
+# Head groups (Ulysses alone): flux-small's 4 heads over Ulysses 2 are exchanged and attended
+# in 2 groups of one head (the automatic choice on GPU ranks), or in one; both equal one rank.
 "$FRESCO" init-weights --model flux-small --seed 3 small.h5 >/dev/null
+"$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 96 --height 80 --steps 3 \
+  small_prompts.h5 >/dev/null
+small() { local np=$1; shift; run_np "$np" generate --backend cuda --weights small.h5 --prompts small_prompts.h5 "$@"; }
+small 1 --out small_exact >/dev/null
+for groups in 0 1; do
+  small "$NP" --transport ipc --ulysses 2 --ring 1 --head-groups $groups --out "small_groups$groups" >/dev/null
+  for i in 0 1; do
+    "$H5_TOOL" compare "small_groups$groups/img_$i.h5" "small_exact/img_$i.h5" /latent 1e-4 ||
+      fail "--head-groups $groups on $NP GPU ranks differs from one rank (image $i)"
+  done
+done
+echo "ok: head groups (automatic and one) on $NP GPU ranks equal one rank"
+
+# A stopped (hung) or killed rank ends the job within 30 s.
 "$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 256 --height 256 --steps 2000 \
   long.h5 >/dev/null
 #   ends_within TRANSPORT SIGNAL
@@ -96,4 +114,9 @@ ends_within() {
 ends_within ipc STOP
 grep -q "hung or dead" long_ipc.err || { cat long_ipc.err; fail "ipc: no message names a hung or dead peer"; }
 if [ "$gpus" -ge "$NP" ]; then ends_within nccl KILL; fi
+# Host-staged UCX waits on the host, with the deadline (no watchdog).
+if grep -q "^UCX: built" info.txt; then
+  ends_within ucx STOP
+  grep -q "hung or dead" long_ucx.err || { cat long_ucx.err; fail "ucx: no message names a hung or dead peer"; }
+fi
 echo "ok: GPU ranks at np $NP ($transports)"
