@@ -53,7 +53,7 @@ bench() {  # bench NP ARGS...
   in_time "bench np $np $*" || return 0
   local steps=(--steps 6 --warmup 2)
   [[ " $* " == *" 4096 "* ]] && steps=(--steps 5 --warmup 1)
-  timeout 300 mpiexec -n "$np" ./fresco bench --json "${steps[@]}" "$@" 2>> "$state/bench_err.log" |
+  timeout 300 mpiexec -n "$np" ./fresco bench --json "${steps[@]}" "$@" 2>> "$state/bench_err.log" < /dev/null |
     sed -n '/^{/,$p' | python3 -c 'import json,sys; print(json.dumps(json.loads(sys.stdin.read())))' \
     >> "$state/bench.jsonl" || echo "bench failed: np $np $*"
 }

@@ -453,7 +453,7 @@ TEST(UspAttention, HeadGroupsMatchLocalAttention) {
         while (Hu % expected != 0) --expected;
         EXPECT_EQ(used, expected);
       }
-  // Automatic: one group on CPU ranks (no transfers beside the compute to hide).
+  // Automatic: one group (the measured best).
   int used = 0;
   usp_error(g_mpi->size(), 1, DType::f32, 1, 6, 0, &used);
   EXPECT_EQ(used, 1);

@@ -62,13 +62,6 @@ class DeviceExchange : public Exchange {
         FRESCO_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.bytes, cudaMemcpyDeviceToDevice, stream));
   }
   const std::string& what() const { return what_; }
-  // Orders the communicator's stream after the work queued on `after` so far (for work that a
-  // subclass queues outside start(), such as a release).
-  cudaStream_t comm_stream_after(Stream& after) {
-    released_.record(after);
-    released_.wait_on(comm_stream_view_);
-    return comm_stream_;
-  }
 
  private:
   // The engine's Stream view of the communicator's stream, for the event calls.
@@ -87,7 +80,7 @@ class DeviceExchange : public Exchange {
   Communicator& comm_;
   std::string what_;
   double bytes_per_round_;
-  cuda::CudaEvent forked_, done_, released_;
+  cuda::CudaEvent forked_, done_;
   bool started_ = false;
 };
 

@@ -111,7 +111,10 @@ class IpcExchange final : public DeviceExchange {
   ~IpcExchange() override {
     // A released round that never started leaves its permission standing in the sources'
     // signal blocks: withdraw it, or the channel's next exchange would see it as its own.
-    if (released_)  // unchecked: a destructor reports nothing (a dead peer is the watchdog's)
+    // The release's own write is queued on a compute stream: let it land first. Unchecked: a
+    // destructor reports nothing (a dead peer is the watchdog's).
+    if (released_) cudaDeviceSynchronize();
+    if (released_)
       for (const Source& src : sources_)
         memory_ops().write(CUstream(comm_.stream_.get()), CUdeviceptr(comm_.ready_word(src.peer, comm_.rank(), src.channel)),
                            0, CU_STREAM_WRITE_VALUE_DEFAULT);
@@ -124,8 +127,10 @@ class IpcExchange final : public DeviceExchange {
   // The consumer is done with this round's data once `after`'s queued work is: the sources may
   // put the next round's now, before this rank reaches the next start() (one-sided: a sender
   // that is ahead no longer waits for the receiver to catch up).
+  // The permission is written on `after` itself: no fork to the communicator's stream, so a
+  // captured step has nothing left to join.
   void release(Stream& after) override {
-    allow_puts(comm_stream_after(after));
+    allow_puts(cuda::native_stream(after));
     released_ = true;
   }
 

@@ -51,12 +51,15 @@ void UspAttention::prepare(Backend& backend, const std::vector<SequenceShard>& s
   plan(backend);
 }
 
-int UspAttention::choose_head_groups(int heads, int U, int R, int requested, bool device_ranks) {
-  // Ulysses alone (the Ring attends all Hu heads of a block at once); G divides Hu. On CPU
-  // ranks the transfers do not run beside the compute, so there is nothing to hide.
+int UspAttention::choose_head_groups(int heads, int U, int R, int requested) {
+  // Ulysses alone (the Ring attends all Hu heads of a block at once); G divides Hu.
+  // Automatic: one group. Measured on 4 H100s (docs/performance.md), groups made every step
+  // slower (2048² Ulysses-4: 201.7 ms with G = 1, 208.4 with 2, 215.4 with 3): the exposed time
+  // is not transfer time that overlap could hide, and each group adds exchanges whose
+  // hand-overs wait on the slowest peer.
   if (U <= 1 || R != 1) return 1;
   const int Hu = (heads + U - 1) / U;
-  int groups = std::clamp(requested > 0 ? requested : (device_ranks ? 2 : 1), 1, Hu);
+  int groups = std::clamp(requested > 0 ? requested : 1, 1, Hu);
   while (Hu % groups != 0) --groups;
   return groups;
 }
@@ -126,7 +129,7 @@ void UspAttention::plan(Backend& backend) {
   ring_held_k_.clear();
   ring_held_v_.clear();
 
-  groups_in_use_ = choose_head_groups(heads_, U_, R_, head_groups_requested_, backend.device() != Device::cpu);
+  groups_in_use_ = choose_head_groups(heads_, U_, R_, head_groups_requested_);
 
   Arena measure;
   lay_out(measure);

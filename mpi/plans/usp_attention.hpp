@@ -20,6 +20,7 @@
 // All q/k/v exchanges start as soon as their send buffers are filled; group g's attention runs
 // while groups g+1.. are still in flight, and its output returns while group g+1 is attended
 // to. Only the first group's q/k/v and the last group's output are left on the critical path.
+// Opt-in (--head-groups): on 4 H100s over IPC it made steps slower, not faster.
 //
 // Planning: prepare() lays every buffer out in one arena block and builds every exchange (the
 // three forward all-to-alls, the inverse one, the 2 ring steps) bound to those buffers.
@@ -46,7 +47,7 @@ class UspAttention final : public AttentionStrategy {
   // fp8_wire: the Ulysses all-to-all moves q, k and v as e4m3 with per-token scales
   // (Backend::quantize_rows; half the bytes of bf16), dequantized into the compute dtype on
   // arrival; the attention output returns in the compute dtype.
-  // head_groups: G requested (0: automatic, see head_groups()); used where R = 1 and G
+  // head_groups: G requested (0: automatic, see choose_head_groups()); used where R = 1 and G
   // divides Hu, else the largest divisor of Hu below it.
   UspAttention(Communicator& ulysses, Communicator& ring, int heads, int head_dim,
                DType compute = DType::f32, InterNodeSchedule schedule = InterNodeSchedule::ring,
@@ -58,12 +59,11 @@ class UspAttention final : public AttentionStrategy {
 
   // Bytes of the arena block holding this plan's buffers (0 before prepare()).
   size_t buffer_bytes() const { return arena_.capacity(); }
-  // The head groups G of the plan (1: one exchange of all heads). Automatic: 2 where U > 1,
-  // R = 1 and Hu is even, on device ranks (whose transfers run beside the compute).
+  // The head groups G of the plan (1: one exchange of all heads; the automatic choice, as
+  // measured: see choose_head_groups).
   int head_groups() const { return groups_in_use_; }
-  // The rule: G for `heads` over U x R with `requested` groups (0: automatic) on a CPU or
-  // device backend.
-  static int choose_head_groups(int heads, int U, int R, int requested, bool device_ranks);
+  // The rule: G for `heads` over U x R with `requested` groups (0: automatic).
+  static int choose_head_groups(int heads, int U, int R, int requested);
 
  private:
   // Lays out the buffers for the current shards and compute dtype and builds the exchanges,

@@ -417,8 +417,7 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
     const bool torus = o.parallel.plan.inter_node == InterNodeSchedule::torus;
     std::printf("  \"inter_node\": %s,\n", json_string(torus ? "torus" : "ring").c_str());
     const int groups = sequence ? UspAttention::choose_head_groups(config.heads, layout.ulysses(), layout.ring(),
-                                                                   o.parallel.plan.head_groups,
-                                                                   backend->device() != Device::cpu)
+                                                                   o.parallel.plan.head_groups)
                                 : 1;
     std::printf("  \"head_groups\": %d,\n", groups);
     std::printf("  \"per_rank\": [");

@@ -219,8 +219,8 @@ void add_parallel_options(po::options_description& o) {
        "emulate nodes of this many consecutive ranks (0: detect the real nodes)")
       ("head-groups", po::value<int>()->default_value(0),
        "sequence, Ulysses alone (ring 1): exchange and attend each rank's heads in this many\n"
-       "groups, so that a group's transfers overlap the attention of the one before (0: automatic:\n"
-       "2 on GPU ranks where the rank's heads divide evenly, 1 on CPU ranks)")
+       "groups, so that a group's transfers overlap the attention of the one before (FastUSP's\n"
+       "pipeline; 0: automatic = 1, which measured fastest on 4 H100s; see docs/performance.md)")
       ("inter-node", po::value<std::string>()->default_value("ring"),
        "sequence: how K/V chunks move between the Ulysses groups (nodes): ring (passed on to the\n"
        "next group) or torus (StreamFusion: each group sends its own chunk in shifted pairwise steps)")
