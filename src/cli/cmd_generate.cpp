@@ -232,6 +232,7 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     progress.poll();
   }
   backend->count_nonfinite(io.tokens, io.bad);
+  backend->synchronize();  // the steps are queued on a device: the time is when they are done
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
   const double per_step = seconds / double(job.steps);
   if (layout->group_size() > 1) {  // before the final gather, which is not part of a step

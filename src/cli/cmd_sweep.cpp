@@ -81,6 +81,7 @@ struct SweepPlan {
   std::vector<int> predict_ranks;  // --predict-ranks: model-only points beyond the measured ones
   // The engine every run uses, passed to generate: --backend, --dtype, --transport, --comm-dtype.
   std::vector<std::pair<std::string, std::string>> engine;
+  std::string backend = "cpu";  // --backend, auto resolved as generate resolves it here
   double flops_per_second = 0;  // 0: measured by the one-rank runs
   MachineModel machine;
   bool plots = true;
@@ -402,7 +403,8 @@ void draw_plots(const SweepPlan& plan, const std::vector<json>& records) {
       model.push_back(mp);
     }
   const std::string what = plan.config.name + ", " + std::to_string(plan.steps) + " steps, " +
-                           std::to_string(plan.threads) + " thread(s)/rank";
+                           (plan.backend == "cuda" ? std::string("one GPU/rank")
+                                                   : std::to_string(plan.threads) + " thread(s)/rank");
   draw(plan, "time", "time per step (" + what + ")", "ms per step", time, true);
   const int max_ranks = all_ranks.empty() ? 1 : *all_ranks.rbegin();
   std::vector<Series> sp = speedup;
@@ -447,7 +449,7 @@ int run_sweep(SweepPlan& plan) {
   const json hardware = {{"host", host_name()},
                          {"cpu", cpu_model()},
                          {"cores", int(std::thread::hardware_concurrency())},
-                         {"backend", "cpu"},
+                         {"backend", plan.backend},
                          {"threads_per_rank", plan.threads},
                          {"slurm_job", std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_JOB_ID") : ""}};
   std::vector<json> records;
@@ -657,6 +659,7 @@ Command sweep_command() {
     require_input(vm["backend"].as<std::string>() == "auto" || vm["backend"].as<std::string>() == "cpu" ||
                       vm["backend"].as<std::string>() == "cuda",
                   "option --backend must be auto, cpu or cuda (got '" + vm["backend"].as<std::string>() + "')");
+    plan->backend = vm["backend"].as<std::string>() == "auto" ? default_backend_name() : vm["backend"].as<std::string>();
     (void)parse_dtype_option("dtype", vm["dtype"].as<std::string>());
     check_transport_name(vm["transport"].as<std::string>());
     require_input(vm["comm-dtype"].as<std::string>() == "auto" || vm["comm-dtype"].as<std::string>() == "e4m3",
