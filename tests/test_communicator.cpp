@@ -581,6 +581,55 @@ TEST(DisplacedAttention, GathersWhatEachPeerSentAndStaysOutstanding) {
   }
 }
 
+// join_each_step (steps captured as graphs on GPU ranks): each displaced gather completes at
+// the end of its own step instead of where the next step reads it. The attention sees the
+// same data, so the outputs equal the default's bit for bit, and after end_forward() the
+// buffers hold every rank's rows of that step (nothing in flight across the step boundary).
+TEST(DisplacedAttention, JoinEachStepReadsTheSameDataAndLeavesNothingInFlight) {
+  const int P = g_mpi->size(), me = g_mpi->rank();
+  auto cpu = make_cpu_backend();
+  constexpr int kLayers = 3, kHeads = 2, kDim = 4;
+  auto comm_a = world_comm(), comm_b = world_comm();
+  DisplacedOptions joined{/*warmup_steps=*/1, false, DType::f32};
+  joined.join_each_step = true;
+  DisplacedPatchAttention in_flight(*comm_a, kLayers, kHeads, kDim, {1, false, DType::f32});
+  DisplacedPatchAttention per_step(*comm_b, kLayers, kHeads, kDim, joined);
+  EXPECT_EQ(per_step.graph_kind(0), 0) << "the warm-up step";
+  EXPECT_EQ(per_step.graph_kind(1), 1) << "a displaced step";
+  EXPECT_EQ(per_step.graph_kind(7), 1);
+  const auto shards = partition_patches(3, 2 * P, 2, P);
+  in_flight.prepare(*cpu, shards, me);
+  per_step.prepare(*cpu, shards, me);
+  std::vector<int64_t> offset(size_t(P) + 1, 0);
+  for (int p = 0; p < P; ++p) offset[size_t(p) + 1] = offset[size_t(p)] + shards[size_t(p)].count();
+  const int64_t n = shards[size_t(me)].count();
+  for (int s = 0; s < 4; ++s) {
+    if (s == 2) per_step.set_step(2);  // as after graph replays: the caller says where it is
+    in_flight.begin_forward();
+    per_step.begin_forward();
+    for (int l = 0; l < kLayers; ++l) {
+      Tensor q({n, kHeads, kDim});
+      for (int64_t i = 0; i < q.numel(); ++i) q.f32()[i] = wave(0.71 * double(i) + 0.5 * me + 0.9 * l + 0.3 * s);
+      const Tensor k = fresh_kv(me, s, l, 0, n, kHeads, kDim), v = fresh_kv(me, s, l, 1, n, kHeads, kDim);
+      Tensor o_a({n, kHeads, kDim}), o_b({n, kHeads, kDim});
+      in_flight.attend(*cpu, q, k, v, o_a);
+      per_step.attend(*cpu, q, k, v, o_b);
+      EXPECT_EQ(max_abs_diff(o_a, o_b), 0.0) << "step " << s << " layer " << l;
+    }
+    in_flight.end_forward(*cpu);  // the default: gathers stay in flight
+    per_step.end_forward(*cpu);
+    for (int l = 0; l < kLayers; ++l)
+      for (int p = 0; p < P; ++p) {
+        const Tensor sent = fresh_kv(p, s, l, 0, shards[size_t(p)].count(), kHeads, kDim);
+        EXPECT_EQ(max_abs_diff(per_step.stale_keys(l).rows(offset[size_t(p)], sent.dim(0)), sent), 0.0)
+            << "step " << s << " layer " << l << ": rank " << p << "'s K rows not complete at the step's end";
+      }
+  }
+  EXPECT_EQ(per_step.stats().posted, in_flight.stats().posted);
+  in_flight.drain(*cpu);
+  comm_a->barrier();
+}
+
 TEST(DisplacedAttention, PrepareWithTheSameShardsAllocatesNothing) {
   const int P = g_mpi->size(), me = g_mpi->rank();
   auto cpu = make_cpu_backend();

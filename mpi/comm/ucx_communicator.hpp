@@ -10,7 +10,7 @@
 //
 // Per transfer and step (epoch e of the exchange), receiver R and sender S:
 //   R.start():   atomic add 1 to S.ready[R]       "R's buffer is free for epoch e"
-//   S (start or while polling, once S.ready[R] >= e):
+//   S (in start(), polling, or on the progress thread, once S.ready[R] >= e):
 //                put(data -> R's region) ; ucp_worker_fence ; atomic add 1 to R.arrived[S]
 //   R.finish():  drives ucp_worker_progress until R.arrived[S] >= e for every sender, and S's
 //                puts have completed locally (its send buffer may be rewritten)
@@ -18,8 +18,10 @@
 // receiver opens it at start() of the next epoch (or earlier, by Exchange::release(), once the
 // consumers are done). Waits carry the communicator's deadline (CommTimeout naming the peers
 // outstanding). UCX moves puts carried as messages (TCP) only while both sides progress: a
-// progress thread per communicator drives the worker between the main thread's calls (one lock
-// serializes every UCX call of the communicator).
+// progress thread per communicator drives the worker between the main thread's calls, and
+// issues the puts that became possible since (a receiver opened its buffer; for the host-staged
+// transport, the round's data reached the host: GatedStart). One lock serializes every UCX call
+// of the communicator.
 #pragma once
 
 #include <memory>

@@ -112,6 +112,10 @@ void DisplacedPatchAttention::begin_forward() {
   layer_ = 0;
 }
 
+void DisplacedPatchAttention::end_forward(Backend& backend) {
+  if (options_.join_each_step) drain(backend);
+}
+
 void DisplacedPatchAttention::drive_progress() {
   for (int l = 0; l < layers_; ++l)
     if (pending_[size_t(l)]) each_gather(size_t(l), [](Exchange& e) { e.poll(); });

@@ -9,7 +9,8 @@
 //    own rows are replaced by its fresh K/V, the attention runs on that (fresh own patch, stale
 //    others), and the gather of the fresh rows into the same buffer is started again.
 //    It stays outstanding through the rest of the step (progress is driven by a poll of every
-//    pending gather at each attention layer) and is finished only when the next step reads it.
+//    pending gather at each attention layer) and is finished only when the next step reads it
+//    (or, with join_each_step, at the end of its own step, so that steps can be captured).
 // Planning: prepare() lays out every layer's buffers in one arena block and builds one in-place
 // all-gather exchange per layer for K and one for V; a later prepare() with the same shards
 // reuses both. Memory: 2 * L * d values per layer in the stale dtype, plus, when the stale dtype
@@ -31,6 +32,11 @@ struct DisplacedOptions {
   // Type of the stale K/V buffers: bf16/f16 halve them; e4m3 (FP8 with per-token scales,
   // Backend::quantize_rows) quarters them and the bytes of the gathers.
   DType stale_dtype = DType::f32;
+  // Displaced gathers complete at the end of the step that started them instead of where the
+  // next step reads them: no transfer crosses a step boundary, so a step can be captured and
+  // replayed as a graph (GPU ranks over IPC or NCCL). The same data either way; the last
+  // layers' gathers are then waited on at the step's end.
+  bool join_each_step = false;
 };
 
 struct DisplacedStats {
@@ -47,6 +53,10 @@ class DisplacedPatchAttention final : public AttentionStrategy {
 
   void prepare(Backend& backend, const std::vector<SequenceShard>& shards, int position) override;
   void begin_forward() override;
+  void end_forward(Backend& backend) override;
+  void set_step(int step) override { step_ = step - 1; }
+  // Warm-up (synchronous) steps and displaced steps: two graphs.
+  int graph_kind(int step) const override { return synchronous_at(step) ? 0 : 1; }
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& o) override;
 
@@ -65,7 +75,8 @@ class DisplacedPatchAttention final : public AttentionStrategy {
   const Tensor& stale_values(int layer) const { return stale_v_[size_t(layer)]; }
 
  private:
-  bool synchronous() const { return options_.full_sync || step_ < options_.warmup_steps; }
+  bool synchronous_at(int step) const { return options_.full_sync || step < options_.warmup_steps; }
+  bool synchronous() const { return synchronous_at(step_); }
   // Lays out the buffers and builds the exchanges (reusing the block when large enough).
   void plan(Backend& backend);
   void lay_out(Arena& arena);

@@ -302,12 +302,13 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
   backend->copy(staged, scalars);
   backend->synchronize();
 
-  // Graphs: one rank, or the exact method over device-queued transports (DistriFusion's
-  // gathers stay in flight across steps and cannot be captured).
+  // Graphs: one rank, or device-queued transports; DistriFusion's gathers then complete within
+  // their step (join_each_step) instead of staying in flight into the next.
   const bool sequence = o.parallel.plan.method == ParallelMethod::sequence;
-  const bool capture = o.graphs && (layout.group_size() == 1 || (sequence && layout.capturable()));
+  const bool capture = o.graphs && (layout.group_size() == 1 || layout.capturable());
   PlanOptions plan = o.parallel.plan;
   plan.compute = o.dtype;
+  plan.displaced.join_each_step = capture;
   std::vector<double> ms, compute_only_ms;
   bool graphed = false;
   double bytes_per_step = 0;
@@ -342,8 +343,7 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
       model.forward(tokens, scalars.rows(0, 2), velocity);
       backend->axpy(scalars.rows(2, 1), velocity, tokens);
     };
-    compute_only_ms = time_steps(*backend, step, o.graphs && (sequence || layout.group_size() == 1), o.warmup,
-                                 o.steps).ms;
+    compute_only_ms = time_steps(*backend, step, capture, o.warmup, o.steps).ms;
   }
   if (memory < 0) {  // the host: the process's peak resident set
     rusage ru{};

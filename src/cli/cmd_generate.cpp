@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "io/atomic_output.hpp"
 #include "io/image_file.hpp"
@@ -85,10 +86,13 @@ struct GenerateRun {
   int64_t slice = 0, slices = 1;  // --slice K/N: this run's contiguous part of the batch
   bool cuda_graphs = false;       // --cuda-graphs on (and a backend that captures)
 
-  // Whether a whole step can be one graph: one rank per image, or the exact method over
-  // transports that queue their transfers on the device (nccl, ipc).
+  // Whether a whole step can be one graph: one rank per image, or transports that queue their
+  // transfers on the device (nccl, ipc) for the exact method, and for DistriFusion when its
+  // gathers complete within their step (join_each_step).
   bool step_capturable() const {
-    return layout->group_size() == 1 || (choice.plan.method == ParallelMethod::sequence && layout->capturable());
+    return layout->group_size() == 1 ||
+           (layout->capturable() &&
+            (choice.plan.method == ParallelMethod::sequence || choice.plan.displaced.join_each_step));
   }
 
   bool in_slice(int64_t index) const {
@@ -107,10 +111,15 @@ struct GenerateRun {
     Tensor bad;           // [1] i64         non-finite count of the final tokens
     Tensor host_scalars;  // [3] f32 host staging of `scalars`
     // The denoising step (forward + Euler update) captured on these buffers, for prompts of
-    // graph_txt_len tokens; null until a step has run eagerly at this shape.
-    std::unique_ptr<StepGraph> graph;
+    // graph_txt_len tokens, one graph per kind of step (AttentionStrategy::graph_kind:
+    // DistriFusion's warm-up and displaced steps); none until a step of the kind has run
+    // eagerly at this shape.
+    struct CapturedStep {
+      std::unique_ptr<StepGraph> graph;
+      double bytes_sent = 0;  // bytes this rank's exchanges send in one such step
+    };
+    std::map<int, CapturedStep> graphs;
     int64_t graph_txt_len = -1;
-    double graph_bytes_sent = 0;  // bytes this rank's exchanges send in one step
   };
   StepBuffers step_io{};
   const StepBuffers& step_buffers(int64_t image_tokens, int64_t rows);
@@ -162,7 +171,7 @@ const GenerateRun::StepBuffers& GenerateRun::step_buffers(int64_t image_tokens, 
   b.host_scalars = Tensor({3});
   b.image_tokens = image_tokens;
   b.rows = rows;
-  b.graph.reset();
+  b.graphs.clear();
   return b;
 }
 
@@ -213,20 +222,30 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     // too (NCCL, IPC); a host transport cannot be, nor can DistriFusion's gathers, which
     // stay in flight from one step into the next.
     StepBuffers& g = step_io;
-    if (g.graph && g.graph_txt_len == prompt.txt.dim(0)) {
-      g.graph->replay();
-      layout->watch(backend->stream());     // a hung peer ends the job, not this rank's GPU
-      replayed_bytes += g.graph_bytes_sent;  // what the captured exchanges send per replay
+    if (g.graph_txt_len != prompt.txt.dim(0)) {
+      g.graphs.clear();
+      g.graph_txt_len = prompt.txt.dim(0);
+    }
+    const int kind = model->attention().graph_kind(int(i));
+    if (const auto found = g.graphs.find(kind); found != g.graphs.end()) {
+      found->second.graph->replay();
+      layout->watch(backend->stream());            // a hung peer ends the job, not this rank's GPU
+      replayed_bytes += found->second.bytes_sent;  // what the captured exchanges send per replay
     } else {
+      model->set_step(int(i));  // replays before it ran no host code
       const double sent_before = layout->stats().bytes_sent;
       step();
-      g.graph_bytes_sent = layout->stats().bytes_sent - sent_before;
-      if (cuda_graphs && step_capturable() && i + 1 < job.steps) {
-        g.graph = backend->capture(step);
-        g.graph_txt_len = prompt.txt.dim(0);
-        if (!g.graph) cuda_graphs = false;  // this backend cannot capture
+      const double sent = layout->stats().bytes_sent - sent_before;
+      // Captured for the steps after it of the same kind (the capture computes step i + 1's work).
+      if (cuda_graphs && step_capturable() && i + 1 < job.steps && model->attention().graph_kind(int(i + 1)) == kind) {
+        model->set_step(int(i + 1));
+        StepBuffers::CapturedStep captured{backend->capture(step), sent};
+        if (captured.graph)
+          g.graphs[kind] = std::move(captured);
+        else
+          cuda_graphs = false;  // this backend cannot capture
         layout->reset_stats();  // the capture's exchanges sent nothing; count the eager step again
-        replayed_bytes += g.graph_bytes_sent;
+        replayed_bytes += sent;
       }
     }
     progress.poll();
@@ -503,6 +522,8 @@ Command generate_command() {
     report_plan(ctx.mpi, *run->layout, run->choice, run->config,
                 run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     run->cuda_graphs = engine.cuda_graphs;
+    // DistriFusion's steps can be graphs when every gather completes within its step.
+    run->choice.plan.displaced.join_each_step = run->cuda_graphs && run->layout->capturable();
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
       for (const ImageJob& job : run->jobs)

@@ -294,6 +294,7 @@ void FluxTransformer::forward(const Tensor& img, const Tensor& scalars, const Te
   for (int i = 0; i < config_.depth; ++i) double_block(i);
   for (int i = 0; i < config_.depth_single; ++i) single_block(i);
   final_layer(velocity);
+  attention_->end_forward(backend_);
 }
 
 void FluxTransformer::forward(const Tensor& img, float t, float guidance, const Tensor& velocity) {

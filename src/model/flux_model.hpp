@@ -43,6 +43,8 @@ class FluxTransformer {
   const FluxConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
   const AttentionStrategy& attention() const { return *attention_; }
+  // The attention's step state (AttentionStrategy::set_step): the step the next forward computes.
+  void set_step(int step) { attention_->set_step(step); }
   DType compute_dtype() const { return compute_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image

@@ -21,6 +21,14 @@ class AttentionStrategy {
                        int /*position*/) {}
   // Called at the start of every forward (one per denoising step), before the first attend().
   virtual void begin_forward() {}
+  // Called at the end of every forward, after the last attend(), on the compute stream.
+  virtual void end_forward(Backend& /*backend*/) {}
+  // The denoising step the next forward computes (0 = the image's first). A replayed step graph
+  // runs no host code, so a strategy whose work depends on the step is told where the sampler
+  // is; without a call, each forward is the step after the last.
+  virtual void set_step(int /*step*/) {}
+  // Steps of one kind run the same work and may share a captured graph; a new kind needs its own.
+  virtual int graph_kind(int /*step*/) const { return 0; }
   // A line about the strategy's own work since prepare() for the per-image report ("" if none).
   virtual std::string report() const { return ""; }
   // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE; any row
