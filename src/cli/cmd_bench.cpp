@@ -526,13 +526,9 @@ Command bench_command() {
     require_input(o.steps >= 5, "option --steps must be at least 5 (got " + std::to_string(o.steps) + ")");
     require_input(o.warmup >= 0, "option --warmup must not be negative");
     (void)flux_preset(o.model);  // InputError naming the presets
-    o.backend = vm["backend"].as<std::string>();
-    require_input(o.backend == "auto" || o.backend == "cpu" || o.backend == "cuda",
-                  "option --backend must be auto, cpu or cuda (got '" + o.backend + "')");
-    if (o.backend == "auto") o.backend = default_backend_name();
-    const std::string dt = vm["dtype"].as<std::string>();
-    o.dtype = dt == "auto" ? (o.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
-    require_input(o.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
+    const BenchEngine engine = bench_engine(vm);
+    o.backend = engine.backend;
+    o.dtype = engine.dtype;
     const std::string graphs = vm["cuda-graphs"].as<std::string>();
     require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
     o.graphs = graphs == "on";

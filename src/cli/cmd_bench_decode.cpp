@@ -343,13 +343,9 @@ Command bench_decode_command() {
     check_transport_name(o.transport);
     o.repeat = vm["repeat"].as<int64_t>();
     require_input(o.repeat >= 1, "option --repeat must be at least 1");
-    o.backend = vm["backend"].as<std::string>();
-    require_input(o.backend == "auto" || o.backend == "cpu" || o.backend == "cuda",
-                  "option --backend must be auto, cpu or cuda (got '" + o.backend + "')");
-    if (o.backend == "auto") o.backend = default_backend_name();
-    const std::string dt = vm["dtype"].as<std::string>();
-    o.dtype = dt == "auto" ? (o.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
-    require_input(o.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
+    const BenchEngine engine = bench_engine(vm);
+    o.backend = engine.backend;
+    o.dtype = engine.dtype;
     o.convs = !vm["no-convs"].as<bool>();
     o.json = vm["json"].as<bool>();
     return [o, &mpi = ctx.mpi]() { return run_bench_decode(o, mpi); };

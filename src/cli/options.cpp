@@ -167,6 +167,18 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   return e;
 }
 
+BenchEngine bench_engine(const po::variables_map& vm) {
+  BenchEngine e;
+  e.backend = vm["backend"].as<std::string>();
+  require_input(e.backend == "auto" || e.backend == "cpu" || e.backend == "cuda",
+                "option --backend must be auto, cpu or cuda (got '" + e.backend + "')");
+  if (e.backend == "auto") e.backend = default_backend_name();
+  const std::string dt = vm["dtype"].as<std::string>();
+  e.dtype = dt == "auto" ? (e.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
+  require_input(e.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
+  return e;
+}
+
 std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank) {
   return make_backend(engine.backend, local_rank);
 }

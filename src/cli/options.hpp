@@ -64,6 +64,13 @@ struct EngineChoice {
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };
 EngineChoice engine_choice(const po::variables_map& vm);
+// The benchmarks' --backend (auto: cuda where a GPU is present, resolved here) and --dtype
+// (auto: bf16 on cuda, f32 on cpu), checked; f16 is refused.
+struct BenchEngine {
+  std::string backend;
+  DType dtype = DType::f32;
+};
+BenchEngine bench_engine(const po::variables_map& vm);
 // The backend of the choice (InputError naming --backend when it cannot be made here).
 // `local_rank`: this rank's index on its node, which picks its GPU (one GPU per rank).
 std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
