@@ -29,6 +29,20 @@ std::string join_command_line(int argc, char** argv) {
   return s;
 }
 
+// Reports a run-time error once, on the rank that hit it, and ends the job: MPI_Abort where
+// there are peers (which are then killed wherever they wait). Returns the exit status where
+// the job is this one rank.
+int end_job(const MpiSession* mpi, const std::exception& e) {
+  if (const auto* collective = dynamic_cast<const CollectiveFailure*>(&e))
+    return collective->exit_code();  // reported once by the rank that owns it
+  const auto* typed = dynamic_cast<const Error*>(&e);
+  const int code = typed ? typed->exit_code() : 1;
+  std::cerr << "fresco: " << (typed ? "error" : "unexpected error") << " (rank " << (mpi ? mpi->rank() : 0)
+            << "): " << e.what() << std::endl;
+  if (mpi && mpi->size() > 1) mpi->abort(code);
+  return code;
+}
+
 int run(const MpiSession& mpi, int argc, char** argv) {
   const auto commands = all_commands();
   const std::string name = argc > 1 ? argv[1] : "";
@@ -62,7 +76,14 @@ int run(const MpiSession& mpi, int argc, char** argv) {
                 << effective_configuration(vm) << std::flush;
     work = cmd->setup(vm, ctx);
   });
-  return help_only ? 0 : work();
+  if (help_only) return 0;
+  // Run-time errors end the job here, while the work's objects still exist: their destructors
+  // would otherwise run first, and a transport's teardown may wait on the very peer that hung.
+  try {
+    return work();
+  } catch (const std::exception& e) {
+    return end_job(&mpi, e);
+  }
 }
 
 }  // namespace
@@ -72,17 +93,7 @@ int main(int argc, char** argv) {
   try {
     mpi.emplace(&argc, &argv);
     return run(*mpi, argc, argv);
-  } catch (const CollectiveFailure& e) {
-    return e.exit_code();  // reported once by the rank that owns it
-  } catch (const Error& e) {
-    const int rank = mpi ? mpi->rank() : 0;
-    std::cerr << "fresco: error (rank " << rank << "): " << e.what() << std::endl;
-    if (mpi && mpi->size() > 1) mpi->abort(e.exit_code());
-    return e.exit_code();
   } catch (const std::exception& e) {
-    const int rank = mpi ? mpi->rank() : 0;
-    std::cerr << "fresco: unexpected error (rank " << rank << "): " << e.what() << std::endl;
-    if (mpi && mpi->size() > 1) mpi->abort(1);
-    return 1;
+    return end_job(mpi ? &*mpi : nullptr, e);
   }
 }
