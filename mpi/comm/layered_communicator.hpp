@@ -1,5 +1,5 @@
-// A transport built over an MPI communicator (host-staged MPI, CUDA IPC, NCCL, the bench's
-// skipped transfers): it keeps the MPI communicator for host operations (set-up gathers,
+// A transport built over an MPI communicator (CUDA IPC, NCCL, UCX, the bench's skipped
+// transfers): it keeps the MPI communicator for host operations (set-up gathers,
 // barriers, reports, aborting the job) and counts its bytes there, and implements the planned
 // exchanges itself.
 #pragma once

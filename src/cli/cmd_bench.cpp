@@ -502,7 +502,7 @@ Command bench_command() {
         ("json", po::bool_switch(), "print one JSON object instead of the text report")
         ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)")
         ("transport", po::value<std::string>()->default_value("auto"),
-         "several ranks: auto, mpi, ipc or nccl (see fresco generate --help)")
+         "several ranks: auto, mpi, ipc, nccl or ucx (see fresco generate --help)")
         ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
          "seconds a rank waits for a peer before ending the job (0: forever)");
     add_parallel_options(o);

@@ -322,7 +322,7 @@ Command bench_decode_command() {
         ("backend", po::value<std::string>()->default_value("auto"), "auto (cuda where a GPU is present), cpu or cuda")
         ("dtype", po::value<std::string>()->default_value("auto"), "auto (bf16 on cuda, f32 on cpu), f32 or bf16")
         ("transport", po::value<std::string>()->default_value("auto"),
-         "several ranks: auto, mpi, ipc or nccl (see fresco generate --help)")
+         "several ranks: auto, mpi, ipc, nccl or ucx (see fresco generate --help)")
         ("no-convs", po::bool_switch(), "skip timing each convolution shape alone")
         ("json", po::bool_switch(), "print one JSON object instead of the text report");
   };
