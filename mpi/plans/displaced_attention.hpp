@@ -32,6 +32,7 @@ struct DisplacedOptions {
   // Type of the stale K/V buffers: bf16/f16 halve them; e4m3 (FP8 with per-token scales,
   // Backend::quantize_rows) quarters them and the bytes of the gathers.
   DType stale_dtype = DType::f32;
+  bool stale_dtype_auto = false;  // --stale-dtype auto: the compute dtype (PlanOptions::set_compute)
   // Displaced gathers complete at the end of the step that started them instead of where the
   // next step reads them: no transfer crosses a step boundary, so a step can be captured and
   // replayed as a graph (GPU ranks over IPC or NCCL). The same data either way; the last

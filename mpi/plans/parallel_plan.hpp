@@ -33,8 +33,13 @@ struct PlanOptions {
   // group's transfers overlapping the previous group's attention (0: automatic; UspAttention).
   int head_groups = 0;
   // The model's activation dtype, so that prepare() allocates the strategy's buffers in it
-  // (a strategy told wrong plans again once, at the first attend()).
+  // (a strategy told wrong plans again once, at the first attend()). Set with set_compute().
   DType compute = DType::f32;
+  // The activations' dtype, and the stale K/V's where it is automatic.
+  void set_compute(DType dtype) {
+    compute = dtype;
+    if (displaced.stale_dtype_auto) displaced.stale_dtype = dtype;
+  }
 };
 
 // The attention of the method: LocalAttention for groups of one rank, else UspAttention or

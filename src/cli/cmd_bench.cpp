@@ -307,7 +307,7 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
   const bool sequence = o.parallel.plan.method == ParallelMethod::sequence;
   const bool capture = o.graphs && (layout.group_size() == 1 || layout.capturable());
   PlanOptions plan = o.parallel.plan;
-  plan.compute = o.dtype;
+  plan.set_compute(o.dtype);
   plan.displaced.join_each_step = capture;
   std::vector<double> ms, compute_only_ms;
   bool graphed = false;
@@ -416,6 +416,7 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
     std::printf("  \"comm_dtype\": %s,\n", json_string(fp8 ? "e4m3" : dtype_name(o.dtype)).c_str());
     const bool torus = o.parallel.plan.inter_node == InterNodeSchedule::torus;
     std::printf("  \"inter_node\": %s,\n", json_string(torus ? "torus" : "ring").c_str());
+    if (!sequence) std::printf("  \"stale_dtype\": %s,\n", json_string(dtype_name(plan.displaced.stale_dtype)).c_str());
     const int groups = sequence ? UspAttention::choose_head_groups(config.heads, layout.ulysses(), layout.ring(),
                                                                    o.parallel.plan.head_groups)
                                 : 1;

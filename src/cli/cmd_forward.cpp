@@ -81,7 +81,7 @@ Command forward_command() {
     // The backend (it selects the rank's GPU, which the device transports use), then the
     // layout: it is collective, and every rank reaches it with the same options.
     EngineChoice engine = engine_choice(vm);
-    run->choice.plan.compute = engine.compute;
+    run->choice.plan.set_compute(engine.compute);
     run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
     request_transport(run->choice.layout, engine, *run->backend);
     // The model and the inputs' sizes first: the automatic layout is chosen for them (every

@@ -479,7 +479,7 @@ Command generate_command() {
     }
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
     EngineChoice engine = engine_choice(vm);
-    run->choice.plan.compute = engine.compute;
+    run->choice.plan.set_compute(engine.compute);
     // The backend selects the rank's GPU, which the layout's device transports use.
     run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
     request_transport(run->choice.layout, engine, *run->backend);

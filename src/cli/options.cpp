@@ -220,9 +220,10 @@ void add_parallel_options(po::options_description& o) {
        "patch: synchronous (exact) steps before the displaced ones")
       ("sync-mode", po::value<std::string>()->default_value("async"),
        "patch: async (displaced) or full_sync (every step synchronous: the quality reference)")
-      ("stale-dtype", po::value<std::string>()->default_value("f32"),
-       "patch: type of the stale K/V buffers: f32, bf16 or f16 (halves their memory), or e4m3\n"
-       "(FP8 with per-token scales: a quarter of f32, and of the gathers' bytes)")
+      ("stale-dtype", po::value<std::string>()->default_value("auto"),
+       "patch: type of the stale K/V buffers: auto (the activations' dtype, --dtype: the K/V are\n"
+       "computed in it, so nothing is lost and nothing converted), f32, bf16 or f16 (halve f32's\n"
+       "memory), or e4m3 (FP8 with per-token scales: a quarter of f32, and of the gathers' bytes)")
       ("comm-dtype", po::value<std::string>()->default_value("auto"),
        "what the ranks of an image exchange: auto (the activations' dtype: exact) or e4m3 (FP8\n"
        "with per-token scales, opt-in and inexact: sequence: q, k, v of the Ulysses all-to-all;\n"
@@ -279,14 +280,17 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   require_input(c.plan.displaced.warmup_steps >= 1,
                 "option --warmup-steps must be at least 1 (the first step has no earlier activations)");
   const std::string stale = vm["stale-dtype"].as<std::string>();
-  c.plan.displaced.stale_dtype = stale == "e4m3" ? DType::e4m3 : parse_dtype_option("stale-dtype", stale);
+  c.plan.displaced.stale_dtype_auto = stale == "auto";
+  if (!c.plan.displaced.stale_dtype_auto)
+    c.plan.displaced.stale_dtype = stale == "e4m3" ? DType::e4m3 : parse_dtype_option("stale-dtype", stale);
   const std::string wire = vm["comm-dtype"].as<std::string>();
   require_input(wire == "auto" || wire == "e4m3", "option --comm-dtype must be auto or e4m3 (got '" + wire + "')");
   if (wire == "e4m3") {
     if (c.plan.method == ParallelMethod::patch) {
-      require_input(vm["stale-dtype"].defaulted() || stale == "e4m3",
+      require_input(stale == "auto" || stale == "e4m3",
                     "--comm-dtype e4m3 with --parallel patch means --stale-dtype e4m3 (got --stale-dtype " + stale + ")");
       c.plan.displaced.stale_dtype = DType::e4m3;
+      c.plan.displaced.stale_dtype_auto = false;
     } else {
       c.plan.fp8_wire = true;
     }

@@ -50,6 +50,11 @@ gen --out displaced --warmup-steps 2 > displaced.log
 gen --out displaced_again --warmup-steps 2 >/dev/null
 gen --out half --warmup-steps 2 --stale-dtype bf16 > half.log
 grep -q "stale K/V buffers" displaced.log || fail "the stale buffer memory is not reported"
+# --stale-dtype auto (the default) keeps the activations' dtype: f32 here, bf16 with --dtype bf16.
+grep -q "stale K/V buffers .*, f32) for the first image" displaced.log || fail "automatic stale dtype of an f32 run"
+gen --out bf16run --warmup-steps 2 --dtype bf16 > bf16run.log
+grep -q "stale K/V buffers .*, bf16) for the first image" bf16run.log || { cat bf16run.log; fail "automatic stale dtype of a bf16 run"; }
+[ "$("$H5_TOOL" attr bf16run/img_0.h5 stale_dtype)" = bf16 ] || fail "stale_dtype attribute of a bf16 run"
 [ "$("$H5_TOOL" attr displaced/img_0.h5 parallel)" = patch ] || fail "parallel attribute"
 [ "$("$H5_TOOL" attr displaced/img_0.h5 warmup_steps)" = 2 ] || fail "warmup_steps attribute"
 [ "$("$H5_TOOL" attr sync/img_0.h5 warmup_steps)" = 6 ] || fail "full_sync is not recorded as all steps synchronous"
