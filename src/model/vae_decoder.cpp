@@ -16,14 +16,17 @@ constexpr float kGroupNormEps = 1e-6f;
 constexpr int kSlotCount = 6;
 // Slots held at once above the latent resolution: a resnet's x, its normalised copy and the
 // first convolution's output (an upsampling's x, its upsampled copy and the convolution's
-// output), plus the haloed copy of a convolution's input where the rows are split over ranks.
-constexpr int kLargeSlotsWhole = 3, kLargeSlotsSplit = 4;
+// output). Where the rows are split over ranks, a 3x3 convolution redoes its two edge rows
+// from small haloed copies (conv3), so a band needs no fourth, haloed, copy of its input.
+constexpr int kLargeSlots = 3;
+// Rows of the edge block of a split band: [halo above, x0, x1, x(h-2), x(h-1), halo below].
+constexpr int64_t kEdgeRows = 6;
 }  // namespace
 
 // kSlotCount blocks of device memory, each lent out whole and shaped as needed: a few large
 // ones sized for the largest activation (haloed), the rest sized for the latent resolution,
-// where the mid-block's attention holds all six. So the peak is about three or four of the
-// largest level's activations, not six.
+// where the mid-block's attention holds all six. So the peak is about three of the largest
+// level's activations, not six, whether the rows are split or not.
 class VaeDecoder::Slots {
  public:
   Slots(Backend& backend, const std::vector<size_t>& sizes) {
@@ -115,6 +118,7 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
     most = std::max(most, size_t(channels * (r + 2) * W) * dtype_size(compute_));
     widest_row = std::max(widest_row, channels * W);
   };
+  // The widest C * W a convolution reads or writes (inputs and outputs are noted alike).
   note(c.z_channels);
   int64_t channels = c.width(c.levels() - 1);
   note(channels);
@@ -134,14 +138,18 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
     return;  // same shape: reuse
 
   std::vector<size_t> sizes(size_t(kSlotCount), at_latent);
-  const int large = rows.size() == 1 ? kLargeSlotsWhole : kLargeSlotsSplit;
-  std::fill_n(sizes.begin(), large, most);
+  std::fill_n(sizes.begin(), kLargeSlots, most);
   slots_.reset();  // the previous shape's blocks go before the new ones are taken
   slots_ = std::make_unique<Slots>(backend_, sizes);
   auto lay_out = [&](Arena& a) {
     latent_in_ = a.take(latent.shape(), DType::f32);
     sums_ = a.take({c.groups, 2}, DType::f64);
     zeros_ = a.take({widest_row}, compute_);
+    if (rows.size() > 1) {  // conv3's edge rows of a split band
+      edge_block_ = a.take({kEdgeRows * widest_row}, compute_);
+      edge_input_ = a.take({3 * widest_row}, compute_);
+      edge_output_ = a.take({widest_row}, compute_);
+    }
   };
   Arena measure;
   lay_out(measure);
@@ -156,24 +164,48 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
 }
 
 VaeDecoder::Lease VaeDecoder::conv3(const std::string& name, const Tensor& x) {
-  // x: [Ci, h, W] -> haloed [Ci, h + 2, W] (neighbours' edge rows or zeros) -> y: [Co, h, W]
+  // x: [Ci, h, W] -> y: [Co, h, W], the rows beyond the band being the neighbours' (or zeros at
+  // the image's borders)
   const int64_t Ci = x.dim(0), h = x.dim(1), W = x.dim(2);
-  if (rows_->size() == 1) {  // the whole image here: the convolution pads its own rows, no haloed copy
-    const Tensor& weight = w(name + ".weight");
-    Lease y(*slots_, {weight.dim(0), h, W}, compute_);
-    backend_.conv2d(x, weight, w(name + ".bias"), /*pad_rows=*/1, y.t);
+  const Tensor& weight = w(name + ".weight");
+  const Tensor& bias = w(name + ".bias");
+  const int64_t Co = weight.dim(0);
+  const Tensor zero_row = zeros_.rows(0, Ci * W).reshape({Ci, W});
+  Lease y(*slots_, {Co, h, W}, compute_);
+  if (rows_->size() > 1 && h == 1) {  // a one-row band: its haloed copy is small
+    const Lease haloed(*slots_, {Ci, 3, W}, compute_);
+    const Tensor flat = haloed.t.reshape({Ci, 3 * W});
+    backend_.copy(zero_row, flat.cols(0, W));
+    backend_.copy(zero_row, flat.cols(2 * W, W));
+    backend_.copy(x.reshape({Ci, W}), flat.cols(W, W));
+    rows_->exchange_halo(backend_, haloed.t);
+    backend_.conv2d(haloed.t, weight, bias, /*pad_rows=*/0, y.t);
     return y;
   }
-  const Lease haloed(*slots_, {Ci, h + 2, W}, compute_);
-  const Tensor flat = haloed.t.reshape({Ci, (h + 2) * W});
-  const Tensor zero_row = zeros_.rows(0, Ci * W).reshape({Ci, W});
+  // The band convolved as if zeros lay beyond it: exact for the whole image (one part), and
+  // for every row of a band but its first and last.
+  backend_.conv2d(x, weight, bias, /*pad_rows=*/1, y.t);
+  if (rows_->size() == 1) return y;
+  // The two edge rows again, with the neighbours' rows: the block [halo above, x0, x1,
+  // x(h-2), x(h-1), halo below] exchanges its halos as a band of four rows would (x0 goes up,
+  // x(h-1) down), and each edge row is a valid convolution of three of its rows. So a band
+  // never holds a haloed copy of its whole input (h >= 2; at h = 2 the middle rows repeat).
+  const Tensor block = edge_block_.rows(0, Ci * kEdgeRows * W).reshape({Ci, kEdgeRows, W});
+  const Tensor flat = block.reshape({Ci, kEdgeRows * W});
+  const Tensor rows_of_x = x.reshape({Ci, h * W});
   backend_.copy(zero_row, flat.cols(0, W));
-  backend_.copy(zero_row, flat.cols((h + 1) * W, W));
-  backend_.copy(x.reshape({Ci, h * W}), flat.cols(W, h * W));
-  rows_->exchange_halo(backend_, haloed.t);
-  const Tensor& weight = w(name + ".weight");
-  Lease y(*slots_, {weight.dim(0), h, W}, compute_);
-  backend_.conv2d(haloed.t, weight, w(name + ".bias"), /*pad_rows=*/0, y.t);
+  backend_.copy(rows_of_x.cols(0, 2 * W), flat.cols(W, 2 * W));
+  backend_.copy(rows_of_x.cols((h - 2) * W, 2 * W), flat.cols(3 * W, 2 * W));
+  backend_.copy(zero_row, flat.cols(5 * W, W));
+  rows_->exchange_halo(backend_, block);
+  const Tensor input = edge_input_.rows(0, Ci * 3 * W).reshape({Ci, 3, W});       // [Ci, 3, W]
+  const Tensor output = edge_output_.rows(0, Co * W).reshape({Co, 1, W});          // [Co, 1, W]
+  const Tensor rows_of_y = y.t.reshape({Co, h * W});
+  for (const int64_t edge : {int64_t(0), h - 1}) {  // its three input rows start at block row 0, resp. 3
+    backend_.copy(flat.cols((edge == 0 ? 0 : 3) * W, 3 * W), input.reshape({Ci, 3 * W}));
+    backend_.conv2d(input, weight, bias, /*pad_rows=*/0, output);
+    backend_.copy(output.reshape({Co, W}), rows_of_y.cols(edge * W, W));
+  }
   return y;
 }
 

@@ -75,6 +75,9 @@ class VaeDecoder {
   Tensor latent_in_;  // [z, rows, w] f32  the band as uploaded
   Tensor sums_;       // [groups, 2] f64   GroupNorm sums (all-reduced in place)
   Tensor zeros_;      // [max C * W]       zero halo rows at the image borders
+  // Split bands only (conv3's edge rows): [6 max C * W] the edge block, [3 max C * W] one edge
+  // row's input rows, [max C * W] its output row.
+  Tensor edge_block_, edge_input_, edge_output_;
 };
 
 // (x + 1) / 2 clamped to [0, 1]: the decoder's output as an image. x: f32 host tensor.
