@@ -26,6 +26,7 @@ set(FRESCO_CUDA_CORE_SOURCES
   ${_fresco_cuda_dir}/gemm_fallback.cu
   ${_fresco_cuda_dir}/random.cu
   ${_fresco_cuda_dir}/quantize.cu
+  ${_fresco_cuda_dir}/stamp_log.cu
   ${_fresco_cuda_dir}/cuda_stream.cpp
   ${_fresco_cuda_dir}/device_buffer.cpp
   ${_fresco_cuda_dir}/cublaslt.cpp

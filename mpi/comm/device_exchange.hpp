@@ -14,6 +14,7 @@
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_stream.hpp"
 #include "mpi/comm/communicator.hpp"
+#include "mpi/comm/exchange_trace.hpp"
 #include "mpi/comm/gpu_watchdog.hpp"
 #include "mpi/comm/transfer_plan.hpp"
 
@@ -27,7 +28,8 @@ class DeviceExchange : public Exchange {
       : comm_stream_(comm_stream),
         comm_(comm),
         what_(std::move(what) + " of " + comm.describe()),
-        bytes_per_round_(bytes_per_round) {}
+        bytes_per_round_(bytes_per_round),
+        trace_(ExchangeTrace::if_requested(what_)) {}
   ~DeviceExchange() override {
     // Queued transfers still use the buffers and signals: let them complete (a dead peer is
     // the watchdog's to report).
@@ -36,9 +38,12 @@ class DeviceExchange : public Exchange {
 
   void start(Stream& after) override {
     FRESCO_ASSERT(!started_, what_ + " started again before finish()");
+    stamp(cuda::native_stream(after), ExchangeTrace::produced);
     forked_.record(after);
     forked_.wait_on(comm_stream_view_);
+    stamp(comm_stream_, ExchangeTrace::comm_begins);
     enqueue(comm_stream_);
+    stamp(comm_stream_, ExchangeTrace::arrived);
     done_.record(comm_stream_view_);
     GpuWatchdog::instance().expect(comm_stream_, comm_.deadline(), what_);
     comm_.stats().bytes_sent += bytes_per_round_;
@@ -46,7 +51,9 @@ class DeviceExchange : public Exchange {
   }
   void finish(Stream& before) override {
     if (!started_) return;
+    stamp(cuda::native_stream(before), ExchangeTrace::consumer_waits);
     done_.wait_on(before);
+    stamp(cuda::native_stream(before), ExchangeTrace::consumer_runs);
     started_ = false;
   }
   // Progressed by the device: nothing to drive from the host.
@@ -62,6 +69,10 @@ class DeviceExchange : public Exchange {
         FRESCO_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.bytes, cudaMemcpyDeviceToDevice, stream));
   }
   const std::string& what() const { return what_; }
+  // A phase of this round for FRESCO_COMM_TRACE (nothing unless it is set).
+  void stamp(cudaStream_t stream, ExchangeTrace::Phase phase) {
+    if (trace_) trace_->stamp(stream, phase);
+  }
 
  private:
   // The engine's Stream view of the communicator's stream, for the event calls.
@@ -82,6 +93,7 @@ class DeviceExchange : public Exchange {
   double bytes_per_round_;
   cuda::CudaEvent forked_, done_;
   bool started_ = false;
+  std::unique_ptr<ExchangeTrace> trace_;  // FRESCO_COMM_TRACE only
 };
 
 }  // namespace fresco

@@ -147,14 +147,18 @@ class IpcExchange final : public DeviceExchange {
     if (!released_) allow_puts(s);
     released_ = false;
     // 2. Each put waits for its receiver's permission, then copies and signals arrival.
+    bool first = true;
     for (const Put& put : puts_) {
       uint32_t* ready = comm_.ready_word(me, put.peer, put.channel);
       wait_word(s, ready, 1);
       write_word(s, ready, 0);
+      if (first) stamp(s, ExchangeTrace::permission);
+      first = false;
       FRESCO_CUDA_CHECK(cudaMemcpyAsync(put.copy.dst, put.copy.src, put.copy.bytes, cudaMemcpyDeviceToDevice, s));
       write_word(s, comm_.arrived_word(me, put.peer, put.channel), 1);
     }
     copy_all(local_, s);
+    stamp(s, ExchangeTrace::puts_done);
     // 3. Every source's data has landed here.
     for (const Source& src : sources_) {
       uint32_t* arrived = comm_.arrived_word(src.peer, me, src.channel);

@@ -82,6 +82,12 @@ for groups in 2 0; do
 done
 echo "ok: head groups (two, and automatic) on $NP GPU ranks equal one rank"
 
+# FRESCO_COMM_TRACE: device timestamps of every exchange round, summarized per exchange.
+FRESCO_COMM_TRACE=$PWD/trace gen "$NP" --transport ipc --ulysses "$NP" --out traced >/dev/null
+grep -q '"to_consumer_runs"' trace.rank0.jsonl || { cat trace.rank0.jsonl; fail "no exchange trace"; }
+python3 "$(dirname "$0")/../../scripts/comm-trace-summary.py" trace.rank*.jsonl > trace.txt || fail "trace summary"
+echo "ok: exchange trace ($(grep -c . trace.rank0.jsonl) exchanges on rank 0)"
+
 # A stopped (hung) or killed rank ends the job within 30 s.
 "$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 256 --height 256 --steps 2000 \
   long.h5 >/dev/null
