@@ -375,7 +375,9 @@ void MpiCommunicator::host_all_gather(const void* send, void* recv, const Displa
   }
 }
 
-void MpiCommunicator::barrier() {
+void MpiCommunicator::barrier() { barrier_progressing(nullptr, describe()); }
+
+void MpiCommunicator::barrier_progressing(const std::function<void()>& progress, const std::string& who) {
   // Non-blocking barrier, so that a dead peer ends in CommTimeout rather than a hang.
   MPI_Request request;
   FRESCO_MPI_CHECK(MPI_Ibarrier(comm_, &request));
@@ -384,13 +386,14 @@ void MpiCommunicator::barrier() {
     int flag = 0;
     FRESCO_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
     if (flag) break;
+    if (progress) progress();
     const double waited = seconds_since(start);
     if (deadline() > 0 && waited > deadline()) {
       stats_.wait_seconds += waited;
       failed_ = true;
       MPI_Request_free(&request);
       throw CommTimeout("rank " + std::to_string(rank_) + " (world " + std::to_string(world_rank(rank_)) +
-                        ") waited " + format_seconds(waited) + " s for a barrier of " + describe() +
+                        ") waited " + format_seconds(waited) + " s for a barrier of " + who +
                         ": a peer is hung or dead (deadline " + format_seconds(deadline()) +
                         " s, --comm-timeout)");
     }

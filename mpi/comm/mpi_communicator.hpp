@@ -12,6 +12,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(const Tensor& x, Stream& stream) override;
   void host_all_gather(const void* send, void* recv, const Displacements& recv_d) override;
   void barrier() override;
+  // The same barrier, calling `progress` between its tests (for a transport layered on this
+  // communicator whose peers may need this rank's progress to reach it), its timeout reported
+  // as a barrier of `who`.
+  void barrier_progressing(const std::function<void()>& progress, const std::string& who);
   [[noreturn]] void abort(int exit_code) override;
 
   // True once a wait of this communicator has timed out: exchanges destroyed afterwards

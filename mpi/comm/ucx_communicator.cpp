@@ -97,29 +97,12 @@ UcxCommunicator::~UcxCommunicator() {
 }
 
 void UcxCommunicator::barrier() {
-  MPI_Request request;
-  FRESCO_MPI_CHECK(MPI_Ibarrier(base_->comm(), &request));
-  const WaitClock::time_point start = WaitClock::now();
-  for (;;) {
-    int flag = 0;
-    FRESCO_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-    if (flag) break;
-    {
-      const auto guard = ucx_->lock();
-      ucx_->progress();
-    }
-    const double waited = seconds_since(start);
-    if (deadline() > 0 && waited > deadline()) {
-      stats().wait_seconds += waited;
-      base_->mark_failed();
-      MPI_Request_free(&request);
-      throw CommTimeout("rank " + std::to_string(rank()) + " (world " + std::to_string(base_->world_rank(rank())) +
-                        ") waited " + format_seconds(waited) + " s for a barrier of " + describe() +
-                        ": a peer is hung or dead (deadline " + format_seconds(deadline()) + " s, --comm-timeout)");
-    }
-    back_off(waited);
-  }
-  stats().wait_seconds += seconds_since(start);
+  base_->barrier_progressing(
+      [this] {
+        const auto guard = ucx_->lock();
+        ucx_->progress();
+      },
+      describe());
 }
 
 std::unique_ptr<Exchange> UcxCommunicator::all_to_all(const Tensor& send, const Displacements& send_d,
