@@ -12,7 +12,7 @@
 # bench.jsonl, decode.jsonl, sweep/sweep.jsonl and the logs; each call packs them into
 # $OUT/scaling.tgz and prints the tables last. A run past BUDGET_S seconds skips what is left
 # and says so. COUNTS ("1 2 4") and ONLY (a regex over "np N ARGS") select bench runs; CONFIGS
-# (lines of "NP ARGS...") replaces the matrix; TEST_NPS ("2 4") selects the GPU-rank tests. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
+# (lines of "NP ARGS...") replaces the matrix; TEST_NPS ("2 4 8") selects the GPU-rank tests. Usage: PHASES="build tests" GPUS=4 bash scripts/gpu-scaling-run.sh
 set -uo pipefail
 phases=" ${PHASES:-build tests bench decode sweep} "
 state=${STATE:-/tmp/fresco-scaling}
@@ -40,8 +40,8 @@ cd build-gpu || exit 1
 if has tests; then
   timeout 300 mpiexec -n "$gpus" tests/test_device_communicator 256 > "$state/devcomm.log" 2>&1
   echo "test_device_communicator np $gpus: rc $?"; grep -v "^--" "$state/devcomm.log" | tail -4
-  # The CTest registrations of the GPU-rank tests exist at np 2 and 4.
-  for np in ${TEST_NPS:-2 4}; do
+  # The CTest registrations of the GPU-rank tests: np 2, 4 and 8 (8 needs eight GPUs).
+  for np in ${TEST_NPS:-2 4 8}; do
     [ "$np" -le "$gpus" ] && in_time "cli_gpu_ranks_np$np" || continue
     timeout 420 ctest -R "^cli_gpu_ranks_np$np\$" -V > "$state/ranks_np$np.log" 2>&1
     echo "cli_gpu_ranks_np$np: rc $? (${SECONDS} s)"; grep -E "ok:|FAIL|SKIP" "$state/ranks_np$np.log" | sed 's/^[0-9]*: //'

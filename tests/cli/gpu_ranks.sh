@@ -12,10 +12,14 @@ if ! grep -q "^backend cuda" info.txt; then
   echo "SKIP: no CUDA backend here ($(grep -E 'CUDA' info.txt | head -1))"; exit 77
 fi
 gpus=$(grep -c "^  GPU [0-9]" info.txt || true)
+if [ "$NP" -gt 4 ] && [ "$gpus" -lt "$NP" ]; then
+  echo "SKIP: np $NP runs with a GPU per rank only ($gpus GPU(s) here)"; exit 77
+fi
 "$FRESCO" init-weights --model flux-tiny --seed 3 weights.h5 >/dev/null
 "$FRESCO" init-weights --model ae-tiny --seed 2 ae.h5 >/dev/null
-# 80x80: 5 token rows, so patches and sequence shards are uneven.
-"$FRESCO" make-prompts --model flux-tiny --count 2 --txt-len 5 --width 80 --height 80 --steps 6 \
+# 80x80: 5 token rows, so patches and sequence shards are uneven (144x144, 9 rows, at np 8).
+size=80; [ "$NP" -le 5 ] || size=144
+"$FRESCO" make-prompts --model flux-tiny --count 2 --txt-len 5 --width $size --height $size --steps 6 \
   prompts.h5 >/dev/null
 gen() { local np=$1; shift; run_np "$np" generate --backend cuda --weights weights.h5 --prompts prompts.h5 "$@"; }
 gen 1 --out exact --vae ae.h5 >/dev/null
@@ -27,6 +31,7 @@ grep -q "^UCX: built" info.txt && transports="$transports ucx"
 methods=("ulysses:--ulysses $NP --ring 1" "ring:--ulysses 1 --ring $NP"
          "patch:--parallel patch --patches $NP --warmup-steps 6")
 [ "$NP" -eq 4 ] && methods+=("usp:--ulysses 2 --ring 2")
+[ "$NP" -eq 8 ] && methods+=("usp:--ulysses 4 --ring 2")
 declare -A label=([ipc]="cuda ipc" [mpi]="host-staged" [nccl]="nccl" [ucx]="ucx one-sided, host-staged")
 for t in $transports; do
   for m in "${methods[@]}"; do
