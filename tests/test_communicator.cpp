@@ -16,8 +16,10 @@
 #include "mpi/plans/row_partition.hpp"
 #include "mpi/plans/usp_attention.hpp"
 #include "src/model/sequence_shard.hpp"
+#include "tests/exchange_checks.hpp"
 
 using namespace fresco;
+using fresco::testing::tag;
 
 namespace {
 
@@ -29,9 +31,6 @@ std::unique_ptr<MpiCommunicator> world_comm() {
   return std::make_unique<MpiCommunicator>(dup, "world");
 }
 
-// A value that encodes (sender, receiver, index), so misplaced data is detected.
-float tag(int from, int to, int i) { return float(from * 10000 + to * 100 + i); }
-float tag(int from, int to, int i, int round) { return tag(from, to, i) + 0.25f * float(round); }
 
 // A smooth value, the same on every rank, that bf16 does not represent exactly.
 float wave(double x) { return float(std::sin(x) * 0.9 + 0.05 * std::cos(7.1 * x)); }
@@ -85,78 +84,22 @@ TEST(Communicator, DescribesItsMembersAndIsAHostTransport) {
 
 TEST(Communicator, AllToAllUnevenCountsReplayed) {
   auto comm = world_comm();
-  const int P = comm->size(), me = comm->rank();
-  // Rank a sends (a + b + 1) floats to rank b.
-  std::vector<size_t> send_counts, recv_counts;
-  for (int b = 0; b < P; ++b) send_counts.push_back(size_t(me + b + 1) * sizeof(float));
-  for (int a = 0; a < P; ++a) recv_counts.push_back(size_t(a + me + 1) * sizeof(float));
-  const auto sd = Displacements::packed(send_counts), rd = Displacements::packed(recv_counts);
-  const Tensor send({int64_t(sd.total() / sizeof(float))}), recv({int64_t(rd.total() / sizeof(float))});
-  auto exchange = comm->all_to_all(send, sd, recv, rd);  // planned once
-  const uint64_t storages = Storage::created();
-  constexpr int kRounds = 3;
-  for (int round = 0; round < kRounds; ++round) {
-    size_t k = 0;
-    for (int b = 0; b < P; ++b)
-      for (int i = 0; i < me + b + 1; ++i) send.f32()[k++] = tag(me, b, i, round);
-    std::fill_n(recv.f32(), recv.numel(), -1.0f);
-    exchange->start(g_host_stream);
-    exchange->finish(g_host_stream);
-    k = 0;
-    for (int a = 0; a < P; ++a)
-      for (int i = 0; i < a + me + 1; ++i) ASSERT_EQ(recv.f32()[k++], tag(a, me, i, round)) << "round " << round;
-  }
-  EXPECT_EQ(Storage::created(), storages) << "a replay allocated";
-  // Only what went to other ranks counts as sent.
-  EXPECT_EQ(comm->stats().bytes_sent, double(kRounds * (sd.total() - send_counts[size_t(me)])));
+  fresco::testing::check_all_to_all_uneven(*comm, g_host_stream, 3);
 }
 
 TEST(Communicator, RingSendRecvReplayedWithPolling) {
   auto comm = world_comm();
-  const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
-  const Tensor send({5 + me}), recv({5 + prev});
-  auto exchange = comm->send_recv(send, next, recv, prev);
-  EXPECT_TRUE(exchange->poll()) << "an idle exchange is complete";
-  for (int round = 0; round < 3; ++round) {
-    for (int64_t i = 0; i < send.numel(); ++i) send.f32()[i] = tag(me, next, int(i), round);
-    exchange->start(g_host_stream);
-    while (!exchange->poll()) {
-    }
-    exchange->finish(g_host_stream);  // finishing a completed exchange is harmless
-    for (int64_t i = 0; i < recv.numel(); ++i) ASSERT_EQ(recv.f32()[i], tag(prev, me, int(i), round));
-  }
+  fresco::testing::check_ring_send_recv_polling(*comm, g_host_stream, 3);
 }
 
 TEST(Communicator, DestroyingAStartedExchangeCompletesIt) {
   auto comm = world_comm();
-  const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
-  const Tensor send({3}), recv = Tensor::zeros({3});
-  for (int i = 0; i < 3; ++i) send.f32()[i] = tag(me, next, i);
-  {
-    auto exchange = comm->send_recv(send, next, recv, prev);
-    exchange->start(g_host_stream);
-  }  // destroyed while started
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(recv.f32()[i], tag(prev, me, i));
+  fresco::testing::check_destroying_a_started_exchange_completes_it(*comm, g_host_stream);
 }
 
 TEST(Communicator, AllGatherInPlaceUnevenReplayed) {
   auto comm = world_comm();
-  const int P = comm->size(), me = comm->rank();
-  std::vector<size_t> counts;
-  for (int a = 0; a < P; ++a) counts.push_back(size_t(2 * a + 1) * sizeof(float));
-  const auto d = Displacements::packed(counts);
-  const Tensor all({int64_t(d.total() / sizeof(float))});
-  auto exchange = comm->all_gather_in_place(all, d);
-  for (int round = 0; round < 3; ++round) {
-    std::fill_n(all.f32(), all.numel(), -1.0f);
-    float* mine = all.f32() + d.offsets[size_t(me)] / sizeof(float);
-    for (int i = 0; i < 2 * me + 1; ++i) mine[i] = tag(me, 0, i, round);
-    exchange->start(g_host_stream);
-    exchange->finish(g_host_stream);
-    size_t k = 0;
-    for (int a = 0; a < P; ++a)
-      for (int i = 0; i < 2 * a + 1; ++i) ASSERT_EQ(all.f32()[k++], tag(a, 0, i, round)) << "round " << round;
-  }
+  fresco::testing::check_all_gather_in_place_uneven(*comm, g_host_stream, 3);
 }
 
 TEST(Communicator, AllReduceF32AndF64Tensors) {

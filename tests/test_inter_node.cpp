@@ -15,6 +15,7 @@
 #include "mpi/plans/usp_attention.hpp"
 #include "src/backend/backend.hpp"
 #include "src/model/sequence_shard.hpp"
+#include "tests/exchange_checks.hpp"
 #if FRESCO_HAVE_UCX
 #include "mpi/comm/ucx_communicator.hpp"
 #endif
@@ -32,8 +33,7 @@ std::unique_ptr<MpiCommunicator> world_mpi() {
   return std::make_unique<MpiCommunicator>(dup, "world");
 }
 
-// A value that encodes (sender, receiver, index, round), so misplaced or stale data is detected.
-float tag(int from, int to, int i, int round = 0) { return float(from * 10000 + to * 100 + i) + 0.25f * float(round); }
+using fresco::testing::tag;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -54,26 +54,7 @@ TEST(Ucx, DescribesItselfAsAOneSidedHostTransport) {
 // Out of place, uneven counts (rank a sends a + b + 1 floats to rank b), replayed.
 TEST(Ucx, AllToAllUnevenCountsReplayed) {
   auto comm = world_ucx();
-  const int P = comm->size(), me = comm->rank();
-  std::vector<size_t> send_counts, recv_counts;
-  for (int b = 0; b < P; ++b) send_counts.push_back(size_t(me + b + 1) * sizeof(float));
-  for (int a = 0; a < P; ++a) recv_counts.push_back(size_t(a + me + 1) * sizeof(float));
-  const auto sd = Displacements::packed(send_counts), rd = Displacements::packed(recv_counts);
-  const Tensor send({int64_t(sd.total() / sizeof(float))}), recv({int64_t(rd.total() / sizeof(float))});
-  auto exchange = comm->all_to_all(send, sd, recv, rd);
-  constexpr int kRounds = 5;
-  for (int round = 0; round < kRounds; ++round) {
-    size_t k = 0;
-    for (int b = 0; b < P; ++b)
-      for (int i = 0; i < me + b + 1; ++i) send.f32()[k++] = tag(me, b, i, round);
-    std::fill_n(recv.f32(), recv.numel(), -1.0f);
-    exchange->start(g_host_stream);
-    exchange->finish(g_host_stream);
-    k = 0;
-    for (int a = 0; a < P; ++a)
-      for (int i = 0; i < a + me + 1; ++i) ASSERT_EQ(recv.f32()[k++], tag(a, me, i, round)) << "round " << round;
-  }
-  EXPECT_EQ(comm->stats().bytes_sent, double(kRounds * (sd.total() - send_counts[size_t(me)])));
+  fresco::testing::check_all_to_all_uneven(*comm, g_host_stream, 5);
 }
 
 // An all-to-all whose receive layout is not packed (gaps, reversed order) and a peer that
@@ -112,39 +93,13 @@ TEST(Ucx, AllToAllScatteredOffsetsAndEmptyParts) {
 
 TEST(Ucx, RingSendRecvReplayedWithPolling) {
   auto comm = world_ucx();
-  const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
-  const Tensor send({5 + me}), recv({5 + prev});
-  auto exchange = comm->send_recv(send, next, recv, prev);
-  EXPECT_TRUE(exchange->poll()) << "an idle exchange is complete";
-  for (int round = 0; round < 4; ++round) {
-    for (int64_t i = 0; i < send.numel(); ++i) send.f32()[i] = tag(me, next, int(i), round);
-    exchange->start(g_host_stream);
-    while (!exchange->poll()) {
-    }
-    exchange->finish(g_host_stream);
-    for (int64_t i = 0; i < recv.numel(); ++i) ASSERT_EQ(recv.f32()[i], tag(prev, me, int(i), round));
-  }
+  fresco::testing::check_ring_send_recv_polling(*comm, g_host_stream, 4);
 }
 
 // In place, uneven parts: every rank's part reaches every rank.
 TEST(Ucx, AllGatherInPlaceUnevenReplayed) {
   auto comm = world_ucx();
-  const int P = comm->size(), me = comm->rank();
-  std::vector<size_t> counts;
-  for (int a = 0; a < P; ++a) counts.push_back(size_t(2 * a + 1) * sizeof(float));
-  const auto d = Displacements::packed(counts);
-  const Tensor all({int64_t(d.total() / sizeof(float))});
-  auto exchange = comm->all_gather_in_place(all, d);
-  for (int round = 0; round < 3; ++round) {
-    std::fill_n(all.f32(), all.numel(), -1.0f);
-    float* mine = all.f32() + d.offsets[size_t(me)] / sizeof(float);
-    for (int i = 0; i < 2 * me + 1; ++i) mine[i] = tag(me, 0, i, round);
-    exchange->start(g_host_stream);
-    exchange->finish(g_host_stream);
-    size_t k = 0;
-    for (int a = 0; a < P; ++a)
-      for (int i = 0; i < 2 * a + 1; ++i) ASSERT_EQ(all.f32()[k++], tag(a, 0, i, round)) << "round " << round;
-  }
+  fresco::testing::check_all_gather_in_place_uneven(*comm, g_host_stream, 3);
 }
 
 // The Torus pattern with large blocks (several MiB: UCX's zero-copy and fragmented paths):
@@ -237,14 +192,7 @@ TEST(Ucx, ReleaseAfterThePeerDestroyedItsExchangeIsHarmless) {
 
 TEST(Ucx, DestroyingAStartedExchangeCompletesIt) {
   auto comm = world_ucx();
-  const int P = comm->size(), me = comm->rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
-  const Tensor send({3}), recv = Tensor::zeros({3});
-  for (int i = 0; i < 3; ++i) send.f32()[i] = tag(me, next, i);
-  {
-    auto exchange = comm->send_recv(send, next, recv, prev);
-    exchange->start(g_host_stream);
-  }
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(recv.f32()[i], tag(prev, me, i));
+  fresco::testing::check_destroying_a_started_exchange_completes_it(*comm, g_host_stream);
 }
 
 TEST(Ucx, MismatchedPartnersAreRefusedAtSetUp) {
