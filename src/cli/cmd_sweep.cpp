@@ -656,14 +656,10 @@ Command sweep_command() {
     // Checked here, once, with generate's own rules (an error names the option).
     for (const char* name : {"backend", "dtype", "transport", "comm-dtype"})
       plan->engine.emplace_back(name, vm[name].as<std::string>());
-    require_input(vm["backend"].as<std::string>() == "auto" || vm["backend"].as<std::string>() == "cpu" ||
-                      vm["backend"].as<std::string>() == "cuda",
-                  "option --backend must be auto, cpu or cuda (got '" + vm["backend"].as<std::string>() + "')");
-    plan->backend = vm["backend"].as<std::string>() == "auto" ? default_backend_name() : vm["backend"].as<std::string>();
+    plan->backend = backend_option(vm);
     (void)parse_dtype_option("dtype", vm["dtype"].as<std::string>());
     check_transport_name(vm["transport"].as<std::string>());
-    require_input(vm["comm-dtype"].as<std::string>() == "auto" || vm["comm-dtype"].as<std::string>() == "e4m3",
-                  "option --comm-dtype must be auto or e4m3 (got '" + vm["comm-dtype"].as<std::string>() + "')");
+    (void)fp8_comm_option(vm);
     plan->ranks_per_node = vm["ranks-per-node"].as<int>();
     plan->flops_per_second = vm["flops-per-second"].as<double>();
     plan->machine.intra_node_bw = vm["intra-node-gbs"].as<double>() * 1e9;

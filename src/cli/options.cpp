@@ -145,13 +145,8 @@ void add_engine_options(po::options_description& o) {
 
 EngineChoice engine_choice(const po::variables_map& vm) {
   EngineChoice e;
-  e.backend = vm["backend"].as<std::string>();
-  require_input(e.backend == "cpu" || e.backend == "cuda" || e.backend == "auto",
-                "option --backend must be auto, cpu or cuda (got '" + e.backend + "')");
-  if (e.backend == "auto") {
-    e.backend_auto = true;
-    e.backend = default_backend_name();
-  }
+  e.backend_auto = vm["backend"].as<std::string>() == "auto";
+  e.backend = backend_option(vm);
   const std::string graphs = vm["cuda-graphs"].as<std::string>();
   require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
   e.cuda_graphs = graphs == "on";
@@ -167,12 +162,22 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   return e;
 }
 
+std::string backend_option(const po::variables_map& vm) {
+  const std::string backend = vm["backend"].as<std::string>();
+  require_input(backend == "auto" || backend == "cpu" || backend == "cuda",
+                "option --backend must be auto, cpu or cuda (got '" + backend + "')");
+  return backend == "auto" ? default_backend_name() : backend;
+}
+
+bool fp8_comm_option(const po::variables_map& vm) {
+  const std::string wire = vm["comm-dtype"].as<std::string>();
+  require_input(wire == "auto" || wire == "e4m3", "option --comm-dtype must be auto or e4m3 (got '" + wire + "')");
+  return wire == "e4m3";
+}
+
 BenchEngine bench_engine(const po::variables_map& vm) {
   BenchEngine e;
-  e.backend = vm["backend"].as<std::string>();
-  require_input(e.backend == "auto" || e.backend == "cpu" || e.backend == "cuda",
-                "option --backend must be auto, cpu or cuda (got '" + e.backend + "')");
-  if (e.backend == "auto") e.backend = default_backend_name();
+  e.backend = backend_option(vm);
   const std::string dt = vm["dtype"].as<std::string>();
   e.dtype = dt == "auto" ? (e.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
   require_input(e.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
@@ -283,9 +288,7 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   c.plan.displaced.stale_dtype_auto = stale == "auto";
   if (!c.plan.displaced.stale_dtype_auto)
     c.plan.displaced.stale_dtype = stale == "e4m3" ? DType::e4m3 : parse_dtype_option("stale-dtype", stale);
-  const std::string wire = vm["comm-dtype"].as<std::string>();
-  require_input(wire == "auto" || wire == "e4m3", "option --comm-dtype must be auto or e4m3 (got '" + wire + "')");
-  if (wire == "e4m3") {
+  if (fp8_comm_option(vm)) {
     if (c.plan.method == ParallelMethod::patch) {
       require_input(stale == "auto" || stale == "e4m3",
                     "--comm-dtype e4m3 with --parallel patch means --stale-dtype e4m3 (got --stale-dtype " + stale + ")");

@@ -64,6 +64,10 @@ struct EngineChoice {
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };
 EngineChoice engine_choice(const po::variables_map& vm);
+// --backend checked and resolved: auto (cuda where a GPU is present), cpu or cuda.
+std::string backend_option(const po::variables_map& vm);
+// --comm-dtype checked: true for e4m3 (FP8 communication), false for auto.
+bool fp8_comm_option(const po::variables_map& vm);
 // The benchmarks' --backend (auto: cuda where a GPU is present, resolved here) and --dtype
 // (auto: bf16 on cuda, f32 on cpu), checked; f16 is refused.
 struct BenchEngine {
