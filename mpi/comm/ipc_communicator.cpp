@@ -113,11 +113,12 @@ class IpcExchange final : public DeviceExchange {
     // signal blocks: withdraw it, or the channel's next exchange would see it as its own.
     // The release's own write is queued on a compute stream: let it land first. Unchecked: a
     // destructor reports nothing (a dead peer is the watchdog's).
-    if (released_) cudaDeviceSynchronize();
-    if (released_)
+    if (released_) {
+      cudaDeviceSynchronize();
       for (const Source& src : sources_)
         memory_ops().write(CUstream(comm_.stream_.get()), CUdeviceptr(comm_.ready_word(src.peer, comm_.rank(), src.channel)),
                            0, CU_STREAM_WRITE_VALUE_DEFAULT);
+    }
     cudaStreamSynchronize(comm_.stream_.get());  // queued signals still use the channels
     for (const Put& p : puts_) comm_.send_channels_[size_t(p.peer)][size_t(p.channel)] = 0;
     for (const Source& s : sources_) comm_.recv_channels_[size_t(s.peer)][size_t(s.channel)] = 0;
@@ -134,7 +135,6 @@ class IpcExchange final : public DeviceExchange {
     released_ = true;
   }
 
- private:
   // Tells every source that this rank's window may be written (its reads are queued before).
   void allow_puts(cudaStream_t s) {
     for (const Source& src : sources_) write_word(s, comm_.ready_word(src.peer, comm_.rank(), src.channel), 1);

@@ -16,6 +16,7 @@
 #include "src/backend/backend.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/options.hpp"
+#include "src/cli/parallel_decode.hpp"
 #include "src/model/hooks.hpp"
 #include "src/model/vae_config.hpp"
 #include "src/model/vae_decoder.hpp"
@@ -143,15 +144,11 @@ int run_bench_decode(const DecodeBenchOptions& o, const MpiSession& mpi) {
 
   // A latent of standard normal values (the sampler's final latents are about that): the whole
   // latent is drawn on every rank, and each keeps its band [16, mine, w].
-  Tensor latent({config.z_channels, mine, w});
+  Tensor whole({config.z_channels, h, w});
   std::mt19937_64 gen(1);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (int64_t ch = 0; ch < config.z_channels; ++ch)
-    for (int64_t i = 0; i < h * w; ++i) {
-      const float v = normal(gen);
-      const int64_t r = i / w;
-      if (r >= first_row && r < first_row + mine) latent.f32()[(ch * mine + r - first_row) * w + i % w] = v;
-    }
+  for (int64_t i = 0; i < whole.numel(); ++i) whole.f32()[i] = normal(gen);
+  const Tensor latent = latent_band(whole, first_row, mine);
 
   // The first decode lays out the slots and plans every convolution; the timed ones reuse both.
   // Each decode starts on all ranks together (a barrier with the device idle); a rank's time is
@@ -174,7 +171,7 @@ int run_bench_decode(const DecodeBenchOptions& o, const MpiSession& mpi) {
   const int64_t mem_peak = backend->device_memory_in_use();
   const Tensor bad = backend->alloc({1}, DType::i64);
   backend->count_nonfinite(out, bad);
-  int64_t non_finite = backend->download(bad).data<int64_t>()[0];
+  const int64_t non_finite = sum_over_group(*group, backend->download(bad).data<int64_t>()[0]);
   const double gib = 1024.0 * 1024.0 * 1024.0;
   const bool known = mem_peak >= 0 && mem_context >= 0;  // device memory is not known on the CPU (-1)
   const auto in_gib = [&](int64_t bytes) { return known ? double(bytes) / gib : -1.0; };
@@ -183,11 +180,6 @@ int run_bench_decode(const DecodeBenchOptions& o, const MpiSession& mpi) {
   std::vector<RankFigures> per_rank(size_t(group->size()));
   group->host_all_gather(&here, per_rank.data(),
                          Displacements::packed(std::vector<size_t>(per_rank.size(), sizeof(RankFigures))));
-  std::vector<int64_t> bad_all(size_t(group->size()));
-  group->host_all_gather(&non_finite, bad_all.data(),
-                         Displacements::packed(std::vector<size_t>(bad_all.size(), sizeof(int64_t))));
-  non_finite = 0;
-  for (int64_t b : bad_all) non_finite += b;
   double decode_ms = 0, worst_peak = -1;
   for (const RankFigures& r : per_rank) {
     decode_ms = std::max(decode_ms, r.ms);

@@ -7,6 +7,24 @@
 
 namespace fresco {
 
+Tensor latent_band(const Tensor& latent, int64_t first, int64_t count) {
+  // channel-major: one block of rows per channel
+  const int64_t C = latent.dim(0), h = latent.dim(1), w = latent.dim(2);
+  const Tensor whole = latent.to_f32();
+  Tensor band({C, count, w});
+  for (int64_t ch = 0; ch < C; ++ch)
+    std::copy_n(whole.f32() + (ch * h + first) * w, count * w, band.f32() + ch * count * w);
+  return band;
+}
+
+int64_t sum_over_group(Communicator& group, int64_t value) {
+  std::vector<int64_t> all(size_t(group.size()));
+  group.host_all_gather(&value, all.data(), Displacements::packed(std::vector<size_t>(all.size(), sizeof(int64_t))));
+  int64_t sum = 0;
+  for (int64_t v : all) sum += v;
+  return sum;
+}
+
 DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Tensor& latent) {
   const auto start = std::chrono::steady_clock::now();
   Backend& backend = decoder.backend();
@@ -14,12 +32,7 @@ DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Ten
   const int64_t h = latent.dim(1), w = latent.dim(2), f = c.upscale();
   GroupRows rows(group, h, c.width(c.levels() - 1));
   const int64_t mine = rows.latent_rows()[size_t(rows.index())];
-  // This rank's latent rows [16, mine, w] (channel-major: one row block per channel).
-  const Tensor whole = latent.to_f32();
-  Tensor band({latent.dim(0), mine, w});
-  for (int64_t ch = 0; ch < latent.dim(0); ++ch)
-    std::copy_n(whole.f32() + (ch * h + rows.first_row()) * w, mine * w, band.f32() + ch * mine * w);
-  const Tensor out = decoder.decode(band, rows);  // [3, mine f, w f] in the compute dtype
+  const Tensor out = decoder.decode(latent_band(latent, rows.first_row(), mine), rows);  // [3, mine f, w f]
 
   // Gather pixel rows: [3, r, W] -> [r W, 3] (row-major pixels, f32) -> all ranks' [H W, 3].
   const int64_t W = w * f, my_pixels = mine * f * W;
@@ -34,16 +47,13 @@ DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Ten
   Tensor all({h * f * W, 3});
   group.host_all_gather(backend.download(hwc_f32).raw(), all.raw(), Displacements::packed(std::move(counts)));
   const int64_t bad_here = backend.download(bad).data<int64_t>()[0];
-  std::vector<int64_t> bad_all(size_t(group.size()));
-  group.host_all_gather(&bad_here, bad_all.data(),
-                        Displacements::packed(std::vector<size_t>(bad_all.size(), sizeof(int64_t))));
 
   // Back to channel-major [3, H, W] with the backend's transpose.
   const Tensor chw_device = backend.alloc({3, h * f, W}, DType::f32);
   backend.transpose(backend.upload(all), chw_device.reshape({3, h * f * W}));
   const Tensor chw = backend.download(chw_device);
   DecodedImage result;
-  for (int64_t b : bad_all) result.non_finite += b;
+  result.non_finite = sum_over_group(group, bad_here);
   result.image = decoded_to_image(chw);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -16,4 +16,9 @@ struct DecodedImage {
 // latent: f32 host [16, h, w], the whole latent (every rank of the group has it).
 DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Tensor& latent);
 
+// Rows [first, first + count) of a latent: [C, h, w] (any dtype) -> f32 host [C, count, w].
+Tensor latent_band(const Tensor& latent, int64_t first, int64_t count);
+// The sum over the group of every rank's `value` (host, for reports).
+int64_t sum_over_group(Communicator& group, int64_t value);
+
 }  // namespace fresco

@@ -109,7 +109,8 @@ VaeDecoder::~VaeDecoder() = default;
 
 void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
   // The largest C * (rows + 2) * W any activation (with its halo rows) has, walking the levels
-  // as decode() does; and the largest C * W of a halo row.
+  // as decode() does; and the largest C * W of one row (a halo row, and conv3's edge rows of a
+  // split band, inputs and outputs alike).
   const VaeConfig& c = config_;
   int64_t r = latent.dim(1), W = latent.dim(2);
   size_t most = 0;
@@ -118,7 +119,6 @@ void VaeDecoder::prepare(const Tensor& latent, RowPartition& rows) {
     most = std::max(most, size_t(channels * (r + 2) * W) * dtype_size(compute_));
     widest_row = std::max(widest_row, channels * W);
   };
-  // The widest C * W a convolution reads or writes (inputs and outputs are noted alike).
   note(c.z_channels);
   int64_t channels = c.width(c.levels() - 1);
   note(channels);
