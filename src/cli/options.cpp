@@ -286,8 +286,15 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
                 "option --warmup-steps must be at least 1 (the first step has no earlier activations)");
   const std::string stale = vm["stale-dtype"].as<std::string>();
   c.plan.displaced.stale_dtype_auto = stale == "auto";
-  if (!c.plan.displaced.stale_dtype_auto)
-    c.plan.displaced.stale_dtype = stale == "e4m3" ? DType::e4m3 : parse_dtype_option("stale-dtype", stale);
+  if (stale == "e4m3") {
+    c.plan.displaced.stale_dtype = DType::e4m3;
+  } else if (!c.plan.displaced.stale_dtype_auto) {
+    try {
+      c.plan.displaced.stale_dtype = parse_dtype_option("stale-dtype", stale);
+    } catch (const InputError&) {  // the floating-point types are not all it takes
+      throw InputError("option --stale-dtype must be auto, f32, bf16, f16 or e4m3 (got '" + stale + "')");
+    }
+  }
   if (fp8_comm_option(vm)) {
     if (c.plan.method == ParallelMethod::patch) {
       require_input(stale == "auto" || stale == "e4m3",

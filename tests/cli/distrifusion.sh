@@ -75,4 +75,8 @@ grep -q "displaced gathers: .* posted" displaced.log || fail "no report of the d
 expect_error "--ulysses and --ring apply to --parallel sequence" -- gen --out bad --ulysses 2
 expect_error "option --warmup-steps must be at least 1" -- gen --out bad --warmup-steps 0
 expect_error "option --sync-mode must be async or full_sync" -- gen --out bad --sync-mode sometimes
+expect_error "--head-groups applies to --parallel sequence" -- gen --out bad --head-groups 2
+expect_error "option --head-groups must not be negative" -- \
+  run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --out bad --head-groups -1
+expect_error "option --stale-dtype must be auto, f32, bf16, f16 or e4m3 (got 'f64')" -- gen --out bad --stale-dtype f64
 echo "distrifusion at np $NP: ok"
