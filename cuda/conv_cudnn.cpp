@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <climits>
-#include <cstdlib>
 #include <functional>
 #include <utility>
 #include <vector>
 
 #include "cuda/cuda_check.hpp"
+#include "src/core/tuning.hpp"
 
 namespace fresco::cuda {
 namespace {
@@ -48,9 +48,8 @@ cudnnDataType_t cudnn_type(int dt) { return dt == kBF16 ? CUDNN_DATA_BFLOAT16 : 
 // lowers it (to exercise the channel chunks on small images).
 int64_t max_span() {
   static const int64_t span = [] {
-    const char* v = std::getenv("FRESCO_CUDNN_CONV_SPAN");
-    const long long n = v && *v ? std::atoll(v) : 0;
-    return n > 0 ? std::min<int64_t>(n, INT_MAX) : int64_t(INT_MAX);
+    const double n = tuning::number(tuning::Switch::cudnn_conv_span);  // 0: unset
+    return n >= 1 && n < double(INT_MAX) ? int64_t(n) : int64_t(INT_MAX);
   }();
   return span;
 }
@@ -100,21 +99,15 @@ size_t CudnnConv::KeyHash::operator()(const Key& k) const {
 }
 
 size_t CudnnConv::workspace_limit() {
-  static const size_t limit = [] {
-    // FRESCO_CUDNN_CONV_WORKSPACE_MB (fractions allowed: a tiny limit makes small convolutions
-    // run in bands, which the op test uses to check them).
-    const char* v = std::getenv("FRESCO_CUDNN_CONV_WORKSPACE_MB");
-    const double mb = v && *v ? std::atof(v) : 0.0;
-    return size_t((mb > 0 ? mb : 512.0) * double(1 << 20));
-  }();
+  // FRESCO_CUDNN_CONV_WORKSPACE_MB (fractions allowed: a tiny limit makes small convolutions
+  // run in bands, which the op test uses to check them).
+  static const size_t limit = size_t(tuning::number(tuning::Switch::cudnn_conv_workspace_mb) * double(1 << 20));
   return limit;
 }
 
 CudnnConv::CudnnConv() {
-  const char* find = std::getenv("FRESCO_CUDNN_CONV_FIND");
-  find_ = find && find[0] == '1';
-  const char* graph = std::getenv("FRESCO_CUDNN_GRAPH");
-  graph_replay_ = !(graph && graph[0] == '0');
+  find_ = tuning::flag(tuning::Switch::cudnn_conv_find);
+  graph_replay_ = tuning::flag(tuning::Switch::cudnn_graph);
   try {
     handle_ = std::make_unique<CudnnHandle>();
   } catch (const Error& e) {

@@ -32,6 +32,7 @@
 #include "src/backend/backend.hpp"
 #include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
+#include "src/core/tuning.hpp"
 
 namespace fresco {
 namespace {
@@ -54,12 +55,6 @@ cudaDataType_t cuda_type(int dt) {
     default: break;
   }
   FRESCO_ASSERT(false, "no cuBLAS type for dtype " + std::to_string(dt));
-}
-
-bool env_flag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
 }
 
 // Selects the device before any member that creates CUDA objects is constructed.
@@ -92,8 +87,6 @@ class CudaBackend final : public Backend {
   bool supports(const OpDesc& op) const override;
 
   Stream& stream() override { return stream_; }
-  std::unique_ptr<Stream> new_stream() override { return std::make_unique<cuda::CudaStream>(); }
-  std::unique_ptr<Event> new_event() override { return std::make_unique<cuda::CudaEvent>(); }
   std::unique_ptr<Event> new_timing_event() override { return std::make_unique<cuda::CudaEvent>(true); }
   std::unique_ptr<StepGraph> capture(const std::function<void()>& enqueue) override;
   int64_t device_memory_in_use() const override;
@@ -174,11 +167,11 @@ class CudaBackend final : public Backend {
 
 CudaBackend::CudaBackend(int device)
     : device_(device),
-      use_cudnn_(env_flag("FRESCO_CUDNN_SDPA", true)),
-      verbose_(env_flag("FRESCO_CUDA_VERBOSE", false)) {
-  use_cudnn_conv_ = env_flag("FRESCO_CUDNN_CONV", true);
+      use_cudnn_(tuning::flag(tuning::Switch::cudnn_sdpa)),
+      verbose_(tuning::flag(tuning::Switch::cuda_verbose)) {
+  use_cudnn_conv_ = tuning::flag(tuning::Switch::cudnn_conv);
   // cudnnBackendExecute allocates host memory on every call; a replayed graph does not.
-  sdpa_.set_graph_replay(env_flag("FRESCO_CUDNN_GRAPH", true));
+  sdpa_.set_graph_replay(tuning::flag(tuning::Switch::cudnn_graph));
 }
 
 CudaBackend::~CudaBackend() {

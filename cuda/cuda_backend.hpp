@@ -8,20 +8,9 @@
 //                     online-softmax kernel (cuda/attention.cu)
 //   everything else   kernels of cuda/*.cu (POD launchers in cuda/kernels.hpp)
 //
-// Environment (switches for comparisons and debugging; the defaults are the tested paths):
-// FRESCO_CUDNN_SDPA=0 turns cuDNN attention off (the tiled kernel serves);
-// FRESCO_CUDNN_GRAPH=0 calls cudnnBackendExecute directly instead of replaying a graph captured
-// of it per (shape, pointers) (the default, because the direct call allocates host memory on
-// every call, which a denoising step must not);
-// FRESCO_CUDA_VECTOR=0 turns the vectorised (16-byte) element-wise, epilogue and RMSNorm/RoPE
-// kernels off;
-// FRESCO_CUDNN_STATS=1 makes cuDNN attention always write the softmax statistics (by default
-// a call without lse uses cuDNN's inference form, and the form with statistics only where cuDNN
-// declines it);
-// FRESCO_CUDA_LN_REGISTERS=0 turns the one-pass LayerNorm(+modulate) kernel off (the three-pass
-// kernel serves), FRESCO_CUDA_ROPE_ROWS=0 the row-per-warp RMSNorm+RoPE kernel (for A/B timings);
-// FRESCO_CUDA_VERBOSE=1 prints what the backend chose (cuBLASLt plans, cuDNN plans and why
-// cuDNN declined) when it is destroyed.
+// Environment switches for comparisons and debugging (FRESCO_CUDA_* and FRESCO_CUDNN_*; the
+// defaults are the tested paths): src/core/tuning.cpp lists them with what each does, and the
+// gpu-labelled CTests cuda_switch_* run the op test with each one flipped.
 #pragma once
 
 #include <memory>

@@ -10,6 +10,7 @@
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_stream.hpp"
 #include "cuda/kernels.hpp"
+#include "src/core/tuning.hpp"
 
 namespace fresco::cuda {
 
@@ -118,8 +119,7 @@ size_t CudnnSdpa::KeyHash::operator()(const Key& k) const {
 }
 
 CudnnSdpa::CudnnSdpa() {
-  const char* force = std::getenv("FRESCO_CUDNN_STATS");
-  force_stats_ = force && force[0] == '1';
+  force_stats_ = tuning::flag(tuning::Switch::cudnn_stats);
   version_ = int(cudnnGetVersion());
   if (version_ < 91300) {
     why_ = "cuDNN " + std::to_string(version_) + " has no SDPA_FWD operation (needs >= 9.13)";

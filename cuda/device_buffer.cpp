@@ -30,31 +30,27 @@ void* device_malloc(size_t bytes, const std::string& what) {
                  gib(free_bytes) + " free of " + gib(total_bytes) + ")");
 }
 
-DeviceBuffer::~DeviceBuffer() { release(); }
+DeviceAllocation::DeviceAllocation(size_t bytes, const std::string& what)
+    : data_(bytes ? device_malloc(bytes, what) : nullptr), bytes_(bytes) {}
 
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
-    : what_(std::move(other.what_)),
-      data_(std::exchange(other.data_, nullptr)),
-      bytes_(std::exchange(other.bytes_, 0)) {}
+DeviceAllocation::~DeviceAllocation() {
+  if (data_) cudaFree(data_);  // unchecked: a destructor reports nothing
+}
 
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+DeviceAllocation::DeviceAllocation(DeviceAllocation&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+DeviceAllocation& DeviceAllocation::operator=(DeviceAllocation&& other) noexcept {
   if (this != &other) {
-    release();
-    what_ = std::move(other.what_);
+    if (data_) cudaFree(data_);
     data_ = std::exchange(other.data_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
   }
   return *this;
 }
 
-void DeviceBuffer::release() noexcept {
-  if (data_) cudaFree(data_);
-  data_ = nullptr;
-  bytes_ = 0;
-}
-
 void* DeviceBuffer::reserve(size_t bytes, cudaStream_t stream) {
-  if (bytes <= bytes_ && data_) return data_;
+  if (bytes <= block_.size() && block_.get()) return block_.get();
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   FRESCO_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
   if (status != cudaStreamCaptureStatusNone)
@@ -62,11 +58,9 @@ void* DeviceBuffer::reserve(size_t bytes, cudaStream_t stream) {
                 " bytes during a graph capture; run the step once eagerly at this shape before "
                 "capturing it");
   FRESCO_CUDA_CHECK(cudaDeviceSynchronize());  // queued work may still use the old block
-  release();
-  const size_t grown = bytes < 256 ? 256 : bytes;
-  data_ = device_malloc(grown, "the CUDA backend's " + what_);
-  bytes_ = grown;
-  return data_;
+  block_ = DeviceAllocation();                 // freed before the larger one is allocated
+  block_ = DeviceAllocation(bytes < 256 ? 256 : bytes, "the CUDA backend's " + what_);
+  return block_.get();
 }
 
 }  // namespace fresco::cuda

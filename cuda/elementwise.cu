@@ -4,17 +4,13 @@
 // Layout: a Mat is rows of `cols` elements `ld` apart. Operands that are all contiguous are
 // flattened to one long row; otherwise blockIdx.y walks rows and blockIdx.x/threadIdx.x walk
 // columns, so no index division is needed.
-#include <cstdlib>
-
 #include "cuda/kernels_common.cuh"
+#include "src/core/tuning.hpp"
 
 namespace fresco::cuda {
 
 bool vector_kernels_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("FRESCO_CUDA_VECTOR");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = tuning::flag(tuning::Switch::cuda_vector);
   return on;
 }
 

@@ -2,9 +2,8 @@
 // RoPE alone. Statistics in f32 over a row (LayerNorm: one block per row, two passes for the
 // mean and the variance) or a head (RMSNorm: one warp per head; rows of 16-byte-aligned runs
 // of 4 use the vectorised kernel that reads each head once into registers).
-#include <cstdlib>
-
 #include "cuda/kernels_common.cuh"
+#include "src/core/tuning.hpp"
 
 namespace fresco::cuda {
 namespace {
@@ -42,14 +41,6 @@ __global__ void __launch_bounds__(kRowThreads)
 // modulation vectors are read with 16-byte loads too. One pass over memory instead of three.
 // In place is safe: every read of the row precedes the block reductions' barriers.
 constexpr int kLnThreads = 128, kLnMaxVec = 4;
-
-bool ln_registers_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("FRESCO_CUDA_LN_REGISTERS");
-    return !(v && v[0] == '0');
-  }();
-  return on;
-}
 
 template <typename T, typename Tm>
 __global__ void __launch_bounds__(kLnThreads)
@@ -208,10 +199,7 @@ __global__ void rms_norm_rope_vec_kernel(Mat x, int64_t H, int64_t D, bool norma
 constexpr int kRowBatch = 4;
 
 bool rope_rows_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("FRESCO_CUDA_ROPE_ROWS");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = tuning::flag(tuning::Switch::cuda_rope_rows);
   return on;
 }
 
@@ -282,12 +270,11 @@ __global__ void rms_norm_rope_rows_kernel(Mat x, int64_t H, int64_t D, bool norm
 
 void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stream) {
   if (x.rows == 0 || x.cols == 0) return;
-  // Else one block per row, three passes over the row (L2-resident); a warp-per-row variant
-  // holding the row in registers measured slower at FLUX's width (3072) on an H200.
   const unsigned blocks = unsigned(x.rows < 65535 * 4 ? x.rows : 65535 * 4);
-  // Rows that fit in registers: one pass (layer_norm_vec_kernel).
+  // Rows that fit in registers: one pass (layer_norm_vec_kernel; −3.0 ms per 1024² FLUX step
+  // against the three passes below, docs/performance.md).
   const bool modulated = scale.data != nullptr;
-  if (ln_registers_enabled() && x.dt == y.dt && x.cols % 8 == 0 && x.cols <= kLnThreads * 8 * kLnMaxVec &&
+  if (x.dt == y.dt && x.cols % 8 == 0 && x.cols <= kLnThreads * 8 * kLnMaxVec &&
       vector_ok(x, 8) && vector_ok(y, 8) &&
       (!modulated || (shift.dt == scale.dt && aligned16(shift.data) && aligned16(scale.data)))) {
     dispatch_float(x.dt, [&](auto t) {
@@ -301,6 +288,8 @@ void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stre
     FRESCO_CUDA_LAUNCHED();
     return;
   }
+  // Else one block per row, three passes over the row (L2-resident); a warp-per-row variant
+  // holding the row in registers measured slower at FLUX's width (3072) on an H200.
   dispatch_float(x.dt, [&](auto tx) {
     dispatch_float(y.dt, [&](auto ty) {
       layer_norm_kernel<typename decltype(tx)::type, typename decltype(ty)::type>

@@ -24,33 +24,30 @@ __global__ void stamp_kernel(unsigned long long* slots, unsigned int* counter, i
 
 }  // namespace
 
-StampLog::StampLog(int64_t rounds, int phases) : capacity_(rounds), phases_(phases) {
-  const size_t bytes = size_t(capacity_) * size_t(phases_) * sizeof(unsigned long long);
-  FRESCO_CUDA_CHECK(cudaMalloc(&slots_, bytes));
-  FRESCO_CUDA_CHECK(cudaMalloc(&counter_, sizeof(unsigned int)));
-  FRESCO_CUDA_CHECK(cudaMemset(slots_, 0, bytes));
-  FRESCO_CUDA_CHECK(cudaMemset(counter_, 0, sizeof(unsigned int)));
+StampLog::StampLog(int64_t rounds, int phases)
+    : capacity_(rounds),
+      phases_(phases),
+      slots_(size_t(capacity_) * size_t(phases_) * sizeof(unsigned long long), "a stamp log"),
+      counter_(sizeof(unsigned int), "a stamp log's counter") {
+  FRESCO_CUDA_CHECK(cudaMemset(slots_.get(), 0, slots_.size()));
+  FRESCO_CUDA_CHECK(cudaMemset(counter_.get(), 0, counter_.size()));
   FRESCO_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-StampLog::~StampLog() {
-  cudaFree(slots_);
-  cudaFree(counter_);
-}
-
 void StampLog::stamp(cudaStream_t stream, int phase) {
-  stamp_kernel<<<1, 1, 0, stream>>>(slots_, counter_, phases_, phase, static_cast<unsigned int>(capacity_));
+  stamp_kernel<<<1, 1, 0, stream>>>(slots_.as<unsigned long long>(), counter_.as<unsigned int>(), phases_, phase,
+                                    static_cast<unsigned int>(capacity_));
   FRESCO_CUDA_CHECK(cudaGetLastError());
 }
 
 std::vector<std::vector<uint64_t>> StampLog::rounds(int64_t* dropped) const {
   FRESCO_CUDA_CHECK(cudaDeviceSynchronize());
   unsigned int opened = 0;
-  FRESCO_CUDA_CHECK(cudaMemcpy(&opened, counter_, sizeof opened, cudaMemcpyDeviceToHost));
+  FRESCO_CUDA_CHECK(cudaMemcpy(&opened, counter_.get(), sizeof opened, cudaMemcpyDeviceToHost));
   const int64_t kept = std::min<int64_t>(opened, capacity_);
   std::vector<unsigned long long> flat(size_t(kept) * size_t(phases_));
   if (kept)
-    FRESCO_CUDA_CHECK(cudaMemcpy(flat.data(), slots_, flat.size() * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+    FRESCO_CUDA_CHECK(cudaMemcpy(flat.data(), slots_.get(), flat.size() * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
   if (dropped) *dropped = int64_t(opened) - kept;
   std::vector<std::vector<uint64_t>> out(static_cast<size_t>(kept));
   for (int64_t r = 0; r < kept; ++r)

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "cuda/device_buffer.hpp"
+
 namespace fresco::cuda {
 
 class StampLog {
@@ -18,9 +20,6 @@ class StampLog {
   // Room for `rounds` rounds of `phases` stamps (device memory, zeroed; later rounds are
   // dropped and counted).
   StampLog(int64_t rounds, int phases);
-  ~StampLog();
-  StampLog(const StampLog&) = delete;
-  StampLog& operator=(const StampLog&) = delete;
 
   // Queues the stamp of `phase` on `stream` (0: a new round).
   void stamp(cudaStream_t stream, int phase);
@@ -32,8 +31,8 @@ class StampLog {
  private:
   int64_t capacity_;
   int phases_;
-  unsigned long long* slots_ = nullptr;  // [capacity, phases]
-  unsigned int* counter_ = nullptr;      // rounds opened
+  DeviceAllocation slots_;    // unsigned long long [capacity, phases]
+  DeviceAllocation counter_;  // unsigned int: rounds opened
 };
 
 }  // namespace fresco::cuda

@@ -2,7 +2,8 @@
 # One measuring run on the GPU host (issue 13): build for Hopper, the gpu-labelled tests, then
 # `fresco bench` at 1024^2 and 2048^2 with CUDA graphs on and off, a per-op profile at each
 # size, and A/B pairs of the environment switches named in FRESCO_AB (e.g.
-# "FRESCO_CUDA_LN_REGISTERS=0 A=0,B=0"): the same bench with the switch(es), on the same machine.
+# "FRESCO_CUDA_ROPE_ROWS=0 A=0,B=0"; the switches: src/core/tuning.cpp): the same bench with the
+# switch(es), on the same machine.
 # Usage: FRESCO_AB="..." bash scripts/gpu-bench.sh   (carry .gpu-host; see the BRIEF)
 # Logs go to $OUT (or ./gpu-bench-logs); a short table is printed last.
 set -uo pipefail

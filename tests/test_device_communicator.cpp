@@ -148,6 +148,11 @@ void check_all_reduce(Communicator& comm, Stream& stream, const std::string& nam
   bool ok = true;
   for (size_t e = 0; e < got.size(); ++e) ok &= got[e] == float(n * (n + 1) / 2) * float(e);
   expect(ok, name + ": all-reduce on rank " + std::to_string(me));
+  // A second sum allocates nothing (a host-staged one reuses its communicator's pinned mirror):
+  // a decode sums GroupNorm statistics this way in every norm layer.
+  const uint64_t storages = Storage::created();
+  comm.all_reduce_sum(x, stream);
+  expect(Storage::created() == storages, name + ": a second all-reduce allocated on rank " + std::to_string(me));
 }
 
 // Bus bandwidth of an all-to-all of `bytes` per rank (nccl-tests' convention: algbw x (n-1)/n).

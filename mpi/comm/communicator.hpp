@@ -70,6 +70,15 @@ class Exchange {
   // work queued on `after` until the next start() (the data was consumed, and no other exchange
   // sends from them), so a one-sided transport may let its peers write the next replay's data
   // now instead of at that start(). Default: nothing to do.
+  //
+  // Invariant for captured steps: a caller that releases an exchange in a step it captures
+  // releases it at the same point of every step it replays, and in the eager step before the
+  // capture. A one-sided transport may keep host state about the permission (IpcExchange's
+  // `released_`: whether the next start() must still grant it, so that it is not granted twice,
+  // which would let a peer put two rounds into a buffer the consumer still reads); the capture
+  // bakes that state's value into the graph, and only this invariant keeps it true on replay.
+  // Releasing in some replays and not in others (or changing which exchanges are released
+  // without recapturing) breaks it: a put waits forever for a permission, or lands early.
   virtual void release(Stream& /*after*/) {}
 };
 

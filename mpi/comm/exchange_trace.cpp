@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <vector>
+
+#include "src/core/tuning.hpp"
 
 namespace fresco {
 namespace {
@@ -33,11 +34,11 @@ std::string escaped(const std::string& s) {
 }  // namespace
 
 std::unique_ptr<ExchangeTrace> ExchangeTrace::if_requested(const std::string& what) {
-  const char* prefix = std::getenv("FRESCO_COMM_TRACE");
-  if (!prefix || !*prefix) return nullptr;
+  if (!tuning::is_set(tuning::Switch::comm_trace)) return nullptr;
+  const std::string prefix = tuning::text(tuning::Switch::comm_trace);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return std::make_unique<ExchangeTrace>(what, std::string(prefix) + ".rank" + std::to_string(rank) + ".jsonl");
+  return std::make_unique<ExchangeTrace>(what, prefix + ".rank" + std::to_string(rank) + ".jsonl");
 }
 
 ExchangeTrace::ExchangeTrace(std::string what, std::string path)

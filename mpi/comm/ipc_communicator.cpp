@@ -8,7 +8,6 @@
 #include "mpi/comm/device_exchange.hpp"
 #include "mpi/comm/gpu_watchdog.hpp"
 #include "mpi/comm/mpi_context.hpp"
-#include "mpi/comm/staged_communicator.hpp"
 #include "mpi/comm/transfer_plan.hpp"
 
 namespace fresco {
@@ -55,9 +54,11 @@ void write_word(cudaStream_t s, uint32_t* word, uint32_t value) {
                "cuStreamWriteValue32");
 }
 
-void wait_word(cudaStream_t s, uint32_t* word, uint32_t value) {
-  check_driver(memory_ops().wait(CUstream(s), CUdeviceptr(word), value, CU_STREAM_WAIT_VALUE_EQ),
-               "cuStreamWaitValue32");
+// `flush`: the work queued after the wait also sees the remote writes that reached this device
+// before the word did (ipc_communicator.hpp says when that is needed and possible).
+void wait_word(cudaStream_t s, uint32_t* word, uint32_t value, bool flush = false) {
+  const unsigned flags = CU_STREAM_WAIT_VALUE_EQ | (flush ? unsigned(CU_STREAM_WAIT_VALUE_FLUSH) : 0u);
+  check_driver(memory_ops().wait(CUstream(s), CUdeviceptr(word), value, flags), "cuStreamWaitValue32");
 }
 
 // What a receiver tells a sender about one exchange: where the sender's part goes.
@@ -162,7 +163,7 @@ class IpcExchange final : public DeviceExchange {
     // 3. Every source's data has landed here.
     for (const Source& src : sources_) {
       uint32_t* arrived = comm_.arrived_word(src.peer, me, src.channel);
-      wait_word(s, arrived, 1);
+      wait_word(s, arrived, 1, comm_.flush_remote_writes_);
       write_word(s, arrived, 0);
     }
   }
@@ -183,32 +184,38 @@ IpcCommunicator::IpcCommunicator(std::unique_ptr<MpiCommunicator> base) : Layere
   const size_t bytes = std::max(size_t(2) << 20, 2 * size_t(n) * size_t(kChannels) * sizeof(uint32_t));
   send_channels_.assign(size_t(n), std::vector<int>(size_t(kChannels), 0));
   recv_channels_.assign(size_t(n), std::vector<int>(size_t(kChannels), 0));
-  FRESCO_CUDA_CHECK(cudaMalloc(&signals_, bytes));
-  FRESCO_CUDA_CHECK(cudaMemset(signals_, 0, bytes));
+  int device = 0, can_flush = 0;
+  FRESCO_CUDA_CHECK(cudaGetDevice(&device));
+  FRESCO_CUDA_CHECK(cudaDeviceGetAttribute(&can_flush, cudaDevAttrCanFlushRemoteWrites, device));
+  flush_remote_writes_ = can_flush != 0;
+  signals_ = cuda::DeviceAllocation(bytes, "the CUDA IPC signal words");
+  FRESCO_CUDA_CHECK(cudaMemset(signals_.get(), 0, bytes));
   FRESCO_CUDA_CHECK(cudaDeviceSynchronize());  // zeros in place before any peer signals
   // The block may share an allocation with other small buffers: export that allocation.
   struct Exported {
     cudaIpcMemHandle_t handle;
     uint64_t offset;
   } mine{};
-  char* allocation = allocation_of(signals_);
+  char* allocation = allocation_of(signals_.get());
   FRESCO_CUDA_CHECK(cudaIpcGetMemHandle(&mine.handle, allocation));
-  mine.offset = uint64_t(static_cast<char*>(signals_) - allocation);
+  mine.offset = uint64_t(signals_.as<char>() - allocation);
   std::vector<Exported> all(static_cast<size_t>(n));
   base_->host_all_gather(&mine, all.data(), Displacements::packed(std::vector<size_t>(size_t(n), sizeof mine)));
   peer_signals_.assign(size_t(n), nullptr);
   for (int p = 0; p < n; ++p)
     peer_signals_[size_t(p)] =
-        p == rank() ? static_cast<uint32_t*>(signals_)
+        p == rank() ? signals_.as<uint32_t>()
                     : reinterpret_cast<uint32_t*>(static_cast<char*>(map_peer_memory(all[size_t(p)].handle)) +
                                                   all[size_t(p)].offset);
   base_->barrier();  // every peer has mapped every block before any exchange signals into it
 }
 
 IpcCommunicator::~IpcCommunicator() {
-  cudaStreamSynchronize(stream_.get());
-  for (auto& [handle, pointer] : mapped_) cudaIpcCloseMemHandle(pointer);
-  if (signals_) cudaFree(signals_);
+  cudaStreamSynchronize(stream_.get());  // queued signals and puts still use the memory below
+}
+
+IpcCommunicator::PeerMapping::~PeerMapping() {
+  if (base_) cudaIpcCloseMemHandle(base_);  // unchecked: a destructor reports nothing
 }
 
 void IpcCommunicator::watch(Stream& stream) {
@@ -226,7 +233,7 @@ uint32_t* IpcCommunicator::arrived_word(int sender, int receiver, int k) const {
 void* IpcCommunicator::map_peer_memory(const cudaIpcMemHandle_t& handle) {
   const std::string key(reinterpret_cast<const char*>(&handle), sizeof handle);
   auto found = mapped_.find(key);
-  if (found != mapped_.end()) return found->second;
+  if (found != mapped_.end()) return found->second.get();
   void* pointer = nullptr;
   const cudaError_t rc = cudaIpcOpenMemHandle(&pointer, handle, cudaIpcMemLazyEnablePeerAccess);
   if (rc != cudaSuccess) {
@@ -238,7 +245,7 @@ void* IpcCommunicator::map_peer_memory(const cudaIpcMemHandle_t& handle) {
     throw ApiError(std::string("CUDA IPC cannot map a peer's memory: ") + cudaGetErrorString(rc) + " (" +
                    describe() + "; the ranks must share a node and their GPUs peer access; use --transport nccl or mpi)");
   }
-  mapped_.emplace(key, pointer);
+  mapped_.emplace(key, PeerMapping(pointer));  // owned at once: a failed insertion closes it again
   return pointer;
 }
 
@@ -312,6 +319,6 @@ std::unique_ptr<Exchange> IpcCommunicator::all_gather_in_place(const Tensor& all
   return bind(plan_all_gather(rank(), size(), all, all_d), "all-gather", {all});
 }
 
-void IpcCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { staged_all_reduce_sum(*base_, x, stream); }
+void IpcCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { reduce_.sum(*base_, x, stream); }
 
 }  // namespace fresco

@@ -24,6 +24,24 @@
 // Only 0 and 1 are ever written, so a captured graph replays the same values every step.
 // Every rank queues its "ready" signals before any wait, and starts the exchanges of a
 // communicator in the same order, so the waits cannot form a cycle.
+//
+// Why R sees the data once its wait for arrived(S->R,k) succeeds:
+//  1. On S the put and the signal are queued in this order on one stream, so the signal write
+//     starts only after the copy has completed.
+//  2. cuStreamWriteValue32 without CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER (we pass DEFAULT)
+//     fences before it writes, like __threadfence_system() scoped to the stream: the copy's
+//     writes into R's memory are ordered before the signal's, system-wide.
+//  3. So the data has reached R's memory before the signal can satisfy R's wait. What remains
+//     is R's side: the driver lets a device reorder remote writes internally, and names exactly
+//     this pattern (two remote writes in a defined order, the wait satisfied by the second,
+//     later work reading the first) as the case for CU_STREAM_WAIT_VALUE_FLUSH. Where the
+//     device reports CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, R's arrival waits carry that
+//     flag (flush_remote_writes_). Elsewhere the flag is not offered, and the argument rests on
+//     1-2 alone: the sender's system-scope fence orders the two writes as they cross the link
+//     (NVLink or PCIe peer-to-peer), and the receiver has no documented way to ask for more.
+//     A test that compares exchanged contents cannot prove this ordering, only fail to refute it.
+// The "ready" direction needs no flush: it carries no data, only the permission to overwrite,
+// and R queues it after its reads of the buffer (stream order), fenced like any signal.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -31,10 +49,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda_stream.hpp"
+#include "cuda/device_buffer.hpp"
 #include "mpi/comm/layered_communicator.hpp"
+#include "mpi/comm/staged_communicator.hpp"
 
 namespace fresco {
 
@@ -57,7 +78,7 @@ class IpcCommunicator final : public LayeredCommunicator {
                                       int source) override;
   std::unique_ptr<Exchange> all_gather_in_place(const Tensor& all,
                                                 const Displacements& all_d) override;
-  // Small statistics: staged through the host (MPI).
+  // Small statistics: staged through the host (MPI), in one pinned mirror.
   void all_reduce_sum(const Tensor& x, Stream& stream) override;
 
   // Signal words of channel (sender -> receiver, k), as this rank addresses them: "ready" lives
@@ -68,18 +89,37 @@ class IpcCommunicator final : public LayeredCommunicator {
  private:
   std::unique_ptr<Exchange> bind(const struct TransferPlan& plan, const std::string& what,
                                  std::vector<Tensor> buffers);
+  // A peer's exported allocation mapped into this process (cudaIpcOpenMemHandle); closed by its
+  // destructor (cudaIpcCloseMemHandle). Move-only.
+  class PeerMapping {
+   public:
+    explicit PeerMapping(void* base) : base_(base) {}
+    ~PeerMapping();
+    PeerMapping(PeerMapping&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
+    PeerMapping& operator=(PeerMapping&&) = delete;
+    PeerMapping(const PeerMapping&) = delete;
+    PeerMapping& operator=(const PeerMapping&) = delete;
+    void* get() const { return base_; }
+
+   private:
+    void* base_;
+  };
   // This process's pointer to a peer's exported allocation (mapped once, kept until the end).
   void* map_peer_memory(const cudaIpcMemHandle_t& handle);
   // Channels: the lowest free k of a direction and peer, and its return.
   int take_channel(std::vector<std::vector<int>>& used, int peer);
   friend class IpcExchange;
 
+  // Declared in the order of their use: destroyed in reverse, the peers' mappings are closed
+  // before this rank's signal block is freed, and both after the destructor's stream wait.
   cuda::CudaStream stream_;
-  void* signals_ = nullptr;                 // this rank's block: 2 x size x kChannels words
-  std::vector<uint32_t*> peer_signals_;     // every rank's block, mapped here (own: signals_)
-  std::map<std::string, void*> mapped_;     // handle bytes -> mapped base pointer
+  bool flush_remote_writes_ = false;            // this GPU can flush on a wait (see above)
+  cuda::DeviceAllocation signals_;              // this rank's block: 2 x size x kChannels words
+  std::vector<uint32_t*> peer_signals_;         // every rank's block, mapped here (own: signals_)
+  std::map<std::string, PeerMapping> mapped_;   // handle bytes -> the mapping
   // Per peer, the channels in use: sending to it, receiving from it (flags by k).
   std::vector<std::vector<int>> send_channels_, recv_channels_;
+  StagedAllReduce reduce_;
 };
 
 }  // namespace fresco

@@ -230,22 +230,30 @@ std::unique_ptr<Exchange> StagedCommunicator::all_gather_in_place(const Tensor& 
                                           std::move(others));
 }
 
-void staged_all_reduce_sum(Communicator& comm, const Tensor& x, Stream& stream) {
-  if (x.device() == Device::cpu || comm.size() == 1) {
-    comm.all_reduce_sum(x, stream);
+void StagedAllReduce::sum(Communicator& host, const Tensor& x, Stream& stream) {
+  if (x.device() == Device::cpu || host.size() == 1) {
+    host.all_reduce_sum(x, stream);
     return;
   }
   require_contiguous(x, "staged all-reduce");
-  const Tensor host = host_mirror(x);  // small: a fresh pinned buffer
   const cudaStream_t s = cuda::native_stream(stream);
-  FRESCO_CUDA_CHECK(cudaMemcpyAsync(host.raw(), x.raw(), x.bytes(), cudaMemcpyDeviceToHost, s));
+  if (!mirror_ || mirror_->bytes() < x.bytes()) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    FRESCO_CUDA_CHECK(cudaStreamIsCapturing(s, &status));
+    FRESCO_ASSERT(status == cudaStreamCaptureStatusNone,
+                  "a host-staged all-reduce of " + x.describe() + " inside a CUDA graph capture (it waits on the host)");
+    mirror_.reset();  // the smaller block first (its cudaFreeHost synchronizes the device anyway)
+    mirror_ = pinned_host(x.bytes());
+  }
+  const Tensor mirror = Tensor::from_storage(mirror_, 0, x.shape(), x.dtype());
+  FRESCO_CUDA_CHECK(cudaMemcpyAsync(mirror.raw(), x.raw(), x.bytes(), cudaMemcpyDeviceToHost, s));
   stream.synchronize();
   HostStream host_stream;
-  comm.all_reduce_sum(host, host_stream);
-  FRESCO_CUDA_CHECK(cudaMemcpyAsync(x.raw(), host.raw(), x.bytes(), cudaMemcpyHostToDevice, s));
-  stream.synchronize();  // `host` is freed on return
+  host.all_reduce_sum(mirror, host_stream);
+  FRESCO_CUDA_CHECK(cudaMemcpyAsync(x.raw(), mirror.raw(), x.bytes(), cudaMemcpyHostToDevice, s));
+  stream.synchronize();  // the next call rewrites the mirror
 }
 
-void StagedCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { staged_all_reduce_sum(*host_, x, stream); }
+void StagedCommunicator::all_reduce_sum(const Tensor& x, Stream& stream) { reduce_.sum(*host_, x, stream); }
 
 }  // namespace fresco

@@ -36,9 +36,21 @@ class GatedStart {
   ~GatedStart() = default;
 };
 
-// In-place sum of a small device tensor (statistics) over `comm`, through a host copy: the
-// stream is waited on both ways. Host tensors are summed directly.
-void staged_all_reduce_sum(Communicator& comm, const Tensor& x, Stream& stream);
+// In-place sums of small device tensors (statistics: the GroupNorm sums of a patch-parallel
+// decode) over a host communicator, through one pinned host mirror that the staging communicator
+// keeps (one per communicator, not per call: cudaHostAlloc and cudaFreeHost cost a device
+// synchronization each, and a second decode must allocate nothing). The mirror grows to the
+// largest tensor summed so far; growing is refused while the stream is being captured (a staged
+// sum waits on the host, so it never belongs to a captured step). Not thread-safe.
+class StagedAllReduce {
+ public:
+  // In place over `host`, ordered after the work on `stream`; the stream is waited on both ways.
+  // Host tensors, and groups of one rank, go to `host` directly.
+  void sum(Communicator& host, const Tensor& x, Stream& stream);
+
+ private:
+  std::shared_ptr<Storage> mirror_;  // pinned host memory
+};
 
 // Like a LayeredCommunicator, but over any host communicator: the host operations (set-up
 // gathers, barriers, reports, aborting the job), the deadline and the counts are the host
@@ -81,6 +93,7 @@ class StagedCommunicator final : public Communicator {
   // Where the copies between the device buffers and their mirrors run (a CUDA stream; none for
   // one rank): off the compute stream, so the work queued after start() does not wait for them.
   std::unique_ptr<Stream> copies_;
+  StagedAllReduce reduce_;
 };
 
 }  // namespace fresco

@@ -1,8 +1,7 @@
 #include "src/backend/backend.hpp"
 
-#include <cstdlib>
-
 #include "src/core/error.hpp"
+#include "src/core/tuning.hpp"
 
 #ifdef FRESCO_HAVE_CUDA
 #include "cuda/cuda_backend.hpp"
@@ -100,8 +99,8 @@ std::vector<std::unique_ptr<Backend>> available_backends() {
 }
 
 std::string default_backend_name() {
-  if (const char* env = std::getenv("FRESCO_DEFAULT_BACKEND"); env && *env) {
-    const std::string v = env;
+  if (tuning::is_set(tuning::Switch::default_backend)) {
+    const std::string v = tuning::text(tuning::Switch::default_backend);
     if (v == "cpu" || v == "cuda") return v;
     throw InputError("FRESCO_DEFAULT_BACKEND must be cpu or cuda (got '" + v + "')");
   }

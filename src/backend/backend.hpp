@@ -97,9 +97,6 @@ class Backend {
   // ---- execution and memory -------------------------------------------------------------
   // The compute stream: every op below is enqueued here.
   virtual Stream& stream() = 0;
-  // Side streams (communication, overlap) and events to order them with the compute stream.
-  virtual std::unique_ptr<Stream> new_stream() = 0;
-  virtual std::unique_ptr<Event> new_event() = 0;
   // An event that also keeps the time of its point (Event::elapsed_ms), for benchmarks. The
   // host's default is correct for backends whose ops complete before they return.
   virtual std::unique_ptr<Event> new_timing_event() { return std::make_unique<HostEvent>(); }

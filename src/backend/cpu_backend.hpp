@@ -27,8 +27,6 @@ class CpuBackend final : public Backend {
   bool supports(const OpDesc& op) const override;
 
   Stream& stream() override { return stream_; }
-  std::unique_ptr<Stream> new_stream() override { return std::make_unique<HostStream>(); }
-  std::unique_ptr<Event> new_event() override { return std::make_unique<HostEvent>(); }
   std::shared_ptr<Storage> alloc_storage(size_t bytes) override { return Storage::host(bytes); }
 
   void copy(const Tensor& src, const Tensor& dst) override;

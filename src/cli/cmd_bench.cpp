@@ -54,8 +54,6 @@ class ProfilingBackend final : public Backend {
   Device device() const override { return in_.device(); }
   bool supports(const OpDesc& op) const override { return in_.supports(op); }
   Stream& stream() override { return in_.stream(); }
-  std::unique_ptr<Stream> new_stream() override { return in_.new_stream(); }
-  std::unique_ptr<Event> new_event() override { return in_.new_event(); }
   std::unique_ptr<Event> new_timing_event() override { return in_.new_timing_event(); }
   std::shared_ptr<Storage> alloc_storage(size_t bytes) override { return in_.alloc_storage(bytes); }
   int64_t device_memory_in_use() const override { return in_.device_memory_in_use(); }

@@ -245,26 +245,17 @@ void FluxTransformer::single_block(int index) {
   backend_.norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), kNormEps, b.normed);
   // linear1 [L, 3d + m] = qkv | mlp, as two products on row slices of its weight: the qkv part
   // into `fused`, the MLP part with the GELU epilogue straight into its place in `concat`
-  // (one pass over the [L, m] hidden instead of three). FRESCO_SPLIT_LINEAR1=0 runs the one
-  // product and a separate GELU (A/B timings).
-  static const bool split = [] {
-    const char* v = std::getenv("FRESCO_SPLIT_LINEAR1");
-    return !(v && v[0] == '0');
-  }();
+  // (one pass over the [L, m] hidden instead of three; measured −2.6 ms per 1024² step against
+  // one product and a separate GELU, docs/performance.md).
   const Tensor& w1 = w(p + ".linear1.weight");  // [3d + m, d]
   const Tensor& b1 = w(p + ".linear1.bias");    // [3d + m]
-  if (split) {
-    const Tensor w_qkv = w1.rows(0, 3 * d), b_qkv = b1.rows(0, 3 * d);
-    const Tensor w_mlp = w1.rows(3 * d, m), b_mlp = b1.rows(3 * d, m);
-    backend_.linear(b.normed, w_qkv, &b_qkv, b.fused.cols(0, 3 * d));
-    backend_.linear(b.normed, w_mlp, &b_mlp, b.concat.cols(d, m), Epilogue::gelu_tanh);
-  } else {
-    backend_.linear(b.normed, w1, &b1, b.fused);
-  }
+  const Tensor w_qkv = w1.rows(0, 3 * d), b_qkv = b1.rows(0, 3 * d);
+  const Tensor w_mlp = w1.rows(3 * d, m), b_mlp = b1.rows(3 * d, m);
+  backend_.linear(b.normed, w_qkv, &b_qkv, b.fused.cols(0, 3 * d));
+  backend_.linear(b.normed, w_mlp, &b_mlp, b.concat.cols(d, m), Epilogue::gelu_tanh);
   norm_rope_qk(b.fused, 0, p);
   attention_->attend(backend_, b.q, b.k, b.fused.cols(2 * d, d).reshape({L, H, D}),
                      b.concat.cols(0, d).reshape({L, H, D}));
-  if (!split) backend_.gelu_tanh(b.fused.cols(3 * d, m), b.concat.cols(d, m));
   linear(p + ".linear2", b.concat, b.x, Epilogue::gated_residual, &gate);
 }
 

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "src/core/error.hpp"
+#include "src/core/tuning.hpp"
 
 namespace fresco {
 namespace {
@@ -82,8 +83,7 @@ struct VaeDecoder::Lease {
 
 VaeDecoder::VaeDecoder(VaeConfig config, ModelWeights weights, Backend& backend, DType compute)
     : config_(std::move(config)), weights_(std::move(weights)), backend_(backend), compute_(compute) {
-  const char* p = std::getenv("FRESCO_DECODE_PROFILE");
-  profile_ = p && p[0] == '1';
+  profile_ = tuning::flag(tuning::Switch::decode_profile);
 }
 
 void VaeDecoder::mark(const std::string& part) {
