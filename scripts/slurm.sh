@@ -10,6 +10,10 @@
 #   scripts/slurm.sh stop --force   stop even while other users of this script hold it
 #   scripts/slurm.sh status   exit 0 when the node answers and is usable
 #
+# The node has 4 CPUs and no GPU; the jobs/ scripts ask for 8 GPUs and 8 cores per rank. Submit
+# them here with the documented override (docs/cluster.md, "Without GPUs"), as the tests do:
+#   sbatch --gpus-per-node=0 -N 1 --ntasks-per-node=2 --cpus-per-task=1 jobs/generate.sbatch
+#
 # `start` exits 0 when Slurm is usable. Otherwise it exits non-zero and writes the reason to
 # $FRESCO_SLURM_STATE/unavailable (the tests print it when they skip). It never touches a Slurm
 # it did not start: if a foreign slurmctld already answers, it only checks the node and records
@@ -151,6 +155,7 @@ start() {
   fi
   echo 1 > "$STATE/users"
   say "Slurm up: node $HOST idle, pids in $STATE"
+  say "no GPU here: submit the jobs/ scripts with sbatch --gpus-per-node=0 -N 1 --ntasks-per-node=2 --cpus-per-task=1 (docs/cluster.md)"
 }
 
 stop_pid() {  # file, name

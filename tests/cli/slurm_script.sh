@@ -1,5 +1,6 @@
 # jobs/generate.sbatch runs end to end outside Slurm: a stand-in `srun` (mpiexec with 2 ranks)
-# checks the script's options and environment; a second submission resumes (skips all).
+# checks the script's options and environment; a second submission resumes (skips all). Every
+# jobs/ script refuses a missing FRESCO, WEIGHTS, PROMPTS or VAE with one line before srun.
 source "$(dirname "$0")/common.sh"
 SCRIPT=${1:?path to jobs/generate.sbatch}
 make_tiny_fixtures 3
@@ -7,6 +8,7 @@ mkdir bin
 cat > bin/srun <<SH
 #!/bin/bash
 # Stand-in for Slurm's srun: accepts its options, starts the program on 2 MPI ranks.
+touch "$PWD/srun.called"
 while [ \$# -gt 0 ]; do
   case "\$1" in --mpi=pmix|--cpu-bind=*) shift ;; -*) echo "srun: unexpected \$1" >&2; exit 1 ;; *) break ;; esac
 done
@@ -26,4 +28,25 @@ for i in 0 1 2; do "$H5_TOOL" compare "out_sp/img_$i.h5" "out/img_$i.h5" /latent
 # The VAE knob: pictures next to the latents.
 VAE="$GOLDEN_DIR/ae_tiny_weights.h5" OUT=$PWD/out_png bash "$SCRIPT" > png.log
 for i in 0 1 2; do [ -s "out_png/img_$i.png" ] || fail "VAE was not applied (img_$i.png missing)"; done
+
+# A missing input: status 2, one line naming the knob, no srun (nor fresco sweep) started.
+JOBS=$(dirname "$SCRIPT")
+refused() {  # KNOB SCRIPT VAR=VALUE...
+  local knob=$1 script=$2 rc=0; shift 2
+  rm -f srun.called
+  env "$@" OUT="$PWD/out_refused" bash "$JOBS/$script" > refused.out 2> refused.err || rc=$?
+  [ "$rc" -eq 2 ] || { cat refused.out refused.err; fail "$script with a missing $knob ended with status $rc, expected 2"; }
+  [ "$(wc -l < refused.err)" -eq 1 ] && grep -q "error: $knob=.* is not" refused.err ||
+    { cat refused.out refused.err; fail "$script: expected one error line about $knob"; }
+  [ ! -e srun.called ] && [ ! -e out_refused ] || fail "$script started work although $knob is missing"
+  echo "ok: $script: $(cat refused.err)"
+}
+for s in generate night-batch; do
+  refused FRESCO $s.sbatch FRESCO="$PWD/build/fresco"
+  refused WEIGHTS $s.sbatch WEIGHTS="$PWD/weights/flux-dev.h5"
+  refused PROMPTS $s.sbatch PROMPTS="$PWD/prompts-missing.h5"
+  refused VAE $s.sbatch VAE="$PWD/ae.h5"
+done
+refused FRESCO sweep.sbatch FRESCO="$PWD/build/fresco"
+refused WEIGHTS sweep.sbatch WEIGHTS="$PWD/weights/flux-dev.h5"
 echo "slurm script: ok"
