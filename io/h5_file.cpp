@@ -279,11 +279,16 @@ void File::write_bytes(const std::string& name, DType dtype, const Shape& shape,
   const SpaceId space(FRESCO_H5_CHECK(H5Screate_simple(int(dims.size()), dims.data(), nullptr),
                                       where(name)));
   const TypeId type = file_type(dtype);
-  const DatasetId ds(FRESCO_H5_CHECK(H5Dcreate2(id(), name.c_str(), type.get(), space.get(),
-                                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                     where(name)));
+  DatasetId ds(FRESCO_H5_CHECK(H5Dcreate2(id(), name.c_str(), type.get(), space.get(),
+                                          H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                               where(name)));
   FRESCO_H5_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes),
                   where(name));
+  // A dataset smaller than HDF5's sieve buffer (64 KiB) reaches the file only when it is
+  // closed, and a full disk fails that close, not the H5Dwrite; the file's later flush does
+  // not report it again, and the unwritten data reads back as zeros. So the close is checked
+  // here (not left to the handle's destructor), with the cause as close() reports it.
+  if (H5Dclose(ds.release()) < 0) throw IoError("cannot write " + where(name) + ": " + failure_cause());
 }
 
 bool File::has_attr(const std::string& attr, const std::string& object) const {

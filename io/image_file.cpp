@@ -19,6 +19,7 @@ std::map<std::string, std::string> png_text(const ImageProvenance& p) {
       {"steps", std::to_string(p.steps)},              {"model", p.model},
       {"guidance", std::to_string(p.guidance)},        {"method", p.parallel},
       {"prompt_index", std::to_string(p.prompt_index)}};
+  if (!p.vae.empty()) t["vae"] = p.vae;
   if (p.parallel == "patch") {
     t["patches"] = std::to_string(p.patches);
     t["warmup_steps"] = std::to_string(p.warmup_steps);
@@ -68,7 +69,47 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("digest_weights", p.digests.weights);
     file.write_attr("digest_prompt", p.digests.prompt);
     file.write_attr("digest_settings", p.digests.settings);
+    if (image && !p.vae.empty()) file.write_attr("vae", p.vae);
   });
+}
+
+bool is_image_result(const h5::File& file) {
+  return file.has_attr("format") && file.read_string_attr("format") == kImageFormat &&
+         file.has_attr("format_version") && file.read_int_attr("format_version") == kImageFormatVersion;
+}
+
+// The inverse of write_image_result: an attribute written there is read here.
+ImageProvenance read_image_provenance(const h5::File& file) {
+  require_input(is_image_result(file), file.path() + " is not a Fresco image result of format version " +
+                                           std::to_string(kImageFormatVersion));
+  auto text = [&](const char* name) { return file.read_string_attr(name); };
+  auto integer = [&](const char* name) { return file.read_int_attr(name); };
+  ImageProvenance p;
+  p.prompt_index = integer("prompt_index");
+  p.seed = integer("seed");
+  p.steps = integer("steps");
+  p.width = integer("width");
+  p.height = integer("height");
+  p.guidance = file.read_double_attr("guidance");
+  p.model = text("model");
+  p.command_line = text("command_line");
+  p.ranks = integer("ranks");
+  p.parallel = text("parallel");
+  if (p.parallel == "patch") {
+    p.patches = integer("patches");
+    p.warmup_steps = integer("warmup_steps");
+    p.sync_mode = text("sync_mode");
+    p.stale_dtype = text("stale_dtype");
+  } else {
+    p.ulysses = integer("ulysses");
+    p.ring = integer("ring");
+    p.comm_dtype = text("comm_dtype");
+  }
+  p.seconds_per_step = file.read_double_attr("seconds_per_step");
+  p.compute_dtype = text("compute_dtype");
+  p.digests = {text("digest_weights"), text("digest_prompt"), text("digest_settings"), text("digest")};
+  if (file.has_attr("vae")) p.vae = text("vae");
+  return p;
 }
 
 std::string image_result_mismatch(const std::string& path, const ImageDigests& expect) {

@@ -9,6 +9,9 @@
 #include "src/core/tensor.hpp"
 
 namespace fresco {
+namespace h5 {
+class File;
+}
 
 inline constexpr const char* kImageFormat = "fresco-image";
 // Version 2 added the record of what determines the result (digest_* attributes).
@@ -42,6 +45,7 @@ struct ImageProvenance {
   double seconds_per_step = 0.0;
   std::string compute_dtype = "f32";  // activations: f32 or bf16
   ImageDigests digests;
+  std::string vae;                // the autoencoder preset that decoded /image (empty: none)
 };
 
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5
@@ -51,6 +55,12 @@ std::string image_png_path(const std::string& dir, int64_t index);     // DIR/im
 // stored as f32.
 void write_image_result(const std::string& path, const Tensor& latent, const ImageProvenance& p,
                         const Tensor* image = nullptr);
+// Whether `file` is a Fresco image result of this format version (root attributes only).
+bool is_image_result(const h5::File& file);
+// The provenance `write_image_result` recorded in `file` (InputError naming the file when it is
+// not an image result of this version), so that a result can be published again unchanged but
+// for its picture.
+ImageProvenance read_image_provenance(const h5::File& file);
 // Why the result at `path` cannot be trusted for an image of `expect`: it does not open or
 // read back, has another format or version, or records other digests (naming which). Empty
 // when it matches.

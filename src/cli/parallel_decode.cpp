@@ -25,6 +25,13 @@ int64_t sum_over_group(Communicator& group, int64_t value) {
   return sum;
 }
 
+void from_leader(Communicator& group, const void* send, void* recv, size_t bytes) {
+  // The host all-gather, to which the other ranks contribute nothing.
+  std::vector<size_t> counts(size_t(group.size()), 0);
+  counts[0] = bytes;
+  group.host_all_gather(send, recv, Displacements::packed(std::move(counts)));
+}
+
 DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Tensor& latent) {
   const auto start = std::chrono::steady_clock::now();
   Backend& backend = decoder.backend();

@@ -20,5 +20,8 @@ DecodedImage decode_on_group(VaeDecoder& decoder, Communicator& group, const Ten
 Tensor latent_band(const Tensor& latent, int64_t first, int64_t count);
 // The sum over the group of every rank's `value` (host, for reports).
 int64_t sum_over_group(Communicator& group, int64_t value);
+// `bytes` bytes of the group leader's `send` into every rank's `recv` (host memory; the other
+// ranks' `send` is not read).
+void from_leader(Communicator& group, const void* send, void* recv, size_t bytes);
 
 }  // namespace fresco
