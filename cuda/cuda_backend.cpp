@@ -90,6 +90,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Event> new_timing_event() override { return std::make_unique<cuda::CudaEvent>(true); }
   std::unique_ptr<StepGraph> capture(const std::function<void()>& enqueue) override;
   int64_t device_memory_in_use() const override;
+  // Scratch and workspaces are DeviceBuffers: any new block may be one a graph points at.
+  uint64_t allocation_epoch() const override { return cuda::DeviceBuffer::allocations(); }
   std::shared_ptr<Storage> alloc_storage(size_t bytes) override;
 
   void copy(const Tensor& src, const Tensor& dst) override;
@@ -288,12 +290,14 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
 
 namespace {
 // A captured step: cudaGraphLaunch of the instantiated graph on the backend's compute stream.
+// It holds the scratch it was captured on: a block replaced while it lives is kept, not freed.
 class CudaStepGraph final : public StepGraph {
  public:
   CudaStepGraph(cuda::CudaGraphExec exec, cudaStream_t stream) : exec_(std::move(exec)), stream_(stream) {}
   void replay() override { exec_.launch(stream_); }
 
  private:
+  cuda::DeviceBuffer::Hold hold_;
   cuda::CudaGraphExec exec_;
   cudaStream_t stream_;
 };

@@ -1,6 +1,9 @@
 #include "cuda/device_buffer.hpp"
 
+#include <atomic>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 #include <utility>
 
 #include "cuda/cuda_check.hpp"
@@ -8,6 +11,12 @@
 namespace fresco::cuda {
 
 namespace {
+// The blocks replaced while a graph may point at them, and how many graphs hold them.
+std::atomic<uint64_t> g_allocations{0};
+std::mutex g_retired_mutex;
+int g_holds = 0;
+std::vector<DeviceAllocation> g_retired;
+
 std::string gib(size_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1ull << 30));
@@ -58,9 +67,29 @@ void* DeviceBuffer::reserve(size_t bytes, cudaStream_t stream) {
                 " bytes during a graph capture; run the step once eagerly at this shape before "
                 "capturing it");
   FRESCO_CUDA_CHECK(cudaDeviceSynchronize());  // queued work may still use the old block
-  block_ = DeviceAllocation();                 // freed before the larger one is allocated
+  {
+    const std::lock_guard<std::mutex> lock(g_retired_mutex);
+    if (g_holds > 0 && block_.get()) g_retired.push_back(std::move(block_));  // a live graph may point at it
+  }
+  block_ = DeviceAllocation();  // freed before the larger one is allocated
   block_ = DeviceAllocation(bytes < 256 ? 256 : bytes, "the CUDA backend's " + what_);
+  ++g_allocations;
   return block_.get();
+}
+
+uint64_t DeviceBuffer::allocations() { return g_allocations.load(); }
+
+DeviceBuffer::Hold::Hold() {
+  const std::lock_guard<std::mutex> lock(g_retired_mutex);
+  ++g_holds;
+}
+
+DeviceBuffer::Hold::~Hold() {
+  std::vector<DeviceAllocation> released;  // freed outside the lock
+  {
+    const std::lock_guard<std::mutex> lock(g_retired_mutex);
+    if (--g_holds == 0) released.swap(g_retired);
+  }
 }
 
 }  // namespace fresco::cuda

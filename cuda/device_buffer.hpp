@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace fresco::cuda {
@@ -53,6 +54,22 @@ class DeviceBuffer {
   }
   void* get() const { return block_.get(); }
   size_t size() const { return block_.size(); }
+
+  // Process-wide count of the blocks any DeviceBuffer has allocated: a captured step may point
+  // at scratch, so a graph captured under another count may point at a replaced block
+  // (Backend::allocation_epoch).
+  static uint64_t allocations();
+
+  // While a Hold lives (one per captured step graph), a block that a DeviceBuffer replaces is
+  // kept instead of freed, so a graph that still points at it never reads freed memory; the
+  // kept blocks are freed when the last Hold goes.
+  class Hold {
+   public:
+    Hold();
+    ~Hold();
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+  };
 
  private:
   std::string what_ = "scratch";

@@ -15,6 +15,7 @@ packages=(
   libgtest-dev                        # unit tests
   libucx-dev                          # UCX one-sided transport (--transport ucx; optional: -DFRESCO_UCX=OFF)
   gnuplot-nox                         # `fresco sweep` plots (PNG through its pngcairo terminal)
+  python3-minimal                     # the include-layer check (scripts/check-include-layers.py)
 )
 # Slurm (slurmctld, slurmd, slurm-client, munge) for the slurm-labelled tests is installed by
 # scripts/slurm.sh start, which `make test` runs.

@@ -80,12 +80,12 @@ TEST(AutoLayout, OneImageOnFourGpuRanksOfOneNodeUsesThemAllWithUlysses) {
   const FluxConfig dev = flux_preset("flux-dev");
   // 1024^2: all four ranks on the image, Ulysses inside the node (the Ring hides part of its
   // transfers behind attention, so 2 x 2 and 4 x 1 are close).
-  const LayoutRanking r = rank_layouts(dev, dev_search(4, 8, 1, 1024, gpu_machine()));
+  const LayoutRanking r = rank_layouts(dev, dev_search(4, 8, 1, 1024, gpu_machine("NVIDIA H200", true)));
   EXPECT_EQ(chosen(r).split.group_size(), 4) << r.explain();
   EXPECT_GE(chosen(r).split.ulysses, 2) << r.explain();
   EXPECT_EQ(chosen(r).groups, 1);
   // 512^2: attention is too short to hide a Ring's transfers: pure Ulysses.
-  const LayoutRanking s = rank_layouts(dev, dev_search(4, 8, 1, 512, gpu_machine()));
+  const LayoutRanking s = rank_layouts(dev, dev_search(4, 8, 1, 512, gpu_machine("NVIDIA H200", true)));
   EXPECT_EQ(chosen(s).split.ulysses, 4) << s.explain();
   EXPECT_EQ(chosen(s).split.ring, 1);
   // Every factorization of 4 was a candidate (24 heads: U = 4 divides them).
@@ -94,7 +94,7 @@ TEST(AutoLayout, OneImageOnFourGpuRanksOfOneNodeUsesThemAllWithUlysses) {
 
 TEST(AutoLayout, ABatchOfManyImagesRunsOneImagePerRank) {
   const FluxConfig dev = flux_preset("flux-dev");
-  for (const MachineModel& m : {gpu_machine(), cpu_machine(8)}) {
+  for (const MachineModel& m : {gpu_machine("NVIDIA H200", true), cpu_machine(8)}) {
     const LayoutRanking r = rank_layouts(dev, dev_search(4, 4, 8, 1024, m));
     EXPECT_EQ(chosen(r).split.group_size(), 1) << r.explain();
     EXPECT_EQ(chosen(r).groups, 4);
@@ -102,12 +102,12 @@ TEST(AutoLayout, ABatchOfManyImagesRunsOneImagePerRank) {
     EXPECT_DOUBLE_EQ(chosen(r).batch_step_s, 2 * predict_step(dev, SplitConfig{}, 512, 4096, 2, m).step_s);
   }
   // Two images on four ranks: no group may start idle, so groups of two (or one of four).
-  const LayoutRanking two = rank_layouts(dev, dev_search(4, 4, 2, 1024, gpu_machine()));
+  const LayoutRanking two = rank_layouts(dev, dev_search(4, 4, 2, 1024, gpu_machine("NVIDIA H200", true)));
   for (const LayoutCandidate& c : two.candidates) EXPECT_GE(c.split.group_size(), 2);
   EXPECT_EQ(chosen(two).split.group_size(), 2) << two.explain();
   // Five images on four GPU ranks (docs/parallelism.md): one image per rank would leave three
   // ranks idle in the second round; one group of four is predicted faster.
-  const LayoutRanking five = rank_layouts(dev, dev_search(4, 8, 5, 1024, gpu_machine()));
+  const LayoutRanking five = rank_layouts(dev, dev_search(4, 8, 5, 1024, gpu_machine("NVIDIA H200", true)));
   EXPECT_EQ(chosen(five).split.group_size(), 4) << five.explain();
   EXPECT_EQ(chosen(five).rounds, 5);
 }
@@ -115,7 +115,7 @@ TEST(AutoLayout, ABatchOfManyImagesRunsOneImagePerRank) {
 TEST(AutoLayout, TwoNodesWithASlowLinkKeepUlyssesInsideANodeAndRingAcross) {
   const FluxConfig dev = flux_preset("flux-dev");
   // 8 GPU ranks on two nodes of 4, 25 GB/s between them.
-  const LayoutRanking r = rank_layouts(dev, dev_search(8, 4, 1, 1024, gpu_machine()));
+  const LayoutRanking r = rank_layouts(dev, dev_search(8, 4, 1, 1024, gpu_machine("NVIDIA H200", true)));
   EXPECT_EQ(chosen(r).split.ulysses, 4) << r.explain();
   EXPECT_EQ(chosen(r).split.ring, 2);
   EXPECT_FALSE(spans_nodes(chosen(r).split.ulysses, 4));
@@ -155,7 +155,7 @@ TEST(AutoLayout, UlyssesNeverExceedsTheHeadsAndPaddedHeadsCost) {
   u16.ulysses = 16;
   u8.ulysses = 8;
   u8.ring = 2;
-  MachineModel free_links = gpu_machine();
+  MachineModel free_links = gpu_machine("NVIDIA H200", true);
   free_links.intra_node_bw = free_links.inter_node_bw = 1e30;
   free_links.latency = 0;
   const double a16 = predict_step(dev, u16, 512, 4096, 2, free_links).compute_s;
@@ -166,7 +166,7 @@ TEST(AutoLayout, UlyssesNeverExceedsTheHeadsAndPaddedHeadsCost) {
 
 TEST(AutoLayout, PatchMethodRanksGroupSizesOnly) {
   const FluxConfig dev = flux_preset("flux-dev");
-  LayoutSearch q = dev_search(4, 4, 1, 1024, gpu_machine());
+  LayoutSearch q = dev_search(4, 4, 1, 1024, gpu_machine("NVIDIA H200", true));
   q.method = "patch";
   const LayoutRanking r = rank_layouts(dev, q);
   ASSERT_EQ(r.candidates.size(), 1u);  // one image: only the group of 4
@@ -192,7 +192,7 @@ TEST(AutoLayout, ALargerGroupMustBeClearlyFaster) {
   // Links so fast that communication is free: every group size predicts the same batch time,
   // and the smallest group is chosen (one image per rank).
   const FluxConfig dev = flux_preset("flux-dev");
-  MachineModel free_links = gpu_machine();
+  MachineModel free_links = gpu_machine("NVIDIA H200", true);
   free_links.intra_node_bw = free_links.inter_node_bw = 1e30;
   free_links.latency = 0;
   const LayoutRanking r = rank_layouts(dev, dev_search(4, 4, 4, 1024, free_links));
@@ -202,4 +202,17 @@ TEST(AutoLayout, ALargerGroupMustBeClearlyFaster) {
   const LayoutRanking five = rank_layouts(dev, dev_search(4, 4, 5, 1024, free_links));
   EXPECT_EQ(chosen(five).split.group_size(), 4) << five.explain();
   EXPECT_NE(five.explain().find("chosen 1 group(s) x Ulysses"), std::string::npos) << five.explain();
+}
+
+// The automatic layout's GPU rate follows the GPU kind and dtype it runs on (measured rates),
+// and says when it assumes one.
+TEST(PerfModel, GpuMachineKnowsTheGpuKindAndDtype) {
+  const MachineModel h100 = gpu_machine("NVIDIA H100 80GB HBM3", true);
+  const MachineModel h200 = gpu_machine("NVIDIA H200", true);
+  const MachineModel f32 = gpu_machine("NVIDIA H100 80GB HBM3", false);
+  const MachineModel other = gpu_machine("NVIDIA A100-SXM4-80GB", true);
+  EXPECT_LT(h100.flops_per_second, h200.flops_per_second);
+  EXPECT_LT(f32.flops_per_second * 10, h100.flops_per_second);  // f32 on a GPU: SIMT attention, f32 GEMMs
+  EXPECT_NE(other.label.find("assumed"), std::string::npos);
+  EXPECT_EQ(h100.label.find("assumed"), std::string::npos);
 }

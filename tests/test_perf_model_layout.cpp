@@ -23,7 +23,7 @@ DegreeChooser dev_chooser(int* calls) {
     q.txt_tokens = 512;
     q.img_tokens = 4096;
     q.bytes_per_value = 2;
-    q.machine_for_group = [](int) { return std::optional<MachineModel>(gpu_machine()); };
+    q.machine_for_group = [](int) { return std::optional<MachineModel>(gpu_machine("NVIDIA H200", true)); };
     const LayoutRanking r = rank_layouts(flux_preset("flux-dev"), q);
     const LayoutCandidate& c = r.candidates.at(size_t(r.chosen));
     LayoutDegrees d;

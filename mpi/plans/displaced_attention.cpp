@@ -100,6 +100,7 @@ void DisplacedPatchAttention::plan(Backend& backend) {
   }
   pending_.assign(size_t(layers_), false);
   planned_ = true;
+  ++plan_epoch_;  // graphs captured on the old plan are stale
 }
 
 std::string DisplacedPatchAttention::report() const {

@@ -63,6 +63,7 @@ class DisplacedPatchAttention final : public AttentionStrategy {
 
   const DisplacedStats& stats() const { return stats_; }
   std::string report() const override;
+  uint64_t plan_epoch() const override { return plan_epoch_; }
   // Bytes of the persistent buffers for a sequence of `tokens` tokens (`compute`: the dtype of
   // the activations; a working copy is needed when it differs from the stale dtype).
   static double buffer_bytes(int layers, int64_t tokens, int64_t hidden, DType stale_dtype,
@@ -105,6 +106,7 @@ class DisplacedPatchAttention final : public AttentionStrategy {
   std::vector<SequenceShard> shards_;  // the plan's key (with position_ and compute_)
   int position_ = -1;
   bool planned_ = false;
+  uint64_t plan_epoch_ = 0;  // bumped by every plan()
   int64_t tokens_ = 0, own_offset_ = 0, own_rows_ = 0;
 
   Arena arena_;

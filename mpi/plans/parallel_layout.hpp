@@ -32,7 +32,7 @@ struct LayoutFacts {
   int64_t work_items = 1;  // images (a forward has one)
 };
 // The automatic choice, made outside this layer: the CLI ranks the candidates with the
-// performance model (src/cli/auto_layout.hpp), which this layer may not depend on.
+// performance model (src/runtime/auto_layout.hpp), which this layer may not depend on.
 using DegreeChooser = std::function<LayoutDegrees(const LayoutFacts&)>;
 
 struct LayoutRequest {

@@ -8,16 +8,14 @@
 
 namespace fresco {
 
-std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config,
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const AttentionShape& shape,
                                                   const PlanOptions& plan) {
   if (layout.group_size() == 1) return std::make_unique<LocalAttention>();
   if (plan.method == ParallelMethod::patch)
-    return std::make_unique<DisplacedPatchAttention>(layout.group(), config.depth + config.depth_single,
-                                                     config.heads, config.head_dim(), plan.displaced,
-                                                     plan.compute);
-  return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), config.heads,
-                                        config.head_dim(), plan.compute, plan.inter_node, plan.fp8_wire,
-                                        plan.head_groups);
+    return std::make_unique<DisplacedPatchAttention>(layout.group(), shape.layers, shape.heads, shape.head_dim,
+                                                     plan.displaced, plan.compute);
+  return std::make_unique<UspAttention>(layout.ulysses_comm(), layout.ring_comm(), shape.heads, shape.head_dim,
+                                        plan.compute, plan.inter_node, plan.fp8_wire, plan.head_groups);
 }
 
 std::vector<SequenceShard> image_shards(const ParallelLayout& layout, const PlanOptions& plan,

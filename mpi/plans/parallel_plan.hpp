@@ -11,7 +11,6 @@
 #include "mpi/plans/displaced_attention.hpp"
 #include "mpi/plans/parallel_layout.hpp"
 #include "mpi/plans/usp_attention.hpp"
-#include "src/model/flux_config.hpp"
 #include "src/model/hooks.hpp"
 
 namespace fresco {
@@ -44,7 +43,7 @@ struct PlanOptions {
 
 // The attention of the method: LocalAttention for groups of one rank, else UspAttention or
 // DisplacedPatchAttention.
-std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const FluxConfig& config,
+std::unique_ptr<AttentionStrategy> make_attention(const ParallelLayout& layout, const AttentionShape& shape,
                                                   const PlanOptions& plan);
 
 // The shards of an image over the group (position order).

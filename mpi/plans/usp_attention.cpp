@@ -192,6 +192,7 @@ void UspAttention::plan(Backend& backend) {
     }
   }
   planned_ = true;
+  ++plan_epoch_;  // graphs captured on the old plan are stale
 }
 
 void UspAttention::scatter_heads(Backend& backend, const Tensor& x, int group, const Tensor& send,

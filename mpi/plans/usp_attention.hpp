@@ -57,6 +57,7 @@ class UspAttention final : public AttentionStrategy {
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& o) override;
 
+  uint64_t plan_epoch() const override { return plan_epoch_; }
   // Bytes of the arena block holding this plan's buffers (0 before prepare()).
   size_t buffer_bytes() const { return arena_.capacity(); }
   // The head groups G of the plan (1: one exchange of all heads; the automatic choice, as
@@ -96,6 +97,7 @@ class UspAttention final : public AttentionStrategy {
   std::vector<SequenceShard> shards_;
   int position_ = -1;
   bool planned_ = false;
+  uint64_t plan_epoch_ = 0;  // bumped by every plan()
 
   int64_t rows_ = 0;                   // n: rows of this rank
   std::vector<int64_t> ulysses_rows_;  // rows of each rank of this Ulysses group

@@ -108,6 +108,10 @@ class Backend {
     (void)enqueue;
     return nullptr;
   }
+  // Changes whenever device memory that a captured step may point at (grow-only scratch, library
+  // workspaces) is allocated anew: a graph captured under another value may read freed memory
+  // and must be captured again (runtime/step_runner.hpp). Constant where nothing is captured.
+  virtual uint64_t allocation_epoch() const { return 0; }
   // Bytes of device memory in use on this backend's device (all processes' and the driver's
   // included), or -1 where that is not known (the CPU).
   virtual int64_t device_memory_in_use() const { return -1; }

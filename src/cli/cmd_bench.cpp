@@ -17,19 +17,18 @@
 #include <map>
 #include <sstream>
 
+#include "io/atomic_output.hpp"
 #include "src/backend/backend.hpp"
 #include "mpi/comm/transports.hpp"
 #include "mpi/plans/parallel_plan.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/options.hpp"
-#include "src/model/flux_model.hpp"
+#include "src/model/denoiser.hpp"
 #include "src/model/hooks.hpp"
 #include "src/model/noise.hpp"
-#include "src/model/step_flops.hpp"
-#include "src/model/weights_io.hpp"
-#ifdef FRESCO_HAVE_CUDA
-#include "cuda/device_info.hpp"
-#endif
+#include "src/runtime/engine.hpp"
+#include "src/runtime/run_record.hpp"
+#include "src/runtime/step_runner.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -200,148 +199,80 @@ class ProfilingBackend final : public Backend {
   std::map<std::string, Kind> kinds_;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::string device_name(const Backend& backend, int index) {
-#ifdef FRESCO_HAVE_CUDA
-  if (backend.device() == Device::cuda) {
-    const auto devices = cuda::list_devices();
-    if (!devices.empty()) return devices[size_t(index) % devices.size()].name;
-  }
-#endif
-  (void)index;
-  return backend.device() == Device::cpu ? "CPU" : backend.name();
-}
-
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o + "\"";
-}
-
 struct BenchOptions {
-  std::string model, weights, backend, dtype_name;
-  DType dtype = DType::f32;
+  std::string model, weights, record;
+  EngineChoice engine;
   int64_t width = 1024, height = 1024, txt_len = 512, steps = 10, warmup = 2, profile_steps = 3;
-  bool graphs = true, profile = false, json = false;
-  ParallelChoice parallel;   // every rank of the job computes the one image
-  std::string transport = "auto";
-  double comm_timeout = 300;
+  bool profile = false, json = false;
+  ParallelChoice parallel;  // every rank of the job computes the one image
 };
 
-// Median ms of `steps` timed steps after `warmup` untimed ones (device events on the compute
-// stream), the step captured into a graph when `capture` (and the backend can).
-struct Timing {
+// Runs 1 + warmup + steps denoising steps of one image through the runtime's StepRunner (the
+// same capture policy and step as `fresco generate`) and returns the device times of the last
+// `steps`. The scalars stay fixed (t, guidance, a small dt) so the state stays in range.
+std::vector<double> time_steps(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs,
+                               bool capturable, const BenchOptions& o, const Tensor& img, const SequenceShard& mine,
+                               double guidance, double* bytes_per_step, bool* graphed) {
+  StepRunner runner(backend, layout, model, graphs, capturable);
+  const StepRunner::Buffers& io = runner.buffers(mine.img_rows());
+  backend.copy(img.rows(mine.img_begin(), mine.img_rows()), io.tokens);
+  runner.begin_image();
+  layout.reset_stats();
+  const int total = int(1 + o.warmup + o.steps);
+  for (int i = 0; i < total; ++i) runner.run(i, total, 0.9f, float(guidance), -0.01f);
+  const auto times = runner.times();
+  if (bytes_per_step) *bytes_per_step = (layout.stats().bytes_sent + runner.replayed_bytes()) / double(total);
+  if (graphed) *graphed = runner.captures() > 0;
   std::vector<double> ms;
-  bool graphed = false;
-};
-Timing time_steps(Backend& backend, const std::function<void()>& step, bool capture, int64_t warmup, int64_t steps) {
-  Timing t;
-  step();  // eager: sizes every scratch buffer and plans every product, attention and exchange
-  backend.synchronize();
-  std::unique_ptr<StepGraph> graph = capture ? backend.capture(step) : nullptr;
-  t.graphed = graph != nullptr;
-  const auto run_step = [&] { graph ? graph->replay() : step(); };
-  for (int64_t i = 0; i < warmup; ++i) run_step();
-  std::vector<std::unique_ptr<Event>> marks;
-  for (int64_t i = 0; i <= steps; ++i) marks.push_back(backend.new_timing_event());
-  backend.synchronize();
-  marks[0]->record(backend.stream());
-  for (int64_t i = 0; i < steps; ++i) {
-    run_step();
-    marks[size_t(i + 1)]->record(backend.stream());
-  }
-  backend.synchronize();
-  for (int64_t i = 0; i < steps; ++i) t.ms.push_back(marks[size_t(i + 1)]->elapsed_ms(*marks[size_t(i)]));
-  return t;
+  for (size_t i = times.size() - size_t(o.steps); i < times.size(); ++i) ms.push_back(times[i].ms);
+  return ms;
 }
 
-int run_bench(const BenchOptions& o, const MpiSession& mpi) {
-  const FluxConfig config = flux_preset(o.model);
-  const int device_index = mpi.local_rank();
-  std::unique_ptr<Backend> backend = make_backend(o.backend, device_index);
+int run_bench(BenchOptions o, const MpiSession& mpi) {
+  Engine e(mpi, o.engine, o.parallel, o.weights, o.model);
   const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
-  const StepFlops flops = flux_step_flops(config, o.txt_len, Limg);
+  const StepFlops flops = e.spec.step_flops(o.txt_len, Limg);
 
   // Every rank computes the one image: a group of the whole world, with its transports.
-  LayoutRequest request = o.parallel.layout;
-  request.transport = o.transport;
-  request.device_buffers = backend->device() == Device::cuda;
-  const ParallelLayout layout(mpi, request, 1);
-  layout.set_deadline(o.comm_timeout);
+  e.build_layout(nullptr, 1);
+  const ParallelLayout& layout = *e.layout;
   require_input(layout.groups() == 1, "fresco bench computes one image on all " + std::to_string(mpi.size()) +
                                           " ranks: give degrees whose product is the rank count");
-  const std::vector<SequenceShard> shards = image_shards(layout, o.parallel.plan, o.txt_len, grid_h, grid_w);
+  // Graphs: one rank, or device-queued transports; DistriFusion's gathers then complete within
+  // their step (join_each_step) instead of staying in flight into the next, as in generate.
+  e.parallel.plan.displaced.join_each_step = e.choice.cuda_graphs && layout.capturable();
+  const std::vector<SequenceShard> shards = image_shards(layout, e.parallel.plan, o.txt_len, grid_h, grid_w);
   const SequenceShard& mine = shards[size_t(layout.position())];
-  const ModelWeights weights = load_weights(o.weights, config.name, *backend, o.dtype);
+  e.load_model();
 
-  // Inputs: a random prompt (host) and random image tokens (this rank's rows); the step
-  // scalars stay fixed (t, guidance, a small dt) so the state stays in range over any number
-  // of steps.
+  // Inputs: a random prompt (host) and random image tokens.
+  const FluxConfig& config = e.config;
   Tensor txt({o.txt_len, config.context_in_dim}), y({config.vec_in_dim}), img({Limg, config.in_channels});
   fill_normal(txt, 1, RandomStream::prompts, 0);
   fill_normal(y, 1, RandomStream::prompts, 1);
   fill_normal(img, 1, RandomStream::initial_noise, 0);
-  const int64_t rows = mine.img_rows();
-  const Tensor tokens = backend->alloc({rows, config.in_channels}, DType::f32);    // [rows, 64]
-  const Tensor velocity = backend->alloc({rows, config.in_channels}, DType::f32);  // [rows, 64]
-  const Tensor scalars = backend->alloc({3}, DType::f32);
-  const float host_scalars[3] = {0.9f, float(config.default_guidance), -0.01f};
-  const Tensor staged = Tensor::from_floats({3}, std::span<const float>(host_scalars, 3));
-  backend->copy(img.rows(mine.img_begin(), rows), tokens);
-  backend->copy(staged, scalars);
-  backend->synchronize();
-
-  // Graphs: one rank, or device-queued transports; DistriFusion's gathers then complete within
-  // their step (join_each_step) instead of staying in flight into the next.
-  const bool sequence = o.parallel.plan.method == ParallelMethod::sequence;
-  const bool capture = o.graphs && (layout.group_size() == 1 || layout.capturable());
-  PlanOptions plan = o.parallel.plan;
-  plan.set_compute(o.dtype);
-  plan.displaced.join_each_step = capture;
+  const Conditioning prompt{txt, y};
+  const bool sequence = e.parallel.plan.method == ParallelMethod::sequence;
   std::vector<double> ms, compute_only_ms;
   bool graphed = false;
   double bytes_per_step = 0;
-  int64_t memory = -1;
-  {
-    FluxTransformer model(config, weights, *backend, make_attention(layout, config, plan), o.dtype);
-    model.set_condition(txt, y, grid_h, grid_w, shards, layout.position());
-    const auto step = [&] {
-      model.forward(tokens, scalars.rows(0, 2), velocity);
-      backend->axpy(scalars.rows(2, 1), velocity, tokens);
-    };
-    layout.reset_stats();
-    step();  // counts one step's bytes (a replayed graph counts none)
-    backend->synchronize();
-    bytes_per_step = layout.stats().bytes_sent;
-    const Timing t = time_steps(*backend, step, capture, o.warmup, o.steps);
-    ms = t.ms;
-    graphed = t.graphed;
-    memory = backend->device_memory_in_use();
-  }
+  e.model->set_condition(prompt, grid_h, grid_w, shards, layout.position());
+  ms = time_steps(*e.backend, layout, *e.model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
+                  config.default_guidance, &bytes_per_step, &graphed);
+  int64_t memory = e.backend->device_memory_in_use();
   if (layout.group_size() > 1) {
     // The same step with every transfer skipped: the compute-only baseline.
-    LayoutRequest skip = request;
+    LayoutRequest skip = e.parallel.layout;
     skip.transport = kSkipTransfers;
     skip.ulysses = layout.ulysses();
     skip.ring = layout.ring();
     skip.choose = nullptr;
     const ParallelLayout quiet(mpi, skip, 1);
-    FluxTransformer model(config, weights, *backend, make_attention(quiet, config, plan), o.dtype);
-    model.set_condition(txt, y, grid_h, grid_w, shards, quiet.position());
-    const auto step = [&] {
-      model.forward(tokens, scalars.rows(0, 2), velocity);
-      backend->axpy(scalars.rows(2, 1), velocity, tokens);
-    };
-    compute_only_ms = time_steps(*backend, step, capture, o.warmup, o.steps).ms;
+    const std::unique_ptr<Denoiser> model = make_denoiser(
+        config.name, e.weights, *e.backend, make_attention(quiet, e.spec.attention, e.parallel.plan), e.choice.compute);
+    model->set_condition(prompt, grid_h, grid_w, shards, quiet.position());
+    compute_only_ms = time_steps(*e.backend, quiet, *model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
+                                 config.default_guidance, nullptr, nullptr);
   }
   if (memory < 0) {  // the host: the process's peak resident set
     rusage ru{};
@@ -353,11 +284,19 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
   std::vector<std::pair<std::string, ProfilingBackend::Kind>> profile;
   double profile_ms = 0;
   if (o.profile) {
-    ProfilingBackend prof(*backend);
-    FluxTransformer model(config, weights, prof, std::make_unique<LocalAttention>(), o.dtype);
-    model.set_condition(txt, y, o.height / 16, o.width / 16);
+    ProfilingBackend prof(*e.backend);
+    const std::unique_ptr<Denoiser> model =
+        make_denoiser(config.name, e.weights, prof, std::make_unique<LocalAttention>(), e.choice.compute);
+    model->set_condition(prompt, grid_h, grid_w, {SequenceShard::whole(o.txt_len, Limg)}, 0);
+    const Tensor tokens = e.backend->alloc({Limg, config.in_channels}, DType::f32);    // [Limg, 64]
+    const Tensor velocity = e.backend->alloc({Limg, config.in_channels}, DType::f32);  // [Limg, 64]
+    const Tensor scalars = e.backend->alloc({3}, DType::f32);                          // [3] t, guidance, dt
+    const float host_scalars[3] = {0.9f, float(config.default_guidance), -0.01f};
+    e.backend->copy(img, tokens);
+    e.backend->copy(Tensor::from_floats({3}, std::span<const float>(host_scalars, 3)), scalars);
+    e.backend->synchronize();
     const auto step = [&] {
-      model.forward(tokens, scalars.rows(0, 2), velocity);
+      model->forward(tokens, scalars.rows(0, 2), velocity);
       prof.axpy(scalars.rows(2, 1), velocity, tokens);
     };
     step();  // warm-up (this model's own buffers), not counted
@@ -390,57 +329,54 @@ int run_bench(const BenchOptions& o, const MpiSession& mpi) {
                                  Displacements::packed(std::vector<size_t>(size_t(layout.group_size()), sizeof mine_figures)));
   const double tflops = flops.total() / (med * 1e-3) / 1e12;
   const double floor_ms = flops.total() / (kFloorTflops * 1e12) * 1e3;
-  const std::string device = device_name(*backend, device_index);
+  const std::string device = device_name(*e.backend, mpi.local_rank());
+  const PlanOptions& plan = e.parallel.plan;
+  const bool fp8 = plan.fp8_wire || plan.displaced.stale_dtype == DType::e4m3;
+  const int head_groups =
+      sequence ? UspAttention::choose_head_groups(e.spec.attention.heads, layout.ulysses(), layout.ring(), plan.head_groups)
+               : 1;
+
+  // The figures as JSON (--json, --record), the same keys either way.
+  nlohmann::json j = {
+      {"command", "bench"}, {"model", config.name}, {"width", o.width}, {"height", o.height},
+      {"txt_len", o.txt_len}, {"img_tokens", Limg}, {"tokens", o.txt_len + Limg},
+      {"backend", e.backend->name()}, {"device", device}, {"dtype", dtype_name(e.choice.compute)},
+      {"cuda_graphs", graphed}, {"steps", o.steps}, {"warmup_steps", o.warmup + 1},
+      {"ms_per_step", med}, {"ms_per_step_min", lo}, {"ms_per_step_max", hi},
+      {"tflop_per_step", flops.total() / 1e12}, {"tflop_attention", flops.attention / 1e12}, {"tflops", tflops},
+      {"floor_tflops", kFloorTflops}, {"floor_ms", floor_ms}, {"fraction_of_floor", floor_ms / med},
+      {"ranks", layout.group_size()}, {"method", sequence ? "sequence" : "patch"}, {"ulysses", layout.ulysses()},
+      {"ring", layout.ring()}, {"transport", layout.group().describe()},
+      {"comm_dtype", fp8 ? "e4m3" : dtype_name(e.choice.compute)},
+      {"inter_node", plan.inter_node == InterNodeSchedule::torus ? "torus" : "ring"}, {"head_groups", head_groups},
+      {"peak_memory_bytes", memory}, {"peak_memory_gib", double(memory) / double(1ull << 30)}};
+  if (!sequence) j["stale_dtype"] = dtype_name(plan.displaced.stale_dtype);
+  j["per_rank"] = nlohmann::json::array();
+  for (int r = 0; r < layout.group_size(); ++r) {
+    const double* f = &ranks[size_t(4 * r)];
+    j["per_rank"].push_back({{"rank", r}, {"ms_per_step", f[0]}, {"compute_only_ms", f[1]},
+                             {"exposed_comm_ms", std::max(0.0, f[0] - f[1])}, {"mib_sent_per_step", f[2] / (1 << 20)},
+                             {"memory_gib", f[3] / double(1ull << 30)}});
+  }
+  j["profile"] = nlohmann::json::array();
+  for (const auto& [name, k] : profile)
+    j["profile"].push_back({{"op", name}, {"calls", k.calls}, {"ms", k.ms},
+                            {"tflops", k.ms > 0 ? k.flops / (k.ms * 1e-3) / 1e12 : 0.0},
+                            {"tb_per_s", k.ms > 0 ? k.bytes / (k.ms * 1e-3) / 1e12 : 0.0}});
+  if (!o.record.empty()) {
+    RunRecord record("bench", "");
+    record.set_engine(e);
+    record["bench"] = j;
+    record.write(mpi, o.record, 0);
+  }
   if (mpi.rank() != 0) return 0;
   if (o.json) {
-    std::printf("{\n  \"command\": \"bench\",\n  \"model\": %s,\n  \"width\": %lld,\n  \"height\": %lld,\n",
-                json_string(config.name).c_str(), (long long)o.width, (long long)o.height);
-    std::printf("  \"txt_len\": %lld,\n  \"img_tokens\": %lld,\n  \"tokens\": %lld,\n", (long long)o.txt_len,
-                (long long)Limg, (long long)(o.txt_len + Limg));
-    std::printf("  \"backend\": %s,\n  \"device\": %s,\n  \"dtype\": %s,\n  \"cuda_graphs\": %s,\n",
-                json_string(backend->name()).c_str(), json_string(device).c_str(),
-                json_string(dtype_name(o.dtype)).c_str(), graphed ? "true" : "false");
-    std::printf("  \"steps\": %lld,\n  \"warmup_steps\": %lld,\n  \"ms_per_step\": %.4f,\n  \"ms_per_step_min\": %.4f,\n"
-                "  \"ms_per_step_max\": %.4f,\n",
-                (long long)o.steps, (long long)o.warmup + 1, med, lo, hi);
-    std::printf("  \"tflop_per_step\": %.6f,\n  \"tflop_attention\": %.6f,\n  \"tflops\": %.3f,\n",
-                flops.total() / 1e12, flops.attention / 1e12, tflops);
-    std::printf("  \"floor_tflops\": %.0f,\n  \"floor_ms\": %.4f,\n  \"fraction_of_floor\": %.4f,\n", kFloorTflops,
-                floor_ms, floor_ms / med);
-    std::printf("  \"ranks\": %d,\n  \"method\": %s,\n  \"ulysses\": %d,\n  \"ring\": %d,\n  \"transport\": %s,\n",
-                layout.group_size(), json_string(sequence ? "sequence" : "patch").c_str(), layout.ulysses(),
-                layout.ring(), json_string(layout.group().describe()).c_str());
-    const bool fp8 = o.parallel.plan.fp8_wire || o.parallel.plan.displaced.stale_dtype == DType::e4m3;
-    std::printf("  \"comm_dtype\": %s,\n", json_string(fp8 ? "e4m3" : dtype_name(o.dtype)).c_str());
-    const bool torus = o.parallel.plan.inter_node == InterNodeSchedule::torus;
-    std::printf("  \"inter_node\": %s,\n", json_string(torus ? "torus" : "ring").c_str());
-    if (!sequence) std::printf("  \"stale_dtype\": %s,\n", json_string(dtype_name(plan.displaced.stale_dtype)).c_str());
-    const int groups = sequence ? UspAttention::choose_head_groups(config.heads, layout.ulysses(), layout.ring(),
-                                                                   o.parallel.plan.head_groups)
-                                : 1;
-    std::printf("  \"head_groups\": %d,\n", groups);
-    std::printf("  \"per_rank\": [");
-    for (int r = 0; r < layout.group_size(); ++r) {
-      const double* f = &ranks[size_t(4 * r)];
-      std::printf("%s\n    {\"rank\": %d, \"ms_per_step\": %.4f, \"compute_only_ms\": %.4f, \"exposed_comm_ms\": %.4f, "
-                  "\"mib_sent_per_step\": %.3f, \"memory_gib\": %.3f}",
-                  r ? "," : "", r, f[0], f[1], std::max(0.0, f[0] - f[1]), f[2] / (1 << 20), f[3] / double(1ull << 30));
-    }
-    std::printf("\n  ],\n");
-    std::printf("  \"peak_memory_bytes\": %lld,\n  \"peak_memory_gib\": %.3f,\n  \"profile\": [", (long long)memory,
-                double(memory) / double(1ull << 30));
-    for (size_t i = 0; i < profile.size(); ++i) {
-      const auto& [name, k] = profile[i];
-      std::printf("%s\n    {\"op\": %s, \"calls\": %lld, \"ms\": %.4f, \"tflops\": %.3f, \"tb_per_s\": %.4f}",
-                  i ? "," : "", json_string(name).c_str(), (long long)k.calls, k.ms,
-                  k.ms > 0 ? k.flops / (k.ms * 1e-3) / 1e12 : 0.0, k.ms > 0 ? k.bytes / (k.ms * 1e-3) / 1e12 : 0.0);
-    }
-    std::printf("%s]\n}\n", profile.empty() ? "" : "\n  ");
+    std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
   std::printf("fresco bench: %s %lldx%lld (%lld text + %lld image tokens), %s %s on %s, CUDA graphs %s\n",
               config.name.c_str(), (long long)o.width, (long long)o.height, (long long)o.txt_len, (long long)Limg,
-              backend->name().c_str(), dtype_name(o.dtype), device.c_str(), graphed ? "on" : "off");
+              e.backend->name().c_str(), dtype_name(e.choice.compute), device.c_str(), graphed ? "on" : "off");
   std::printf("  step: %.3f ms median of %lld (min %.3f, max %.3f)\n", med, (long long)o.steps, lo, hi);
   std::printf("  %.2f TFLOP per step (attention %.2f): %.1f TFLOP/s; floor at %.0f TFLOP/s %.2f ms: %.1f%% of it\n",
               flops.total() / 1e12, flops.attention / 1e12, tflops, kFloorTflops, floor_ms, 100 * floor_ms / med);
@@ -494,46 +430,35 @@ Command bench_command() {
         ("txt-len", po::value<int64_t>()->default_value(512), "text tokens")
         ("steps", po::value<int64_t>()->default_value(10), "timed steps (at least 5)")
         ("warmup", po::value<int64_t>()->default_value(2), "untimed steps after the first (eager) one")
-        ("backend", po::value<std::string>()->default_value("auto"), "auto (cuda where a GPU is present), cpu or cuda")
-        ("dtype", po::value<std::string>()->default_value("auto"), "compute and weight dtype: auto (bf16 on cuda, f32 on cpu), f32 or bf16")
-        ("cuda-graphs", po::value<std::string>()->default_value("on"), "on: capture the step once and replay it; off: eager")
         ("profile", po::bool_switch(), "per-op breakdown of eager steps (events around every op)")
         ("json", po::bool_switch(), "print one JSON object instead of the text report")
-        ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)")
-        ("transport", po::value<std::string>()->default_value("auto"),
-         "several ranks: auto, mpi, ipc, nccl or ucx (see fresco generate --help)")
-        ("comm-timeout", po::value<double>()->default_value(Communicator::kDefaultDeadlineSeconds),
-         "seconds a rank waits for a peer before ending the job (0: forever)");
+        ("record", po::value<std::string>()->default_value(""), "FILE: also write the figures as a JSON run record")
+        ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)");
+    add_engine_options(o);
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     BenchOptions o;
     o.model = vm["model"].as<std::string>();
     o.weights = vm["weights"].as<std::string>();
+    o.record = vm["record"].as<std::string>();
     o.width = vm["width"].as<int64_t>();
     o.height = vm["height"].as<int64_t>();
     o.txt_len = vm["txt-len"].as<int64_t>();
     o.steps = vm["steps"].as<int64_t>();
     o.warmup = vm["warmup"].as<int64_t>();
     o.parallel = parallel_choice(vm);
-    o.transport = vm["transport"].as<std::string>();
-    check_transport_name(o.transport);
-    o.comm_timeout = vm["comm-timeout"].as<double>();
+    o.engine = engine_choice(vm);
     require_input(o.width > 0 && o.height > 0 && o.width % 16 == 0 && o.height % 16 == 0,
                   "options --width and --height must be positive multiples of 16");
     require_input(o.txt_len > 0, "option --txt-len must be positive");
     require_input(o.steps >= 5, "option --steps must be at least 5 (got " + std::to_string(o.steps) + ")");
     require_input(o.warmup >= 0, "option --warmup must not be negative");
     (void)flux_preset(o.model);  // InputError naming the presets
-    const BenchEngine engine = bench_engine(vm);
-    o.backend = engine.backend;
-    o.dtype = engine.dtype;
-    const std::string graphs = vm["cuda-graphs"].as<std::string>();
-    require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
-    o.graphs = graphs == "on";
     o.profile = vm["profile"].as<bool>();
     o.json = vm["json"].as<bool>();
     require_input(!o.profile || ctx.mpi.size() == 1, "--profile times one rank's ops: run it on one rank");
+    if (!o.record.empty()) ensure_output_path(o.record);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     return [o, &mpi = ctx.mpi]() { return run_bench(o, mpi); };
   };

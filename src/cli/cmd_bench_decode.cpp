@@ -21,6 +21,8 @@
 #include "src/model/vae_config.hpp"
 #include "src/model/vae_decoder.hpp"
 #include "src/model/weights_io.hpp"
+#include "src/runtime/engine.hpp"
+#include "src/runtime/step_runner.hpp"
 
 #ifdef FRESCO_HAVE_CUDA
 #include "cuda/device_info.hpp"
@@ -75,22 +77,6 @@ std::map<ConvShape, int> decoder_convs(const VaeConfig& c, int64_t h, int64_t w,
   }
   conv(C, c.out_ch, 3);
   return convs;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::string device_name(const Backend& backend) {
-#ifdef FRESCO_HAVE_CUDA
-  if (backend.device() == Device::cuda) {
-    const auto devices = cuda::list_devices();
-    if (!devices.empty()) return devices.front().name;
-  }
-#endif
-  return backend.device() == Device::cpu ? "CPU" : backend.name();
 }
 
 // Milliseconds of `work` on the backend's stream: the median of `reps` after one untimed run.
@@ -237,7 +223,7 @@ int run_bench_decode(const DecodeBenchOptions& o, const MpiSession& mpi) {
   const double total_flops = conv_flops + attention_flops;
   // The floor of this rank's convolutions at the ceiling, against the group's decode time.
   const double floor_ms = ceiling > 0 ? band_conv_flops / (ceiling * 1e9) : 0;
-  const std::string device = device_name(*backend);
+  const std::string device = device_name(*backend, mpi.local_rank());
   if (mpi.rank() != 0) return non_finite == 0 ? 0 : 5;
   std::string ranks_json;
   for (const RankFigures& r : per_rank)

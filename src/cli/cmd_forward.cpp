@@ -6,37 +6,40 @@
 #include <cstdio>
 
 #include "io/atomic_output.hpp"
-#include "src/model/model_inputs.hpp"
-#include "src/model/weights_io.hpp"
-#include "src/model/flux_model.hpp"
 #include "mpi/plans/parallel_plan.hpp"
-#include "src/cli/auto_layout.hpp"
 #include "src/cli/commands.hpp"
+#include "src/model/model_inputs.hpp"
+#include "src/runtime/auto_layout.hpp"
+#include "src/runtime/engine.hpp"
 
 namespace fresco::cli {
 namespace {
 
 struct ForwardRun {
+  ForwardRun(const MpiSession& session, std::string path) : mpi(session), out(std::move(path)) {}
   const MpiSession& mpi;
   std::string out;
-  ParallelChoice choice;
-  std::unique_ptr<ParallelLayout> layout;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<FluxTransformer> model;
+  std::unique_ptr<Engine> engine;
   ForwardInputs inputs;
 
   int operator()() {
-    const auto shards = image_shards(*layout, choice.plan, inputs.txt.dim(0), inputs.grid_h, inputs.grid_w);
+    Backend* backend = engine->backend.get();
+    const ParallelLayout* layout = engine->layout.get();
+    Denoiser& model = *engine->model;
+    const auto shards =
+        image_shards(*layout, engine->parallel.plan, inputs.txt.dim(0), inputs.grid_h, inputs.grid_w);
     const SequenceShard& mine = shards[size_t(layout->position())];
-    model->set_condition(inputs.txt, inputs.y, inputs.grid_h, inputs.grid_w, shards, layout->position());
-    const int64_t C = model->config().in_channels;
+    model.set_condition(Conditioning{inputs.txt, inputs.y}, inputs.grid_h, inputs.grid_w, shards, layout->position());
+    const int64_t C = engine->spec.token_channels;
     const Tensor img = backend->upload(inputs.img.rows(mine.img_begin(), mine.img_rows()));  // [ni, C]
     const Tensor velocity = backend->alloc({mine.img_rows(), C}, DType::f32);              // [ni, C]
     const Tensor bad = backend->alloc({1}, DType::i64);                                    // [1]
+    const float host_scalars[2] = {float(inputs.t), float(inputs.guidance)};
+    const Tensor scalars = backend->upload(Tensor::from_floats({2}, std::span<const float>(host_scalars, 2)));  // [2]
 
     layout->reset_stats();
     const auto start = std::chrono::steady_clock::now();
-    model->forward(img, float(inputs.t), float(inputs.guidance), velocity);
+    model.forward(img, scalars, velocity);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const StepAccounting acc = gather_accounting(layout->group(), layout->stats(), seconds);
     backend->count_nonfinite(velocity, bad);
@@ -76,37 +79,23 @@ Command forward_command() {
     add_parallel_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
-    auto run = std::make_shared<ForwardRun>(
-        ForwardRun{ctx.mpi, vm["out"].as<std::string>(), parallel_choice(vm), {}, {}, {}, {}});
-    // The backend (it selects the rank's GPU, which the device transports use), then the
-    // layout: it is collective, and every rank reaches it with the same options.
-    EngineChoice engine = engine_choice(vm);
-    run->choice.plan.set_compute(engine.compute);
-    run->backend = make_engine_backend(engine, ctx.mpi.local_rank());
-    request_transport(run->choice.layout, engine, *run->backend);
-    // The model and the inputs' sizes first: the automatic layout is chosen for them (every
-    // rank reads the same files, so these fail on all ranks or none).
-    const std::string weights_path = vm["weights"].as<std::string>();
-    const FluxConfig config = preset_for_weights(weights_path, vm["model"].as<std::string>());
-    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), config);
+    auto run = std::make_shared<ForwardRun>(ctx.mpi, vm["out"].as<std::string>());
+    // The engine (its backend selects the rank's GPU, which the device transports use), then
+    // the inputs' sizes: the automatic layout is chosen for them (every rank reads the same
+    // files, so these fail on all ranks or none); the layout is collective.
+    run->engine = std::make_unique<Engine>(ctx.mpi, engine_choice(vm), parallel_choice(vm),
+                                           vm["weights"].as<std::string>(), vm["model"].as<std::string>());
+    Engine& e = *run->engine;
+    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), e.config);
     const ForwardInputs& in = run->inputs;
-    AutoLayoutInputs auto_layout;
-    auto_layout.config = config;
-    auto_layout.patch = run->choice.plan.method == ParallelMethod::patch;
+    AutoLayoutInputs auto_layout = auto_layout_inputs(e, vm["threads"].as<int>());
     auto_layout.images = {{in.txt.dim(0), in.grid_h, in.grid_w}};
-    auto_layout.engine = engine;
-    auto_layout.link = run->choice.layout.link;
-    auto_layout.threads_per_rank = threads_per_rank(vm["threads"].as<int>(), ctx.mpi.local_size());
-    run->choice.layout.choose = automatic_layout(std::move(auto_layout));
-    run->layout = std::make_unique<ParallelLayout>(ctx.mpi, run->choice.layout, 1);
-    run->layout->set_deadline(engine.comm_timeout);
+    e.build_layout(automatic_layout(std::move(auto_layout)), 1);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_output_path(run->out);
-    run->model = std::make_unique<FluxTransformer>(
-        config, load_weights(weights_path, config.name, *run->backend, weight_dtype_for(engine)), *run->backend,
-        make_attention(*run->layout, config, run->choice.plan), engine.compute);
-    image_shards(*run->layout, run->choice.plan, in.txt.dim(0), in.grid_h, in.grid_w);  // fits?
-    report_plan(ctx.mpi, *run->layout, run->choice, config, in.txt.dim(0) + in.grid_h * in.grid_w);
+    e.load_model();
+    image_shards(*e.layout, e.parallel.plan, in.txt.dim(0), in.grid_h, in.grid_w);  // fits?
+    e.report_plan(in.txt.dim(0) + in.grid_h * in.grid_w);
     return [run]() { return (*run)(); };
   };
   return c;

@@ -4,7 +4,7 @@
 #include "io/atomic_output.hpp"
 #include "src/model/model_inputs.hpp"
 #include "src/cli/commands.hpp"
-#include "src/cli/validation.hpp"
+#include "src/runtime/validation.hpp"
 
 namespace fresco::cli {
 

@@ -632,7 +632,8 @@ Command sweep_command() {
         ("no-plots", po::bool_switch(), "write the records only (no gnuplot)")
         ("plot-only", po::bool_switch(), "redraw the plots from DIR/sweep.jsonl without running")
         ("backend", po::value<std::string>()->default_value("auto"), "passed to every run: auto, cpu or cuda")
-        ("dtype", po::value<std::string>()->default_value("f32"), "passed to every run: f32 or bf16")
+        ("dtype", po::value<std::string>()->default_value("auto"),
+         "passed to every run: auto (bf16 on cuda, f32 on cpu, as generate), f32 or bf16")
         ("transport", po::value<std::string>()->default_value("auto"),
          "passed to every run: auto, mpi, ipc, nccl or ucx (see fresco generate --help)")
         ("comm-dtype", po::value<std::string>()->default_value("auto"),
@@ -657,7 +658,7 @@ Command sweep_command() {
     for (const char* name : {"backend", "dtype", "transport", "comm-dtype"})
       plan->engine.emplace_back(name, vm[name].as<std::string>());
     plan->backend = backend_option(vm);
-    (void)parse_dtype_option("dtype", vm["dtype"].as<std::string>());
+    (void)resolve_compute_dtype(vm["dtype"].as<std::string>(), plan->backend);
     check_transport_name(vm["transport"].as<std::string>());
     (void)fp8_comm_option(vm);
     plan->ranks_per_node = vm["ranks-per-node"].as<int>();

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "mpi/comm/transports.hpp"
-#include "src/cli/validation.hpp"
+#include "src/runtime/validation.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/core/error.hpp"
 
@@ -102,20 +102,18 @@ std::string effective_configuration(const po::variables_map& vm) {
   return s.str();
 }
 
+nlohmann::json settings_record(const po::variables_map& vm) {
+  nlohmann::json settings = nlohmann::json::object();
+  for (const auto& [name, value] : vm)
+    if (name != "help") settings[name] = value_string(value.value());
+  return settings;
+}
+
 DType parse_dtype_option(const std::string& option, const std::string& s) {
   if (s == "f32" || s == "float32") return DType::f32;
   if (s == "bf16" || s == "bfloat16") return DType::bf16;
   if (s == "f16" || s == "float16") return DType::f16;
   throw InputError("option --" + option + " must be f32, bf16 or f16 (got '" + s + "')");
-}
-
-std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend,
-                                         const EngineChoice& engine) {
-  const std::string preset = weights_file_model(path);
-  require_input(is_vae_preset(preset), path + " holds " + preset + " weights, not an autoencoder's");
-  return std::make_unique<VaeDecoder>(vae_preset(preset),
-                                      load_weights(path, preset, backend, weight_dtype_for(engine)),
-                                      backend, engine.compute);
 }
 
 void add_engine_options(po::options_description& o) {
@@ -128,9 +126,10 @@ void add_engine_options(po::options_description& o) {
        "on: a denoising step is captured once per image shape as a CUDA graph and replayed\n"
        "(cuda backend; with ranks per image, for --parallel sequence over nccl or ipc);\n"
        "off: every op is launched eagerly (debugging)")
-      ("dtype", po::value<std::string>()->default_value("f32"),
-       "compute dtype of the activations: f32, or bf16 (what the GPU runs; on the CPU the ops\n"
-       "round to bf16 where a GPU kernel stores). Weights are converted to it when it is not f32")
+      ("dtype", po::value<std::string>()->default_value("auto"),
+       "compute dtype of the activations: auto (bf16 on cuda, f32 on cpu), f32, or bf16 (what\n"
+       "the GPU runs; on the CPU the ops round to bf16 where a GPU kernel stores). Weights are\n"
+       "converted to it when it is not f32")
       ("transport", po::value<std::string>()->default_value("auto"),
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
        "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"
@@ -150,8 +149,7 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   const std::string graphs = vm["cuda-graphs"].as<std::string>();
   require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
   e.cuda_graphs = graphs == "on";
-  e.compute = parse_dtype_option("dtype", vm["dtype"].as<std::string>());
-  require_input(e.compute != DType::f16, "option --dtype must be f32 or bf16 (got 'f16')");
+  e.compute = resolve_compute_dtype(vm["dtype"].as<std::string>(), e.backend);
   e.transport = vm["transport"].as<std::string>();
   check_transport_name(e.transport);
   require_input(e.backend == "cuda" || e.transport == "auto" || e.transport == "mpi" || e.transport == "ucx",
@@ -178,24 +176,8 @@ bool fp8_comm_option(const po::variables_map& vm) {
 BenchEngine bench_engine(const po::variables_map& vm) {
   BenchEngine e;
   e.backend = backend_option(vm);
-  const std::string dt = vm["dtype"].as<std::string>();
-  e.dtype = dt == "auto" ? (e.backend == "cuda" ? DType::bf16 : DType::f32) : parse_dtype_option("dtype", dt);
-  require_input(e.dtype != DType::f16, "option --dtype must be auto, f32 or bf16 (got 'f16')");
+  e.dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), e.backend);
   return e;
-}
-
-std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank) {
-  return make_backend(engine.backend, local_rank);
-}
-
-void request_transport(LayoutRequest& layout, const EngineChoice& engine, const Backend& backend) {
-  layout.transport = engine.transport;
-  layout.device_buffers = backend.device() == Device::cuda;
-}
-
-std::optional<DType> weight_dtype_for(const EngineChoice& engine) {
-  if (engine.compute == DType::f32) return std::nullopt;
-  return engine.compute;
 }
 
 void add_model_options(po::options_description& o) {
@@ -308,48 +290,12 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   return c;
 }
 
-void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const ParallelChoice& choice,
-                 const FluxConfig& config, int64_t tokens) {
-  if (mpi.rank() != 0) return;
-  const bool patch = choice.plan.method == ParallelMethod::patch;
-  std::printf("%s\n", layout.describe(!patch).c_str());
-  if (!patch && layout.ring() > 1 && choice.plan.inter_node == InterNodeSchedule::torus)
-    std::printf("Torus attention: K/V of the %d Ulysses groups in %d shifted pairwise steps (no forwarding)\n",
-                layout.ring(), layout.ring() - 1);
-  if (!patch || layout.group_size() == 1) return;
-  const auto& d = choice.plan.displaced;
-  const int layers = config.depth + config.depth_single;
-  std::printf("DistriFusion: %d patches, %s, %d warm-up step(s); stale K/V buffers %.1f MiB per rank "
-              "(%d layers x 2 x %lld tokens x %d, %s) for the first image\n",
-              layout.group_size(), d.full_sync ? "every step synchronous" : "displaced",
-              d.warmup_steps,
-              DisplacedPatchAttention::buffer_bytes(layers, tokens, config.hidden, d.stale_dtype, choice.plan.compute) /
-                  (1 << 20),
-              layers, (long long)tokens, config.hidden, dtype_name(d.stale_dtype));
-}
-
 void require_positive(const po::variables_map& vm, const std::string& name) {
   const boost::any& v = vm[name].value();
   double x = 1;
   if (const auto* i = boost::any_cast<int>(&v)) x = *i;
   else if (const auto* l = boost::any_cast<int64_t>(&v)) x = double(*l);
   require_input(x > 0, "option --" + name + " must be positive (got " + value_string(v) + ")");
-}
-
-int threads_per_rank(int requested, int ranks_on_node) {
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  int n = std::max(1, cores / std::max(1, ranks_on_node));
-  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) n = std::atoi(env);
-  if (requested > 0) n = requested;
-  return n;
-}
-
-int configure_threads(int requested, int ranks_on_node) {
-  check_threads(requested);  // a negative or absurd count is named, never taken as automatic
-  const int n = threads_per_rank(requested, ranks_on_node);
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
-  return n;
 }
 
 }  // namespace fresco::cli

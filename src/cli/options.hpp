@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <optional>
 #include <string>
@@ -12,7 +13,7 @@
 #include "mpi/comm/mpi_context.hpp"
 #include "mpi/plans/parallel_layout.hpp"
 #include "mpi/plans/parallel_plan.hpp"
-#include "src/model/vae_decoder.hpp"
+#include "src/runtime/engine.hpp"
 
 namespace fresco::cli {
 
@@ -41,28 +42,18 @@ bool parse_options(const Command& cmd, const std::vector<std::string>& args,
 
 // "  name = value" lines of every option (given or default), for the start-up echo.
 std::string effective_configuration(const po::variables_map& vm);
+// The same as a JSON object (name -> value as a string) for run records.
+nlohmann::json settings_record(const po::variables_map& vm);
 
 // The parallelism options shared by forward and generate (--parallel, --ulysses, --ring,
 // --patches, --ranks-per-node, --warmup-steps, --sync-mode, --stale-dtype) and their values;
 // InputError for combinations that make no sense.
-struct ParallelChoice {
-  LayoutRequest layout;
-  PlanOptions plan;
-};
 void add_parallel_options(po::options_description& options);
 // --weights, --model, --threads: what forward and generate need to build the model.
 void add_model_options(po::options_description& options);
 // --backend, --dtype, --transport, --comm-timeout: the engine a command runs on (forward,
 // generate, decode). The composition root: the only place that names a backend or transport.
 void add_engine_options(po::options_description& options);
-struct EngineChoice {
-  std::string backend = "cpu";   // cpu | cuda (--backend auto resolved: see default_backend_name)
-  bool backend_auto = false;     // --backend auto: cpu where cuda cannot run the group
-  bool cuda_graphs = true;       // --cuda-graphs: capture a denoising step once, replay it
-  DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
-  std::string transport = "auto"; // --transport: auto | mpi | ipc | nccl (transports.hpp)
-  double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
-};
 EngineChoice engine_choice(const po::variables_map& vm);
 // --backend checked and resolved: auto (cuda where a GPU is present), cpu or cuda.
 std::string backend_option(const po::variables_map& vm);
@@ -75,33 +66,11 @@ struct BenchEngine {
   DType dtype = DType::f32;
 };
 BenchEngine bench_engine(const po::variables_map& vm);
-// The backend of the choice (InputError naming --backend when it cannot be made here).
-// `local_rank`: this rank's index on its node, which picks its GPU (one GPU per rank).
-std::unique_ptr<Backend> make_engine_backend(const EngineChoice& engine, int local_rank);
-// The layout's request completed with the engine's transport and where its buffers live.
-void request_transport(LayoutRequest& layout, const EngineChoice& engine, const Backend& backend);
-// Weights in the compute dtype's precision: an f32 run keeps what the file stores, a bf16 run
-// converts to bf16 (the GPU's weights).
-std::optional<DType> weight_dtype_for(const EngineChoice& engine);
 ParallelChoice parallel_choice(const po::variables_map& vm);
-// Prints (rank 0) the layout and, for the patch method, the memory of its stale buffers for a
-// sequence of `tokens` tokens.
-void report_plan(const MpiSession& mpi, const ParallelLayout& layout, const ParallelChoice& choice,
-                 const FluxConfig& config, int64_t tokens);
 DType parse_dtype_option(const std::string& option, const std::string& value);
-// The autoencoder decoder of a weights file (InputError when the file holds another model).
-std::unique_ptr<VaeDecoder> load_decoder(const std::string& path, Backend& backend,
-                                         const EngineChoice& engine);
 
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);
 
-// Sets OpenMP and OpenBLAS threads: `requested` if positive, else OMP_NUM_THREADS if set
-// (what Slurm scripts set from --cpus-per-task), else the node's cores shared among its ranks.
-// Returns the count. Results are bitwise reproducible for a given thread count per rank
-// (BLAS blocking depends on it), whatever the number of ranks.
-int configure_threads(int requested, int ranks_on_node);
-// The count configure_threads sets, without setting it (the automatic layout's CPU rate).
-int threads_per_rank(int requested, int ranks_on_node);
 
 }  // namespace fresco::cli

@@ -20,6 +20,7 @@ struct FluxTransformer::Buffers {
   SequenceShard shard;
   int64_t txt_len = -1, img_len = -1;  // rows of the shard the arena was laid out for
   Arena arena;
+  uint64_t epoch = 0;  // bumped with every new arena (FluxTransformer::buffers_epoch)
   Tensor txt_input;     // [nt, context_in_dim]  this shard's prompt rows
   Tensor y_input;       // [vec_in_dim]
   Tensor txt_embedded;  // [nt, d]     txt_in(txt rows), fixed for the image
@@ -74,6 +75,7 @@ struct FluxTransformer::Buffers {
 FluxTransformer::FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
                                  std::unique_ptr<AttentionStrategy> attention, DType compute)
     : config_(std::move(config)),
+      spec_(flux_denoiser_spec(config_)),
       weights_(std::move(weights)),
       backend_(backend),
       attention_(std::move(attention)),
@@ -144,6 +146,7 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
     b.lay_out(b.arena, c, compute_, nt, ni);
     b.txt_len = nt;
     b.img_len = ni;
+    ++b.epoch;
   }
   b.shard = sh;
   attention_->prepare(backend_, all, position);
@@ -171,6 +174,7 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
 }
 
 const SequenceShard& FluxTransformer::shard() const { return buf_->shard; }
+uint64_t FluxTransformer::buffers_epoch() const { return buf_->epoch; }
 
 void FluxTransformer::embed_vector(const Tensor& scalars) {
   // vec = time_in(temb(t)) [+ guidance_in(temb(g))] + vector_in(y)

@@ -19,21 +19,26 @@
 #include <vector>
 
 #include "src/backend/backend.hpp"
+#include "src/model/denoiser.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
 #include "src/model/hooks.hpp"
 
 namespace fresco {
 
-class FluxTransformer {
+// The spec (denoiser.hpp) of a FLUX preset.
+DenoiserSpec flux_denoiser_spec(const FluxConfig& config);
+
+class FluxTransformer final : public Denoiser {
  public:
-  // The loaded weights' identity (ModelWeights::identity), for result records.
-  const std::string& weights_identity() const { return weights_.identity(); }
+  const std::string& weights_identity() const override { return weights_.identity(); }
+  const DenoiserSpec& spec() const override { return spec_; }
+  uint64_t buffers_epoch() const override;
 
   FluxTransformer(FluxConfig config, ModelWeights weights, Backend& backend,
                   std::unique_ptr<AttentionStrategy> attention = std::make_unique<LocalAttention>(),
                   DType compute = DType::f32);
-  ~FluxTransformer();
+  ~FluxTransformer() override;
   FluxTransformer(FluxTransformer&&) noexcept;
 
   // The ops a forward runs, as OpDescs for a backend's supports(): activations in `compute`,
@@ -42,9 +47,9 @@ class FluxTransformer {
 
   const FluxConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
-  const AttentionStrategy& attention() const { return *attention_; }
+  const AttentionStrategy& attention() const override { return *attention_; }
   // The attention's step state (AttentionStrategy::set_step): the step the next forward computes.
-  void set_step(int step) { attention_->set_step(step); }
+  void set_step(int step) override { attention_->set_step(step); }
   DType compute_dtype() const { return compute_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
@@ -52,12 +57,16 @@ class FluxTransformer {
   // by each rank of the group and `position` is this rank's (default: one rank holds all).
   void set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h, int64_t grid_w,
                      const std::vector<SequenceShard>& shards = {}, int position = 0);
+  void set_condition(const Conditioning& condition, int64_t grid_h, int64_t grid_w,
+                     const std::vector<SequenceShard>& shards, int position) override {
+    set_condition(condition.txt, condition.y, grid_h, grid_w, shards, position);
+  }
   const SequenceShard& shard() const;
   // img: [shard.img_rows(), in_channels] this rank's packed image tokens (any float dtype);
   // scalars: [2] f32 (t, guidance) on the backend's device, read by the step's ops, so a
   // captured step replays with new values; velocity: [shard.img_rows(), in_channels] (any
   // float dtype). Device tensors; allocates nothing.
-  void forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity);
+  void forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity) override;
   // Convenience for one-off forwards (tests, `fresco forward`): stages t and guidance into the
   // model's own device scalars, then runs the forward above.
   void forward(const Tensor& img, float t, float guidance, const Tensor& velocity);
@@ -75,6 +84,7 @@ class FluxTransformer {
   const Tensor& w(const std::string& name) const { return weights_.get(name); }
 
   FluxConfig config_;
+  DenoiserSpec spec_;
   ModelWeights weights_;
   Backend& backend_;
   std::unique_ptr<AttentionStrategy> attention_;

@@ -11,6 +11,15 @@
 
 namespace fresco {
 
+// The attention a model hands to a plan, all the plan needs to know of the model: how many
+// attention layers a step runs and their heads (the joint sequence's q, k, v are [n, heads,
+// head_dim] in every layer).
+struct AttentionShape {
+  int layers = 0;
+  int heads = 0;
+  int head_dim = 0;
+};
+
 class AttentionStrategy {
  public:
   virtual ~AttentionStrategy() = default;
@@ -31,6 +40,9 @@ class AttentionStrategy {
   virtual int graph_kind(int /*step*/) const { return 0; }
   // A line about the strategy's own work since prepare() for the per-image report ("" if none).
   virtual std::string report() const { return ""; }
+  // Changes whenever prepare() lays out new buffers or builds new exchanges: a step graph
+  // captured under another value replays transfers of another plan (runtime/step_runner.hpp).
+  virtual uint64_t plan_epoch() const { return 0; }
   // q, k, v: [n, H, D], this rank's shard of the sequence (after QK-norm and RoPE; any row
   // stride, v is usually read in place from the qkv rows); o: [n, H, D] (any row stride) the
   // attention output of the same rows over the whole sequence. Everything is ordered on the

@@ -20,13 +20,26 @@ bool spans_nodes(int size, int ranks_per_node) {
   return size > ranks_per_node || ranks_per_node % size != 0;
 }
 
-MachineModel gpu_machine() {
+MachineModel gpu_machine(const std::string& device, bool bf16) {
   MachineModel m;
-  m.flops_per_second = 600e12;
   m.intra_node_bw = 283e9;
   m.inter_node_bw = 25e9;
   m.latency = 5e-6;
-  m.label = "GPU rank defaults";
+  // Measured FLUX.1-dev step rates (perf_model.hpp); the label says which one applies.
+  if (!bf16) {
+    m.flops_per_second = 26e12;
+    m.label = "GPU rank defaults (f32: the rate measured on an H100)";
+  } else if (device.find("H200") != std::string::npos) {
+    m.flops_per_second = 607e12;
+    m.label = "GPU rank defaults (bf16, measured on an H200)";
+  } else if (device.find("H100") != std::string::npos) {
+    m.flops_per_second = 577e12;
+    m.label = "GPU rank defaults (bf16, measured on an H100)";
+  } else {
+    m.flops_per_second = 600e12;
+    m.label = "GPU rank defaults (bf16 on " + (device.empty() ? std::string("an unknown GPU") : device) +
+              ": assumed 600 TFLOP/s, not measured)";
+  }
   return m;
 }
 

@@ -2,7 +2,7 @@
 // the count `fresco bench` reports), bytes each rank sends per step for each parallel method (docs/parallelism.md,
 // docs/distrifusion.md), and a predicted step time from a compute rate and link bandwidths.
 // Used by `fresco sweep` to draw "model vs measured" and to plan runs larger than the sweep,
-// and by the automatic layout (rank_layouts below, src/cli/auto_layout.hpp) to pick the
+// and by the automatic layout (rank_layouts below, src/runtime/auto_layout.hpp) to pick the
 // data-parallel groups and the Ulysses x Ring degrees of a run.
 #pragma once
 
@@ -57,9 +57,11 @@ struct MachineModel {
 };
 
 // The defaults of the automatic layout, per backend (a sweep measures its own; docs/cluster.md):
-//   GPU rank: 600 TFLOP/s, Fresco's own bf16 FLUX.1-dev step on one H200 (605-614 TFLOP/s at
-//     1024^2 and 2048^2, docs/performance.md; f32 on the GPU is not measured and gets the same
-//     rate), NVLink 283 GB/s (NCCL all-to-all bus bandwidth measured on the project's host),
+//   GPU rank: Fresco's own FLUX.1-dev step rate on that GPU kind and dtype where measured
+//     (docs/performance.md, 1024^2): bf16 on an H200 607 TFLOP/s (122.6 ms), on an H100
+//     577 TFLOP/s (129 ms); f32 on an H100 26 TFLOP/s (2.83 s: SIMT attention, f32 GEMMs),
+//     taken for f32 on any GPU; another GPU kind in bf16 is assumed at 600 TFLOP/s (the label
+//     says so). NVLink 283 GB/s (NCCL all-to-all bus bandwidth measured on the project's host),
 //     25 GB/s between nodes (one 200 Gb/s InfiniBand link per GPU), 5 us per message;
 //   CPU rank: kCpuFlopsPerThread per thread (OpenBLAS f32: `fresco bench --backend cpu
 //     --model flux-small --threads 1` gave 42 and 41 GFLOP/s at 256^2 and 512^2 on the CI
@@ -68,7 +70,9 @@ struct MachineModel {
 //     machine), 1 GB/s between nodes (assumed, not measured: a 100 Gb/s NIC shared by a node's
 //     8 to 16 ranks).
 inline constexpr double kCpuFlopsPerThread = 40e9;
-MachineModel gpu_machine();
+// `device`: the GPU's name as the driver reports it ("NVIDIA H100 80GB HBM3"); `bf16`: the
+// activations' dtype is bf16 (else f32).
+MachineModel gpu_machine(const std::string& device, bool bf16);
 MachineModel cpu_machine(int threads_per_rank);
 
 struct StepPrediction {

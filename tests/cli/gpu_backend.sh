@@ -12,7 +12,7 @@ fi
 # the op test's small convolutions run in 3 to 5 bands.
 FRESCO_CUDNN_CONV_WORKSPACE_MB=0.01 "$TEST_BACKEND_OPS" --backend cuda --op conv2d | tail -1
 g=$GOLDEN_DIR
-"$FRESCO" forward --backend cuda --weights "$g/flux_tiny_weights.h5" --inputs "$g/flux_tiny_inputs.h5" \
+"$FRESCO" forward --backend cuda --dtype f32 --weights "$g/flux_tiny_weights.h5" --inputs "$g/flux_tiny_inputs.h5" \
   --out f32.h5 >/dev/null
 "$H5_TOOL" compare f32.h5 "$g/flux_tiny_velocity.h5" /velocity 1e-5
 "$FRESCO" forward --backend cuda --dtype bf16 --weights "$g/flux_tiny_weights.h5" \
@@ -26,7 +26,7 @@ awk -v a="$ours" -v b="$naive" 'BEGIN { exit !(a < 2 * b && a > 1e-4) }' \
 # The decoder on the GPU against the CPU (f32), and in bf16 against the PyTorch reference.
 cp "$g/ae_tiny_decode.h5" latent.h5  # holds /latent
 "$FRESCO" decode --backend cpu --vae "$g/ae_tiny_weights.h5" latent.h5 --out cpu >/dev/null
-"$FRESCO" decode --backend cuda --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu >/dev/null
+"$FRESCO" decode --backend cuda --dtype f32 --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu >/dev/null
 "$H5_TOOL" compare gpu.decoded.h5 cpu.decoded.h5 /image 1e-5
 "$FRESCO" decode --backend cuda --dtype bf16 --vae "$g/ae_tiny_weights.h5" latent.h5 --out gpu16 >/dev/null
 "$H5_TOOL" compare gpu16.decoded.h5 cpu.decoded.h5 /image 3e-2
@@ -46,7 +46,7 @@ run_np 2 decode --backend cuda --dtype bf16 --transport ipc --vae flux_ae.h5 lat
 make_tiny_fixtures 4
 "$FRESCO" init-weights --model ae-tiny --seed 2 ae.h5 >/dev/null
 run_np 1 generate --backend cpu --weights weights.h5 --prompts prompts.h5 --out cpu_out --vae ae.h5 >/dev/null
-run_np 2 generate --backend cuda --weights weights.h5 --prompts prompts.h5 --out gpu_out --vae ae.h5 >/dev/null
+run_np 2 generate --backend cuda --dtype f32 --weights weights.h5 --prompts prompts.h5 --out gpu_out --vae ae.h5 >/dev/null
 for i in 0 1 2 3; do
   "$H5_TOOL" compare "gpu_out/img_$i.h5" "cpu_out/img_$i.h5" /latent 1e-4
   [ -s "gpu_out/img_$i.png" ] || fail "gpu_out/img_$i.png missing"

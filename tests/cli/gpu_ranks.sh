@@ -21,9 +21,10 @@ fi
 size=80; [ "$NP" -le 5 ] || size=144
 "$FRESCO" make-prompts --model flux-tiny --count 2 --txt-len 5 --width $size --height $size --steps 6 \
   prompts.h5 >/dev/null
-gen() { local np=$1; shift; run_np "$np" generate --backend cuda --weights weights.h5 --prompts prompts.h5 "$@"; }
+# f32 unless DTYPE says otherwise (the GPU's default is bf16): the exact comparisons need f32.
+gen() { local np=$1; shift; run_np "$np" generate --backend cuda --dtype "${DTYPE:-f32}" --weights weights.h5 --prompts prompts.h5 "$@"; }
 gen 1 --out exact --vae ae.h5 >/dev/null
-gen 1 --out exact16 --dtype bf16 >/dev/null
+DTYPE=bf16 gen 1 --out exact16 >/dev/null
 
 transports="ipc mpi"
 [ "$gpus" -ge "$NP" ] && transports="$transports nccl"
@@ -47,7 +48,7 @@ for t in $transports; do
   done
 done
 # bf16 activations: within bf16 rounding of the single-rank bf16 run.
-gen "$NP" --transport ipc --ulysses "$NP" --dtype bf16 --out ulysses16 >/dev/null
+DTYPE=bf16 gen "$NP" --transport ipc --ulysses "$NP" --out ulysses16 >/dev/null
 "$H5_TOOL" compare ulysses16/img_0.h5 exact16/img_0.h5 /latent 2e-2
 # The group decodes on its GPUs (bands of rows, halos and GroupNorm sums over the transport).
 gen "$NP" --transport ipc --ulysses "$NP" --vae ae.h5 --out decoded >/dev/null
@@ -61,6 +62,32 @@ done
 psnr=$("$FRESCO" compare displaced/img_0.h5 exact/img_0.h5 | tail -1 | sed -n 's/.* PSNR \([-+0-9.eE]*\) dB.*/\1/p')
 awk -v v="$psnr" 'BEGIN { exit !(v + 0 >= 120) }' || fail "displaced GPU run: PSNR $psnr dB against the exact run"
 echo "ok: displaced on $NP GPU ranks: deterministic, PSNR $psnr dB against the exact run"
+
+# Graphs that know when they are stale: two images of equal token count but other aspect ratios
+# in one batch (512x144 and 768x96: 288 tokens each; on 4 patches rank 0 holds 96 tokens of
+# both, the others 64/64/64 then 96/48/48), so the ranks' own shapes change on some ranks only
+# and every rank must capture again together. Each image of the mixed batch equals the same
+# image computed alone, on every capturable transport; a stale replay would hang or differ.
+if [ "$NP" -eq 4 ]; then
+  "$FRESCO" make-prompts --model flux-tiny --count 2 --txt-len 5 --width 512 --height 144 --steps 6 mixed.h5 >/dev/null
+  "$H5_TOOL" setint mixed.h5 /prompts/1 width 768
+  "$H5_TOOL" setint mixed.h5 /prompts/1 height 96
+  mix_transports="ipc"; [ "$gpus" -ge "$NP" ] && mix_transports="ipc nccl"
+  for t in $mix_transports; do
+    for m in "--parallel patch --patches 4 --warmup-steps 2" "--ulysses 4"; do
+      tag=${t}_$(echo "$m" | tr -dc 'a-z0-9')
+      # shellcheck disable=SC2086
+      run_np 4 generate --backend cuda --dtype bf16 --weights weights.h5 --prompts mixed.h5 --transport $t $m \
+        --comm-timeout 60 --out "mixed_$tag" --vae ae.h5 >/dev/null || fail "$t $m: mixed aspect ratios"
+      # shellcheck disable=SC2086
+      run_np 4 generate --backend cuda --dtype bf16 --weights weights.h5 --prompts mixed.h5 --transport $t $m \
+        --comm-timeout 60 --slice 1/2 --out "alone_$tag" >/dev/null
+      "$H5_TOOL" compare "mixed_$tag/img_1.h5" "alone_$tag/img_1.h5" /latent 0 ||
+        fail "$t $m: image 1 after image 0 (other aspect ratio, decoded in between) differs from image 1 alone"
+    done
+  done
+  echo "ok: mixed aspect ratios of equal token count in one batch, with decoding between images"
+fi
 
 # FP8 communication on GPU ranks (IPC): q/k/v and the stale K/V as e4m3 with per-token scales.
 gen "$NP" --transport ipc --ulysses "$NP" --comm-dtype e4m3 --out fp8 >/dev/null
@@ -76,7 +103,7 @@ done
 "$FRESCO" init-weights --model flux-small --seed 3 small.h5 >/dev/null
 "$FRESCO" make-prompts --model flux-small --count 2 --txt-len 8 --width 96 --height 80 --steps 3 \
   small_prompts.h5 >/dev/null
-small() { local np=$1; shift; run_np "$np" generate --backend cuda --weights small.h5 --prompts small_prompts.h5 "$@"; }
+small() { local np=$1; shift; run_np "$np" generate --backend cuda --dtype f32 --weights small.h5 --prompts small_prompts.h5 "$@"; }
 small 1 --out small_exact >/dev/null
 for groups in 2 0; do
   small "$NP" --transport ipc --ulysses 2 --ring 1 --head-groups $groups --out "small_groups$groups" >/dev/null

@@ -1,4 +1,4 @@
-#include "src/cli/validation.hpp"
+#include "src/runtime/validation.hpp"
 
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "src/core/digest.hpp"
 #include "src/core/error.hpp"
 
-namespace fresco::cli {
+namespace fresco {
 
 void check_image_size(int64_t width, int64_t height, const std::string& what, const std::string& source) {
   require_input(width > 0 && height > 0 && width % 16 == 0 && height % 16 == 0,
@@ -123,8 +123,10 @@ void install_stop_handlers() {
 
 int stop_signal() { return int(g_stop_signal); }
 
-bool group_agrees_to_stop(Communicator& group) {
-  const int32_t here = int32_t(stop_signal());
+bool group_agrees_to_stop(Communicator& group) { return group_any(group, stop_signal() != 0); }
+
+bool group_any(Communicator& group, bool flag) {
+  const int32_t here = flag ? 1 : 0;
   if (group.size() == 1) return here != 0;
   const auto* mpi_group = dynamic_cast<const MpiCommunicator*>(&group);
   if (!mpi_group) {  // other transports: their host collective
@@ -152,4 +154,4 @@ bool group_agrees_to_stop(Communicator& group) {
   }
 }
 
-}  // namespace fresco::cli
+}  // namespace fresco

@@ -1,4 +1,4 @@
-#include "src/cli/progress.hpp"
+#include "src/runtime/progress.hpp"
 
 #include <cstdio>
 

@@ -14,7 +14,7 @@
 #include "src/core/tensor.hpp"
 #include "src/model/flux_config.hpp"
 
-namespace fresco::cli {
+namespace fresco {
 
 // Largest image side in pixels and largest step count Fresco accepts.
 inline constexpr int64_t kMaxImageSide = 16384;
@@ -59,5 +59,8 @@ int stop_signal();
 // True on every rank of `group` when any of them received a stop signal (a collective: every
 // rank of the group calls it at the same step boundary).
 bool group_agrees_to_stop(Communicator& group);
+// True on every rank of `group` when `flag` is true on any of them (a collective under the
+// group's deadline: a hung peer ends the job with CommTimeout instead of hanging it).
+bool group_any(Communicator& group, bool flag);
 
-}  // namespace fresco::cli
+}  // namespace fresco

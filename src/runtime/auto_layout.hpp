@@ -2,7 +2,7 @@
 // (or --patches for --parallel patch), the performance model (src/model/perf_model.hpp,
 // rank_layouts) ranks every layout that fits the world and the batch, and ParallelLayout takes
 // the fastest (LayoutRequest::choose). mpi/plans may not depend on the model, so the choice is
-// made here, in the composition root, and reaches the layout as a callback.
+// made here, in the runtime layer, and reaches the layout as a callback.
 #pragma once
 
 #include <cstdint>
@@ -10,10 +10,10 @@
 
 #include "mpi/comm/emulated_link.hpp"
 #include "mpi/plans/parallel_layout.hpp"
-#include "src/cli/options.hpp"
+#include "src/runtime/engine.hpp"
 #include "src/model/flux_config.hpp"
 
-namespace fresco::cli {
+namespace fresco {
 
 // One image of the run: its text tokens and latent token grid (grid_h x grid_w).
 struct ImageShape {
@@ -28,6 +28,7 @@ struct AutoLayoutInputs {
   std::vector<ImageShape> images;   // every image of the run (a forward: one)
   bool decode = false;              // the group decodes each image (VAE rows >= G)
   EngineChoice engine;              // the backend every group runs on
+  std::string device;               // its GPU's name (engine_machine), or "CPU"
   int threads_per_rank = 1;         // CPU compute rate
   // The CPU memory check of generate (check_generate_memory): bytes of the weights and of one
   // rank's budget; weight_bytes 0: no memory limit (forward).
@@ -41,8 +42,12 @@ struct AutoLayoutInputs {
 // none fits, it falls back to the fixed rule and the set-up checks name what is wrong.
 DegreeChooser automatic_layout(AutoLayoutInputs inputs);
 
+// The inputs that come from the engine (its model, method, backend, device, link and threads);
+// the command adds its images and, for the memory check, weight bytes and budget.
+AutoLayoutInputs auto_layout_inputs(const Engine& engine, int threads_requested);
+
 // Bytes of a run's weights in the compute dtype: the file's size in f32, else the parameters
 // at the dtype's size (what check_generate_memory and the chooser's memory check count).
 double weight_bytes_in_memory(const FluxConfig& config, const EngineChoice& engine, const std::string& weights_path);
 
-}  // namespace fresco::cli
+}  // namespace fresco

@@ -1,15 +1,15 @@
-#include "src/cli/auto_layout.hpp"
+#include "src/runtime/auto_layout.hpp"
 
 #include <algorithm>
 #include <filesystem>
 
-#include "src/cli/validation.hpp"
+#include "src/runtime/validation.hpp"
 #include "src/core/error.hpp"
 #include "src/model/flux_weights.hpp"
 #include "src/model/perf_model.hpp"
 #include "src/model/sequence_shard.hpp"
 
-namespace fresco::cli {
+namespace fresco {
 
 namespace {
 
@@ -40,7 +40,7 @@ std::optional<MachineModel> machine_for_group(const AutoLayoutInputs& in, const 
                                              in.stale_dtype);
     if (m.total() > in.memory_budget) return std::nullopt;
   }
-  MachineModel machine = engine.backend == "cuda" ? gpu_machine() : cpu_machine(in.threads_per_rank);
+  MachineModel machine = engine_machine(engine, in.device, in.threads_per_rank);
   if (in.link.enabled()) {  // the emulated link is what crosses (emulated) nodes
     machine.inter_node_bw = in.link.bandwidth_gb_per_s * 1e9;
     machine.inter_node_latency = in.link.latency_us * 1e-6;
@@ -50,6 +50,18 @@ std::optional<MachineModel> machine_for_group(const AutoLayoutInputs& in, const 
 }
 
 }  // namespace
+
+AutoLayoutInputs auto_layout_inputs(const Engine& e, int threads_requested) {
+  AutoLayoutInputs in;
+  in.config = e.config;
+  in.patch = e.parallel.plan.method == ParallelMethod::patch;
+  in.engine = e.choice;
+  in.device = device_name(*e.backend, e.mpi.local_rank());
+  in.link = e.parallel.layout.link;
+  in.threads_per_rank = threads_per_rank(threads_requested, e.mpi.local_size());
+  in.stale_dtype = e.parallel.plan.displaced.stale_dtype;
+  return in;
+}
 
 DegreeChooser automatic_layout(AutoLayoutInputs inputs) {
   FRESCO_ASSERT(!inputs.images.empty(), "automatic_layout: no image");
@@ -91,4 +103,4 @@ double weight_bytes_in_memory(const FluxConfig& config, const EngineChoice& engi
   return bytes;
 }
 
-}  // namespace fresco::cli
+}  // namespace fresco

@@ -1,0 +1,74 @@
+// The model-family seam: what the runtime (src/runtime/), the benchmarks and the parallel plans
+// need of a denoising model, and nothing of its config. FLUX implements it (flux_model.hpp); a
+// U-Net or Qwen-Image implements the same interface and registers in make_denoiser, without
+// touching the plans, the transports or the commands (docs/architecture.md, "A new model family").
+//
+// The runtime's sampler state is a sequence of packed latent tokens [rows, token_channels] f32,
+// rows being this rank's image tokens of its shard; one denoising step is forward() (velocity)
+// plus the sampler's update, driven by device-resident step scalars (t, guidance, dt).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/backend/backend.hpp"
+#include "src/model/flux_weights.hpp"
+#include "src/model/hooks.hpp"
+#include "src/model/step_flops.hpp"
+
+namespace fresco {
+
+// A preset's shape as seen from outside the model.
+struct DenoiserSpec {
+  std::string name;               // preset: flux-dev, flux-tiny, ...
+  std::string family;             // flux
+  AttentionShape attention;       // the joint attention of every layer, for the plans
+  int64_t token_channels = 0;     // channels of one packed latent token (FLUX: 16 x 2 x 2 = 64)
+  int64_t latent_channels = 0;    // channels of the latent image (FLUX: 16)
+  int64_t latent_patch = 2;       // latent pixels per token side
+  int64_t default_steps = 0;
+  double default_guidance = 0.0;
+  // FLOPs of one forward over txt + img tokens (bench, performance model).
+  std::function<StepFlops(int64_t txt_tokens, int64_t img_tokens)> step_flops;
+  // The sampler's timesteps t_0 = 1 > ... > t_steps = 0 for an image of img_tokens tokens.
+  std::function<std::vector<double>(int steps, int64_t img_tokens)> timesteps;
+};
+
+// The conditioning of one image: the text encoders' outputs (host tensors).
+struct Conditioning {
+  Tensor txt;  // [Ltxt, context width]
+  Tensor y;    // [pooled width]
+};
+
+class Denoiser {
+ public:
+  virtual ~Denoiser() = default;
+  virtual const DenoiserSpec& spec() const = 0;
+  // The loaded weights' identity (ModelWeights::identity), for result records.
+  virtual const std::string& weights_identity() const = 0;
+  // Once per image: the prompt, the grid of image tokens, every rank's shard of the joint
+  // sequence (position order) and this rank's position; prepares the attention's plan.
+  virtual void set_condition(const Conditioning& condition, int64_t grid_h, int64_t grid_w,
+                             const std::vector<SequenceShard>& shards, int position) = 0;
+  // tokens: [shard img rows, token_channels]; scalars: [2] f32 (t, guidance) on the device;
+  // velocity: like tokens. Allocates nothing (a step may be captured and replayed).
+  virtual void forward(const Tensor& tokens, const Tensor& scalars, const Tensor& velocity) = 0;
+  virtual const AttentionStrategy& attention() const = 0;
+  // The step the next forward computes (AttentionStrategy::set_step).
+  virtual void set_step(int step) = 0;
+  // Changes whenever the model lays out new activation buffers (a new shard shape): a step
+  // graph captured under another value points at freed buffers.
+  virtual uint64_t buffers_epoch() const = 0;
+};
+
+// The registry of model families: the spec of a preset (InputError naming the known ones).
+DenoiserSpec denoiser_spec(const std::string& preset);
+// The denoiser of a preset with its weights, on `backend`, its attention by `attention`,
+// activations in `compute`.
+std::unique_ptr<Denoiser> make_denoiser(const std::string& preset, ModelWeights weights, Backend& backend,
+                                        std::unique_ptr<AttentionStrategy> attention, DType compute);
+
+}  // namespace fresco
