@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -133,7 +134,7 @@ TEST(Safetensors, ConvertRoundTrip) {
   const FluxConfig c = flux_preset("flux-tiny");
   const auto tensors = random_flux_tensors(c);
   write_safetensors(dir.file("ckpt.safetensors"), tensors, DType::bf16, "BF16");
-  EXPECT_EQ(convert_safetensors(dir.file("ckpt.safetensors"), dir.file("w.h5"), "auto"), "flux-tiny");
+  EXPECT_EQ(convert_safetensors(dir.file("ckpt.safetensors"), dir.file("w.h5"), "auto").preset, "flux-tiny");
   // The HDF5 file keeps bf16 and the values survive bit for bit.
   const h5::File f = h5::File::open(dir.file("w.h5"));
   EXPECT_EQ(f.read_raw("/double_blocks/0/txt_mlp/2/weight").dtype(), DType::bf16);
@@ -171,6 +172,63 @@ TEST(Safetensors, RejectsBadCheckpoints) {
   fs::resize_file(dir.file("tiny.safetensors"), fs::file_size(dir.file("tiny.safetensors")) - 100);
   EXPECT_THROW(SafetensorsFile(dir.file("tiny.safetensors")), InputError);
   EXPECT_FALSE(fs::exists(dir.file("out.h5")));
+}
+
+// The message of the InputError that `convert` throws (empty when it does not throw one).
+std::string convert_error(const std::string& in, const std::string& out, const std::string& model) {
+  try {
+    convert_safetensors(in, out, model);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Safetensors, StripsTheComfyUiPrefix) {
+  TempDir dir;
+  // A ComfyUI single-file checkpoint: the transformer under model.diffusion_model., with an
+  // autoencoder and a text encoder beside it.
+  std::map<std::string, Tensor> tensors;
+  for (const auto& [name, t] : random_flux_tensors(flux_preset("flux-tiny")))
+    tensors["model.diffusion_model." + name] = t;
+  tensors["vae.decoder.conv_in.weight"] = Tensor::zeros({4});
+  tensors["text_encoders.clip_l.proj.weight"] = Tensor::zeros({2, 2});
+  write_safetensors(dir.file("comfy.safetensors"), tensors, DType::bf16, "BF16");
+  convert_safetensors(dir.file("comfy.safetensors"), dir.file("w.h5"), "auto");
+  auto cpu = make_cpu_backend();
+  const ModelWeights w = load_weights(dir.file("w.h5"), "flux-tiny", *cpu);  // every tensor, no others
+  EXPECT_EQ(w.get("img_in.weight").dtype(), DType::bf16);
+}
+
+TEST(Safetensors, SummarisesAnotherPresetsCheckpoint) {
+  TempDir dir;
+  // flux-tiny's tensors against flux-dev: hundreds of differences, summarised in a few lines
+  // that say which preset the checkpoint is.
+  write_safetensors(dir.file("tiny.safetensors"), random_flux_tensors(flux_preset("flux-tiny")), DType::bf16,
+                    "BF16");
+  const std::string msg = convert_error(dir.file("tiny.safetensors"), dir.file("out.h5"), "flux-dev");
+  EXPECT_NE(msg.find("does not match preset flux-dev ("), std::string::npos) << msg;
+  EXPECT_NE(msg.find("it looks like flux-tiny, which it matches exactly"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" missing"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("with another shape"), std::string::npos) << msg;
+  EXPECT_LE(std::count(msg.begin(), msg.end(), '\n'), 16) << msg;
+  EXPECT_FALSE(fs::exists(dir.file("out.h5")));
+  // Close to no preset: the closest is named, and its problems listed in full when few.
+  auto tensors = random_flux_tensors(flux_preset("flux-tiny"));
+  tensors.erase("final_layer.linear.bias");
+  tensors["img_in.weight"] = Tensor::zeros({3, 3});
+  write_safetensors(dir.file("partial.safetensors"), tensors, DType::f32, "F32");
+  const std::string partial = convert_error(dir.file("partial.safetensors"), dir.file("out.h5"), "auto");
+  EXPECT_NE(partial.find("does not match preset flux-tiny (2 problems: 1 missing, 1 with another shape); "
+                         "no preset matches it; flux-tiny is the closest"),
+            std::string::npos)
+      << partial;
+  EXPECT_NE(partial.find("missing tensor final_layer.linear.bias"), std::string::npos) << partial;
+  // Keys of another naming (diffusers): said so.
+  write_safetensors(dir.file("renamed.safetensors"), {{"transformer_blocks.0.attn.to_q.weight", Tensor::zeros({2})}},
+                    DType::f32, "F32");
+  const std::string renamed = convert_error(dir.file("renamed.safetensors"), dir.file("out.h5"), "auto");
+  EXPECT_NE(renamed.find("none of its tensor names is a FLUX.1 key"), std::string::npos) << renamed;
 }
 
 TEST(Prompts, BatchSeedIsOffsetByTheImageIndex) {

@@ -35,7 +35,7 @@ TEST(WeightTable, ReportsEveryProblemAtOnce) {
   const auto problems = validate_weight_table(c.name, flux_weight_specs(c), found);
   ASSERT_EQ(problems.size(), 4u);
   std::string all;
-  for (const auto& p : problems) all += p + "\n";
+  for (const auto& p : problems) all += p.text + "\n";
   EXPECT_NE(all.find("missing tensor img_in.weight"), std::string::npos) << all;
   EXPECT_NE(all.find("txt_in.weight has shape [1, 2]"), std::string::npos) << all;
   EXPECT_NE(all.find("txt_in.bias is stored as"), std::string::npos) << all;

@@ -1,5 +1,7 @@
 // `fresco info`: what this build and this node offer (backends, ops, GPUs, MPI ranks).
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "mpi/comm/transports.hpp"
 #include "src/backend/backend.hpp"
@@ -11,6 +13,24 @@
 #endif
 
 namespace fresco::cli {
+namespace {
+
+#ifdef FRESCO_HAVE_CUDA
+// The plain reason a CUDA build sees no GPU: on a node without one the runtime's own words
+// ("CUDA driver version is insufficient for CUDA runtime version") read like a broken install.
+std::string no_gpu_line(const std::string& runtime_reason) {
+  std::string why;
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible && !*visible)
+    why = "CUDA_VISIBLE_DEVICES is empty";
+  else if (std::error_code ec; !std::filesystem::exists("/dev/nvidiactl", ec))
+    why = "no NVIDIA driver on this node (no /dev/nvidiactl)";
+  else
+    why = "the NVIDIA driver is loaded but CUDA found no usable GPU (CUDA says: " + runtime_reason + ")";
+  return "GPUs: none on this node (" + why + "), so commands run on the CPU (--backend auto picks cpu)";
+}
+#endif
+
+}  // namespace
 
 Command info_command() {
   Command c;
@@ -43,12 +63,14 @@ Command info_command() {
                     (long long)flux_parameter_count(flux_preset(name)));
 #ifdef FRESCO_HAVE_CUDA
       const auto devices = cuda::list_devices();
-      std::printf("CUDA runtime %d: %zu device(s)%s%s\n", cuda::runtime_version(), devices.size(),
-                  devices.empty() ? " - " : "", devices.empty() ? cuda::no_device_reason().c_str() : "");
+      if (devices.empty()) std::printf("%s\n", no_gpu_line(cuda::no_device_reason()).c_str());
+      std::printf("CUDA: built, runtime %d.%d; %zu GPU(s) visible\n", cuda::runtime_version() / 1000,
+                  cuda::runtime_version() % 1000 / 10, devices.size());
       for (const auto& d : devices)
         std::printf("  GPU %d: %s, sm_%d%d, %.1f GiB, %d SMs\n", d.index, d.name.c_str(), d.major,
                     d.minor, double(d.total_memory) / (1 << 30), d.multiprocessors);
 #else
+      std::printf("GPUs: none usable: this build has no CUDA backend, so commands run on the CPU\n");
       std::printf("CUDA: not built (no CUDA compiler found or -DFRESCO_CUDA=OFF)\n");
 #endif
       {

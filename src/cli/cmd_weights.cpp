@@ -1,6 +1,7 @@
 // `fresco init-weights` (random weights of a preset) and `fresco convert` (safetensors
 // checkpoint to Fresco's HDF5 weights format).
 #include <cstdio>
+#include <string>
 
 #include "io/atomic_output.hpp"
 #include "src/model/weights_io.hpp"
@@ -60,9 +61,13 @@ Command convert_command() {
   c.summary = "convert a FLUX (or FLUX autoencoder) safetensors checkpoint to a Fresco weights file";
   c.usage = "fresco convert [--model auto|PRESET] IN.safetensors OUT.h5";
   c.details =
-      "Keeps each tensor's dtype (F32, F16, BF16); keys become HDF5 paths with '.' -> '/'.\n"
-      "The checkpoint must match the preset's weight table exactly (all problems are listed);\n"
-      "for autoencoder presets (ae.safetensors -> flux-ae) the encoder.* tensors are left out.";
+      "IN is one safetensors file with the keys of the original FLUX.1 release (flux1-dev,\n"
+      "flux1-schnell, ae.safetensors); diffusers' sharded folders are not converted. Keeps each\n"
+      "tensor's dtype (F32, F16, BF16); keys become HDF5 paths with '.' -> '/'. Keys under\n"
+      "model.diffusion_model. (ComfyUI's checkpoints) are taken without that prefix and the other\n"
+      "tensors left out; for autoencoder presets (ae.safetensors -> flux-ae) so are encoder.*.\n"
+      "The checkpoint must match the preset's weight table exactly; a mismatch is summarised with\n"
+      "the preset the checkpoint does match, or the closest one.";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
         ("input", po::value<std::string>()->required(), "safetensors checkpoint (first positional)")
@@ -78,8 +83,11 @@ Command convert_command() {
     ensure_output_path(out);
     return [=]() {
       if (!writes_here(ctx)) return 0;
-      const std::string preset = convert_safetensors(in, out, model);
-      std::printf("fresco convert: wrote %s (preset %s)\n", out.c_str(), preset.c_str());
+      const ConvertedCheckpoint done = convert_safetensors(in, out, model);
+      std::string how;
+      if (!done.stripped_prefix.empty()) how += "; keys under " + done.stripped_prefix + ", prefix removed";
+      if (done.left_out > 0) how += "; " + std::to_string(done.left_out) + " other tensor(s) left out";
+      std::printf("fresco convert: wrote %s (preset %s%s)\n", out.c_str(), done.preset.c_str(), how.c_str());
       return 0;
     };
   };

@@ -8,6 +8,7 @@
 
 #include "fresco/version.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/config_file.hpp"
 
 namespace {
 
@@ -45,6 +46,7 @@ int end_job(const MpiSession* mpi, const std::exception& e) {
 
 int run(const MpiSession& mpi, int argc, char** argv) {
   const auto commands = all_commands();
+  set_config_commands(commands);  // a --config file may hold a section per command
   const std::string name = argc > 1 ? argv[1] : "";
   if (name.empty() || name == "--help" || name == "-h" || name == "help") {
     if (mpi.rank() == 0) print_overview(commands);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "mpi/comm/transports.hpp"
+#include "src/cli/config_file.hpp"
 #include "src/runtime/validation.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/core/error.hpp"
@@ -26,8 +27,7 @@ bool parse_options(const Command& cmd, const std::vector<std::string>& args,
   cmd.add_options(specific, positional);
   po::options_description common("common options");
   common.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>(),
-      "INI file with the same option names (name = value); the command line wins");
+      "config", po::value<std::string>(), kConfigOptionHelp);
   po::options_description all;
   all.add(specific).add(common);
 
@@ -45,29 +45,7 @@ bool parse_options(const Command& cmd, const std::vector<std::string>& args,
       help = s.str();
       return false;
     }
-    if (vm.count("config")) {
-      const std::string path = vm["config"].as<std::string>();
-      std::error_code ec;
-      if (std::filesystem::is_directory(path, ec))
-        throw InputError("config file " + path + " is a directory, not an INI file");
-      if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
-        throw InputError("config file " + path + " is not a regular file (a FIFO or device?)");
-      std::ifstream file(path);
-      if (!file) throw InputError("cannot read config file " + path);
-      std::stringstream in;
-      in << file.rdbuf();
-      {  // option names with '%' (see above), named with their line
-        std::istringstream lines(in.str());
-        std::string line;
-        for (int n = 1; std::getline(lines, line); ++n)
-          if (line.substr(0, line.find('=')).find('%') != std::string::npos &&
-              line.find_first_not_of(" \t") != line.find('#'))
-            throw InputError("config file " + path + " line " + std::to_string(n) + ": '" +
-                             line.substr(0, line.find('=')) + "' is not an option name");
-      }
-      // Options already stored from the command line keep their values.
-      po::store(po::parse_config_file(in, specific, /*allow_unregistered=*/false), vm);
-    }
+    if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd, specific, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw InputError(std::string("fresco ") + cmd.name + ": " + e.what() +

@@ -62,38 +62,56 @@ int64_t flux_parameter_count(const FluxConfig& config) {
   return n;
 }
 
-std::vector<std::string> validate_weight_table(const std::string& preset,
-                                               const std::vector<WeightSpec>& specs,
-                                               const std::map<std::string, StoredTensorInfo>& found) {
-  std::vector<std::string> problems;
+std::vector<WeightProblem> validate_weight_table(const std::string& preset,
+                                                 const std::vector<WeightSpec>& specs,
+                                                 const std::map<std::string, StoredTensorInfo>& found) {
+  using Kind = WeightProblem::Kind;
+  std::vector<WeightProblem> problems;
   std::map<std::string, bool> expected;
   for (const auto& spec : specs) {
     expected[spec.name] = true;
     const auto it = found.find(spec.name);
     if (it == found.end()) {
-      problems.push_back("missing tensor " + spec.name + " " + shape_string(spec.shape));
+      problems.push_back({Kind::missing, "missing tensor " + spec.name + " " + shape_string(spec.shape)});
       continue;
     }
     if (it->second.shape != spec.shape)
-      problems.push_back("tensor " + spec.name + " has shape " + shape_string(it->second.shape) +
-                         ", " + preset + " expects " + shape_string(spec.shape));
+      problems.push_back({Kind::shape, "tensor " + spec.name + " has shape " + shape_string(it->second.shape) +
+                                           ", " + preset + " expects " + shape_string(spec.shape)});
     if (!it->second.dtype)
-      problems.push_back("tensor " + spec.name + " is stored as " + it->second.stored_type +
-                         " (expected float32, float16 or bfloat16)");
+      problems.push_back({Kind::dtype, "tensor " + spec.name + " is stored as " + it->second.stored_type +
+                                           " (expected float32, float16 or bfloat16)"});
   }
   for (const auto& [name, info] : found)
     if (!expected.count(name))
-      problems.push_back("unexpected tensor " + name + " (not part of " + preset + ")");
+      problems.push_back({Kind::unexpected, "unexpected tensor " + name + " (not part of " + preset + ")"});
   return problems;
 }
 
 std::string describe_weight_problems(const std::string& source, const std::string& preset,
-                                     const std::vector<std::string>& problems) {
-  std::string msg = source + " does not match preset " + preset + " (" +
-                    std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") +
-                    "):";
-  for (const auto& p : problems) msg += "\n  - " + p;
-  return msg;
+                                     const std::vector<WeightProblem>& problems, const std::string& note) {
+  using Kind = WeightProblem::Kind;
+  constexpr size_t kListAll = 12, kExamples = 3;
+  const std::pair<Kind, const char*> kinds[] = {{Kind::missing, "missing"},
+                                                {Kind::unexpected, "unexpected"},
+                                                {Kind::shape, "with another shape"},
+                                                {Kind::dtype, "of an unsupported type"}};
+  std::string counts, details;
+  for (const auto& [kind, what] : kinds) {
+    std::vector<const std::string*> of_kind;
+    for (const auto& p : problems)
+      if (p.kind == kind) of_kind.push_back(&p.text);
+    if (of_kind.empty()) continue;
+    counts += (counts.empty() ? ": " : ", ") + std::to_string(of_kind.size()) + " " + what;
+    if (problems.size() <= kListAll) continue;
+    details += "\n  " + std::to_string(of_kind.size()) + " tensor(s) " + what +
+               (of_kind.size() > kExamples ? ", the first " + std::to_string(kExamples) : "") + ":";
+    for (size_t i = 0; i < of_kind.size() && i < kExamples; ++i) details += "\n    - " + *of_kind[i];
+  }
+  if (problems.size() <= kListAll)
+    for (const auto& p : problems) details += "\n  - " + p.text;
+  return source + " does not match preset " + preset + " (" + std::to_string(problems.size()) + " problem" +
+         (problems.size() > 1 ? "s" : "") + counts + ")" + (note.empty() ? "" : "; " + note) + ":" + details;
 }
 
 const Tensor& ModelWeights::get(const std::string& name) const {

@@ -21,16 +21,26 @@ struct WeightSpec {
 std::vector<WeightSpec> flux_weight_specs(const FluxConfig& config);
 int64_t flux_parameter_count(const FluxConfig& config);
 
-// Problems of a file's tensors against a preset's table (missing, unexpected, wrong shape or
-// dtype); empty when the file is valid.
-std::vector<std::string> validate_weight_table(const std::string& preset,
-                                               const std::vector<WeightSpec>& specs,
-                                               const std::map<std::string, StoredTensorInfo>& found);
+// One difference of a file's tensors from a preset's table.
+struct WeightProblem {
+  enum class Kind { missing, unexpected, shape, dtype };
+  Kind kind;
+  std::string text;  // "missing tensor img_in.weight [64, 64]", ...
+};
 
-// One message for all problems of `source` against `preset`: "<source> does not match preset
-// <preset> (N problems):" followed by one line per problem.
+// Problems of a file's tensors against a preset's table (missing, unexpected, wrong shape or
+// dtype), in table order; empty when the file is valid.
+std::vector<WeightProblem> validate_weight_table(const std::string& preset,
+                                                 const std::vector<WeightSpec>& specs,
+                                                 const std::map<std::string, StoredTensorInfo>& found);
+
+// One message for the problems of `source` against `preset`: "<source> does not match preset
+// <preset> (N problems...)", then `note` (when given) on the same line, then every problem on
+// a line of its own; beyond a dozen, the count of each kind with its first few (a checkpoint
+// of another size differs in hundreds of tensors).
 std::string describe_weight_problems(const std::string& source, const std::string& preset,
-                                     const std::vector<std::string>& problems);
+                                     const std::vector<WeightProblem>& problems,
+                                     const std::string& note = "");
 
 // The weights of one model, keyed by checkpoint name, on one backend's device, each in its
 // stored dtype (or the one load_weights was asked for).

@@ -45,8 +45,17 @@ void write_random_weights(const std::string& path, const std::string& preset, ui
                           DType dtype);
 
 // Converts a FLUX checkpoint to a weights file for `model` ("auto": the preset whose table
-// the checkpoint matches). Tensors keep their dtype. Published atomically; returns the preset.
-std::string convert_safetensors(const std::string& in, const std::string& out,
-                                const std::string& model);
+// the checkpoint matches). Tensors keep their dtype. Keys under the prefix
+// "model.diffusion_model." (ComfyUI's single-file checkpoints) are taken without it, and the
+// tensors outside it (text encoders, autoencoder) left out. Published atomically. A mismatch
+// is one InputError that summarises the differences and names the preset the checkpoint does
+// match, or else the closest one.
+struct ConvertedCheckpoint {
+  std::string preset;
+  std::string stripped_prefix;  // the key prefix taken off, or empty
+  int64_t left_out = 0;         // tensors of the checkpoint not written (encoder, outside the prefix)
+};
+ConvertedCheckpoint convert_safetensors(const std::string& in, const std::string& out,
+                                        const std::string& model);
 
 }  // namespace fresco

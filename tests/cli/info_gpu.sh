@@ -5,6 +5,6 @@ source "$(dirname "$0")/common.sh"
 cat info.txt
 if grep -q "CUDA: not built" info.txt; then echo "SKIP: this build has no CUDA backend"; exit 77; fi
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "SKIP: no GPU on this machine ($(grep 'CUDA runtime' info.txt))"; exit 77
+  echo "SKIP: no GPU on this machine ($(grep '^GPUs: none' info.txt))"; exit 77
 fi
 grep -q "GPU 0: " info.txt || fail "nvidia-smi sees a GPU but fresco info lists none"

@@ -55,7 +55,7 @@ expect_error "fifo.h5 is not a regular file" -- timeout 20 "$FRESCO" generate --
 no_output
 # An option name holding "%canonical_option%" once hung Boost's error message (found by fuzzing).
 printf 'ulysse%%canonical_option%%de = 4\n' > pct.ini
-expect_error "config file pct.ini line 1: 'ulysse%canonical_option%de ' is not an option name" -- \
+expect_error "config file pct.ini line 1: unrecognised option 'ulysse%canonical_option%de'" -- \
   timeout 20 "$FRESCO" generate --weights $W --prompts $P --out out --config pct.ini
 no_output
 mkdir confdir
