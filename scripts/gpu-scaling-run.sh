@@ -94,7 +94,7 @@ if has sweep && in_time "sweep"; then
   ranks=$(IFS=,; echo "${counts[*]}")
   timeout 560 ./fresco sweep --weights random:0 --model flux-dev --backend cuda --dtype bf16 --out "$state/sweep" \
     --ranks "$ranks" --methods ulysses,ring,patch --resolutions ${SWEEP_RESOLUTIONS:-1024x1024,2048x2048} --steps 4 \
-    --txt-len 512 --predict-ranks 16,32,64 --no-plots > "$state/sweep.log" 2>&1 || echo "sweep failed (see sweep.log)"
+    --txt-len 512 --ranks-per-node "$gpus" --predict-ranks 16,32,64 --no-plots > "$state/sweep.log" 2>&1 || echo "sweep failed (see sweep.log)"
   grep -c . "$state/sweep/sweep.jsonl" 2>/dev/null | sed 's/^/sweep records: /'
 fi
 tar czf "$out/scaling.tgz" -C "$state" --exclude='sweep/runs' . 2>/dev/null

@@ -40,6 +40,8 @@ void RunRecord::set_engine(const Engine& e) {
       {"comm_dtype", plan.fp8_wire || (patch && plan.displaced.stale_dtype == DType::e4m3) ? "e4m3"
                                                                                            : dtype_name(plan.compute)},
   };
+  FRESCO_ASSERT(e.model != nullptr, "RunRecord::set_engine before Engine::load_model");
+  graph_kind_ = [&attention = e.model->attention()](int step) { return attention.graph_kind(step); };
   const DenoiserSpec& s = e.spec;
   record_["model"] = {{"name", s.name},
                       {"family", s.family},
@@ -49,15 +51,16 @@ void RunRecord::set_engine(const Engine& e) {
 }
 
 void RunRecord::add_image(const ImageJob& job, const DenoisedImage& r, bool ok) {
-  json steps = json::array(), eager = json::array();
+  json steps = json::array(), eager = json::array(), kinds = json::array();
   for (const auto& s : r.step_times) {
     steps.push_back(s.ms);
     eager.push_back(s.eager);
+    kinds.push_back(graph_kind_(int(kinds.size())));
   }
   json image = {{"index", job.index},       {"width", job.width},   {"height", job.height},
                 {"steps", job.steps},       {"seed", job.seed},     {"guidance", job.guidance},
                 {"ok", ok},                 {"seconds", r.seconds}, {"ms_per_step", r.median_step_ms()},
-                {"step_ms", steps},         {"step_eager", eager},
+                {"step_ms", steps},         {"step_eager", eager},  {"step_kind", kinds},
                 {"mib_sent_per_step", r.bytes_sent / double(1 << 20) / double(std::max<int64_t>(job.steps, 1))}};
   const StepAccounting& acc = r.accounting;
   if (!acc.per_rank.empty()) {
