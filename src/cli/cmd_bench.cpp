@@ -27,6 +27,7 @@
 #include "src/model/hooks.hpp"
 #include "src/model/noise.hpp"
 #include "src/runtime/engine.hpp"
+#include "src/runtime/memory_check.hpp"
 #include "src/runtime/run_record.hpp"
 #include "src/runtime/step_runner.hpp"
 
@@ -228,6 +229,12 @@ std::vector<double> time_steps(Backend& backend, const ParallelLayout& layout, D
   return ms;
 }
 
+// "fresco bench: flux-dev at 1024x1024 with 512 text tokens", for the memory check's refusal.
+std::string config_label(const std::string& model, const BenchOptions& o) {
+  return "fresco bench: " + model + " at " + std::to_string(o.width) + "x" + std::to_string(o.height) + " with " +
+         std::to_string(o.txt_len) + " text tokens";
+}
+
 int run_bench(BenchOptions o, const MpiSession& mpi) {
   Engine e(mpi, o.engine, o.parallel, o.weights, o.model);
   const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
@@ -243,6 +250,11 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   e.parallel.plan.displaced.join_each_step = e.choice.cuda_graphs && layout.capturable();
   const std::vector<SequenceShard> shards = image_shards(layout, e.parallel.plan, o.txt_len, grid_h, grid_w);
   const SequenceShard& mine = shards[size_t(layout.position())];
+  // The memory check before any weights are made (f32 FLUX.1-dev, the CPU default, needs about
+  // 45 GiB a rank), reported once for the job.
+  collective_setup(mpi, [&] {
+    check_rank_memory(e, {{config_label(e.config.name, o), Limg, o.txt_len}}, "--width/--height (or --txt-len)");
+  });
   e.load_model();
 
   // Inputs: a random prompt (host) and random image tokens.
@@ -416,6 +428,9 @@ Command bench_command() {
       "made on the device (--weights random:SEED, or a weights file). Prints the median ms per\n"
       "step over --steps steps after warm-up (device events), the achieved TFLOP/s from the\n"
       "spec's FLOP count, the fraction of the 750 TFLOP/s floor, and the device memory in use;\n"
+      "before the weights are made, the memory a rank needs (weights + activations) is checked\n"
+      "against the node's memory (cpu) or the GPU's (cuda): f32 FLUX.1-dev, the CPU default,\n"
+      "needs about 45 GiB, so a smaller node is told to use --dtype bf16 or a smaller --model;\n"
       "--profile adds a per-op breakdown of eager steps; --json prints one JSON object.\n"
       "On several ranks (mpiexec -n N) every rank computes a share of the one image with the\n"
       "--parallel method and degrees (automatic: Ulysses over all ranks); each rank's step is\n"

@@ -11,6 +11,7 @@
 #include "src/model/model_inputs.hpp"
 #include "src/runtime/auto_layout.hpp"
 #include "src/runtime/engine.hpp"
+#include "src/runtime/memory_check.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -86,11 +87,15 @@ Command forward_command() {
     run->engine = std::make_unique<Engine>(ctx.mpi, engine_choice(vm), parallel_choice(vm),
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
-    run->inputs = read_forward_inputs(vm["inputs"].as<std::string>(), e.config);
+    const std::string in_path = vm["inputs"].as<std::string>();
+    run->inputs = read_forward_inputs(in_path, e.config);
     const ForwardInputs& in = run->inputs;
     AutoLayoutInputs auto_layout = auto_layout_inputs(e, vm["threads"].as<int>());
     auto_layout.images = {{in.txt.dim(0), in.grid_h, in.grid_w}};
     e.build_layout(automatic_layout(std::move(auto_layout)), 1);
+    check_rank_memory(e, {{in_path + "'s image (grid " + std::to_string(in.grid_h) + "x" + std::to_string(in.grid_w) + ")",
+                           in.grid_h * in.grid_w, in.txt.dim(0)}},
+                      "the grid_h/grid_w attributes of " + in_path);
     configure_threads(vm["threads"].as<int>(), ctx.mpi.local_size());
     ensure_output_path(run->out);
     e.load_model();

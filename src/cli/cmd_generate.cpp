@@ -19,6 +19,7 @@
 #include "src/runtime/auto_layout.hpp"
 #include "src/runtime/engine.hpp"
 #include "src/runtime/image_job.hpp"
+#include "src/runtime/memory_check.hpp"
 #include "src/runtime/progress.hpp"
 #include "src/runtime/run_record.hpp"
 #include "src/runtime/validation.hpp"
@@ -215,34 +216,17 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
   }
 }
 
-// The memory estimate of the largest image against this node's memory per rank (InputError
-// naming the option or the prompt file's attribute that sets the size).
-void check_generate_memory(const po::variables_map& vm, const GenerateRun& run, int ranks_on_node) {
-  const Engine& e = *run.engine;
-  const EngineChoice& engine = e.choice;
-  if (engine.backend != "cpu") return;  // device memory is the GPU backend's to check
-  const double weight_bytes = weight_bytes_in_memory(e.config, engine, e.weights_path);
-  const double budget = memory_per_rank(ranks_on_node);
-  const bool patch = e.parallel.plan.method == ParallelMethod::patch;
+// The one memory check (src/runtime/memory_check.hpp) of every image on this rank, host or GPU
+// (InputError naming the option or the prompt file's attribute that sets the size).
+void check_generate_memory(const po::variables_map& vm, const GenerateRun& run) {
   const bool size_given = !vm["width"].defaulted() || !vm["height"].defaulted();
-  for (const ImageJob& job : run.jobs) {
-    const int64_t tokens = (job.height / 16) * (job.width / 16);
-    const MemoryEstimate m = estimate_memory(e.config, weight_bytes, engine.compute, tokens,
-                                             run.prompts->txt_len(job.index), run.layout().group_size(), patch,
-                                             e.parallel.plan.displaced.stale_dtype);
-    if (m.total() <= budget) continue;
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    char msg[512];
-    std::snprintf(msg, sizeof msg,
-                  "image %lld (%lldx%lld) needs about %.1f GiB per rank (weights %.1f GiB, activations %.1f GiB), "
-                  "more than the %.1f GiB per rank this node has; ",
-                  (long long)job.index, (long long)job.width, (long long)job.height, m.total() / gib, m.weights / gib,
-                  m.activations / gib, budget / gib);
-    throw InputError(std::string(msg) +
-                     (size_given ? "lower --width/--height" : "lower the width/height attributes of " + run.prompts->path()) +
-                     ", spread an image over more ranks (--ulysses/--ring or --patches), use --dtype bf16 or fewer "
-                     "ranks per node");
-  }
+  std::vector<MemoryImage> images;
+  for (const ImageJob& job : run.jobs)
+    images.push_back({"image " + std::to_string(job.index) + " (" + std::to_string(job.width) + "x" +
+                          std::to_string(job.height) + ")",
+                      (job.height / 16) * (job.width / 16), run.prompts->txt_len(job.index)});
+  check_rank_memory(*run.engine, images,
+                    size_given ? "--width/--height" : "the width/height attributes of " + run.prompts->path());
 }
 
 }  // namespace
@@ -335,7 +319,7 @@ Command generate_command() {
     for (const ImageJob& job : run->jobs)
       image_shards(*e.layout, e.parallel.plan, run->prompts->txt_len(job.index), job.height / 16,
                    job.width / 16);  // refuses images too small for the group
-    check_generate_memory(vm, *run, ctx.mpi.local_size());
+    check_generate_memory(vm, *run);
     const ImageJob& first = run->jobs.front();
     e.report_plan(run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     // DistriFusion's steps can be graphs when every gather completes within its step.

@@ -17,8 +17,9 @@ constexpr SwitchInfo kSwitches[] = {
      "what --backend auto means, cpu or cuda (unset: cuda where a GPU is visible, else cpu); the "
      "test suite sets cpu"},
     {Switch::memory_per_rank, "FRESCO_MEMORY_PER_RANK", Kind::number, "", "",
-     "the memory of one rank in MiB for the estimate checked before the first step (unset: the "
-     "node's physical memory or cgroup limit, shared by its ranks)"},
+     "the memory of one rank in MiB for the estimate checked before the first step, on either "
+     "backend (unset: the node's physical memory or cgroup limit shared by its ranks; on cuda "
+     "the GPU's memory shared by its ranks, less 1 GiB each)"},
     {Switch::gnuplot, "FRESCO_GNUPLOT", Kind::text, "gnuplot", "",
      "the gnuplot program that `fresco sweep` draws its plots with"},
     {Switch::comm_trace, "FRESCO_COMM_TRACE", Kind::text, "", "",

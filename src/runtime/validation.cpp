@@ -13,6 +13,7 @@
 #include "mpi/comm/mpi_communicator.hpp"
 #include "src/core/digest.hpp"
 #include "src/core/error.hpp"
+#include "src/core/tuning.hpp"
 
 namespace fresco {
 
@@ -68,8 +69,8 @@ MemoryEstimate estimate_memory(const FluxConfig& config, double weight_bytes, DT
 }
 
 double memory_per_rank(int ranks_on_node) {
-  if (const char* env = std::getenv("FRESCO_MEMORY_PER_RANK"); env && std::atof(env) > 0)
-    return std::atof(env) * 1024.0 * 1024.0;
+  if (tuning::is_set(tuning::Switch::memory_per_rank))  // the registry refuses a value that is no positive number
+    return tuning::number(tuning::Switch::memory_per_rank) * 1024.0 * 1024.0;
   double node = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
   std::ifstream cgroup("/sys/fs/cgroup/memory.max");  // cgroup v2 limit of the job, if any
   std::string limit;

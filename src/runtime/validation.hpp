@@ -41,8 +41,9 @@ struct MemoryEstimate {
 MemoryEstimate estimate_memory(const FluxConfig& config, double weight_bytes, DType compute,
                                int64_t image_tokens, int64_t txt_tokens, int group_size,
                                bool patch, DType stale_dtype);
-// Memory one rank may use: FRESCO_MEMORY_PER_RANK (MiB) when set, else the node's physical
-// memory (or its cgroup limit, if lower) divided by the ranks on the node.
+// Host memory one rank may use: FRESCO_MEMORY_PER_RANK (MiB) when set, else the node's physical
+// memory (or its cgroup limit, if lower) divided by the ranks on the node. The check against it,
+// and against a GPU's memory, is src/runtime/memory_check.hpp.
 double memory_per_rank(int ranks_on_node);
 
 // Reads every prompt entry (each rank its share: entry i on rank i % size), refusing a
