@@ -23,6 +23,7 @@
 #include "src/runtime/progress.hpp"
 #include "src/runtime/run_record.hpp"
 #include "src/runtime/validation.hpp"
+#include "src/runtime/work_queue.hpp"
 
 namespace fresco::cli {
 namespace {
@@ -156,22 +157,57 @@ int GenerateRun::operator()() {
   BatchProgress progress(mpi, int64_t(todo.size()), in_this_slice - int64_t(todo.size()),
                          layout().groups());
   int64_t failures = 0;
-  // Round-robin of the images still to do over the data-parallel groups, so a resumed batch
-  // stays balanced.
-  const size_t groups = size_t(layout().groups());
-  int64_t not_done = 0;  // images abandoned or not started because of a stop signal
-  for (size_t k = size_t(layout().group_index()); k < todo.size(); k += groups) {
-    if (!stopped) failures += !generate_one(jobs[size_t(todo[k])], progress);
-    if (stopped) {  // the image in progress and the rest of this group's share
-      ++not_done;
-      if (layout().group_leader()) progress.image_stopped(todo[k]);
+  // The images still to do, handed out one at a time (src/runtime/work_queue.hpp): a group takes
+  // the next when it is free, so sizes balance themselves and a slow, stopped or dead group
+  // holds no more than the image it computes; the others take the rest.
+  const double deadline = layout().group().deadline();
+  WorkQueue queue(mpi, layout(), todo, deadline);
+  int64_t finished = 0;  // images this group finished, published or failed (its leader counts)
+  constexpr int64_t kQueueEmpty = -1, kStopping = -2;
+  while (!stopped) {
+    // The leader decides for its group: a group whose leader got a stop signal takes no new
+    // image (--max-hours and the other ranks' signals stop it at a step boundary, below).
+    int64_t mine = kStopping, next = kStopping;
+    if (layout().group_leader() && stop_signal() == 0) mine = queue.take().value_or(kQueueEmpty);
+    from_leader(layout().group(), &mine, &next, sizeof next);
+    if (next == kStopping) stopped = true;
+    if (next < 0) break;
+    const bool ok = generate_one(jobs[size_t(next)], progress);
+    if (stopped) {  // abandoned at a step boundary: left to a resumed run
+      if (layout().group_leader()) progress.image_stopped(next);
+      break;
+    }
+    failures += !ok;
+    if (layout().group_leader()) {
+      queue.finish(next);
+      ++finished;
     }
   }
+  // The end-of-batch agreement (failures, finished images), waited on without spinning and
+  // under the deadline: a stopped or dead group never joins it, and rank 0 then names the
+  // images it held (CommTimeout: main reports it and aborts the job, status 6); the finished
+  // images stay published, so a rerun finishes the batch. The other ranks wait twice as long,
+  // so that rank 0's report is the one that ends the job (where rank 0 itself is alive).
+  int64_t counts[2] = {failures, finished}, totals[2] = {0, 0};
+  MPI_Request agreement;
+  FRESCO_MPI_CHECK(MPI_Iallreduce(counts, totals, 2, MPI_INT64_T, MPI_SUM, mpi.world(), &agreement));
+  wait_sleeping(agreement, mpi.rank() == 0 ? deadline : 2 * deadline, [&](double waited) {
+    std::string what = "rank " + std::to_string(mpi.rank()) + " waited " + std::to_string(int(waited)) +
+                       " s at the end of the batch: a group is hung or dead (deadline " + std::to_string(deadline) +
+                       " s, --comm-timeout)";
+    if (mpi.rank() != 0) return what;
+    const std::vector<std::string> lost = queue.unfinished();
+    what += lost.empty() ? "; it held no image" : "; taken but never finished:";
+    for (const std::string& l : lost) what += " " + l + (&l == &lost.back() ? "" : ",");
+    return what + ". Every other image is published in " + out_dir + "; run the same command again to finish the batch";
+  }, [&] { progress.poll(); });
+  const int64_t total_failures = totals[0], total_not_done = int64_t(todo.size()) - totals[1];
+  // Images no group took (every group stopped first) are reported by rank 0, so that the
+  // progress counts every image of the batch.
+  if (mpi.rank() == 0)
+    for (int64_t index : queue.untaken()) progress.image_stopped(index);
   progress.finish();
-  int64_t total_failures = 0, total_not_done = 0;
-  FRESCO_MPI_CHECK(MPI_Allreduce(&failures, &total_failures, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
-  if (layout().position() != 0) not_done = 0;  // counted once per group
-  FRESCO_MPI_CHECK(MPI_Allreduce(&not_done, &total_not_done, 1, MPI_INT64_T, MPI_SUM, mpi.world()));
+  queue.close();
   if (record) record->write(mpi, record_path, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (total_not_done > 0) {
     if (mpi.rank() == 0)

@@ -141,16 +141,25 @@ bool group_any(Communicator& group, bool flag) {
   int32_t any = 0;
   MPI_Request request;
   FRESCO_MPI_CHECK(MPI_Iallreduce(&here, &any, 1, MPI_INT32_T, MPI_MAX, mpi_group->comm(), &request));
+  wait_sleeping(request, group.deadline(), [&](double waited) {
+    return "rank " + std::to_string(group.rank()) + " of " + group.describe() + " waited " +
+           std::to_string(int(waited)) + " s at a step boundary: a peer is hung or dead (deadline " +
+           std::to_string(group.deadline()) + " s, --comm-timeout)";
+  });
+  return any != 0;
+}
+
+void wait_sleeping(MPI_Request& request, double deadline,
+                   const std::function<std::string(double)>& timeout_message,
+                   const std::function<void()>& while_waiting) {
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
     int done = 0;
     FRESCO_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-    if (done) return any != 0;
+    if (done) return;
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (group.deadline() > 0 && waited > group.deadline())
-      throw CommTimeout("rank " + std::to_string(group.rank()) + " of " + group.describe() + " waited " +
-                        std::to_string(int(waited)) + " s at a step boundary: a peer is hung or dead (deadline " +
-                        std::to_string(group.deadline()) + " s, --comm-timeout)");
+    if (deadline > 0 && waited > deadline) throw CommTimeout(timeout_message(waited));
+    if (while_waiting) while_waiting();
     if (waited > 1e-3) std::this_thread::sleep_for(std::chrono::microseconds(waited > 0.1 ? 1000 : 50));
   }
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,12 @@ bool group_agrees_to_stop(Communicator& group);
 // True on every rank of `group` when `flag` is true on any of them (a collective under the
 // group's deadline: a hung peer ends the job with CommTimeout instead of hanging it).
 bool group_any(Communicator& group, bool flag);
+// Waits for a non-blocking MPI operation without spinning: MPI_Test, then sleeps (50 us, 1 ms
+// past 0.1 s), so that a rank waiting on a slow or stopped peer leaves its core alone. Past
+// `deadline` seconds (> 0) it throws CommTimeout with `timeout_message(seconds waited)`.
+// `while_waiting`, if given, runs between tests (rank 0 prints the progress reports arriving).
+void wait_sleeping(MPI_Request& request, double deadline,
+                   const std::function<std::string(double)>& timeout_message,
+                   const std::function<void()>& while_waiting = {});
 
 }  // namespace fresco
