@@ -20,6 +20,7 @@ std::map<std::string, std::string> png_text(const ImageProvenance& p) {
       {"guidance", std::to_string(p.guidance)},        {"method", p.parallel},
       {"prompt_index", std::to_string(p.prompt_index)}};
   if (!p.vae.empty()) t["vae"] = p.vae;
+  if (!p.prompt_text.empty()) t["prompt"] = p.prompt_text;
   if (p.parallel == "patch") {
     t["patches"] = std::to_string(p.patches);
     t["warmup_steps"] = std::to_string(p.warmup_steps);
@@ -51,6 +52,7 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("model", p.model);
     file.write_attr("fresco_version", std::string(kVersion));
     file.write_attr("command_line", p.command_line);
+    if (!p.prompt_text.empty()) file.write_attr("prompt", p.prompt_text);
     file.write_attr("ranks", p.ranks);
     file.write_attr("parallel", p.parallel);
     if (p.parallel == "patch") {
@@ -109,6 +111,7 @@ ImageProvenance read_image_provenance(const h5::File& file) {
   p.compute_dtype = text("compute_dtype");
   p.digests = {text("digest_weights"), text("digest_prompt"), text("digest_settings"), text("digest")};
   if (file.has_attr("vae")) p.vae = text("vae");
+  if (file.has_attr("prompt")) p.prompt_text = text("prompt");
   return p;
 }
 

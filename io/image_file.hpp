@@ -46,6 +46,7 @@ struct ImageProvenance {
   std::string compute_dtype = "f32";  // activations: f32 or bf16
   ImageDigests digests;
   std::string vae;                // the autoencoder preset that decoded /image (empty: none)
+  std::string prompt_text;        // the prompt's text where the prompt file gives it (empty: none)
 };
 
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5

@@ -65,10 +65,13 @@ void write_png(const std::string& path, const Tensor& image, const std::map<std:
   std::vector<png_text> chunks;
   for (const auto& [key, value] : text) {
     png_text t{};
-    t.compression = PNG_TEXT_COMPRESSION_NONE;
+    // tEXt holds Latin-1 only; a value with other bytes (a prompt's UTF-8 text) goes in iTXt.
+    const bool ascii = std::all_of(value.begin(), value.end(), [](char c) { return (unsigned char)c < 0x80; });
+    t.compression = ascii ? PNG_TEXT_COMPRESSION_NONE : PNG_ITXT_COMPRESSION_NONE;
     t.key = const_cast<char*>(key.c_str());
     t.text = const_cast<char*>(value.c_str());
-    t.text_length = value.size();
+    if (ascii) t.text_length = value.size();
+    else t.itxt_length = value.size();
     chunks.push_back(t);
   }
   AtomicOutput out(path);

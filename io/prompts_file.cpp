@@ -17,6 +17,7 @@ PromptSettings read_settings(const h5::File& file, const std::string& object) {
   get_int("height", s.height);
   get_int("steps", s.steps);
   if (file.has_attr("guidance", object)) s.guidance = file.read_double_attr("guidance", object);
+  if (file.has_attr("text", object)) s.text = file.read_string_attr("text", object);
   return s;
 }
 
@@ -28,6 +29,7 @@ PromptSettings merge(const PromptSettings& batch, const PromptSettings& own) {
   if (own.height) s.height = own.height;
   if (own.steps) s.steps = own.steps;
   if (own.guidance) s.guidance = own.guidance;
+  if (own.text) s.text = own.text;
   return s;
 }
 

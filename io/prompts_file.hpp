@@ -25,6 +25,7 @@ inline constexpr int64_t kPromptsFormatVersion = 1;
 struct PromptSettings {
   std::optional<int64_t> seed, width, height, steps;
   std::optional<double> guidance;
+  std::optional<std::string> text;  // the prompt's text (attribute `text`), for provenance only
 };
 
 struct PromptEntry {

@@ -8,7 +8,8 @@ namespace fresco {
 
 LayoutDegrees resolve_degrees(int world, int ranks_per_node, const LayoutRequest& req,
                               int64_t work_items) {
-  require_input(req.ulysses >= 0 && req.ring >= 0, "--ulysses and --ring must not be negative");
+  require_input(req.ulysses >= 0 && req.ring >= 0,
+                req.patches ? "--patches must not be negative" : "--ulysses and --ring must not be negative");
   LayoutDegrees d;
   if (req.ulysses > 0 || req.ring > 0) {  // the user's degrees, whatever a chooser would say
     d.ulysses = std::max(req.ulysses, 1);
@@ -30,10 +31,12 @@ LayoutDegrees resolve_degrees(int world, int ranks_per_node, const LayoutRequest
     d.ring = G / d.ulysses;
     d.rationale = "automatic layout: the smallest group that keeps every rank busy, Ulysses within a node";
   }
+  // Named as the user gave it: --patches G, or --ulysses U x --ring R.
+  const std::string degrees = req.patches ? "--patches " + std::to_string(d.group_size())
+                                          : "--ulysses " + std::to_string(d.ulysses) + " x --ring " +
+                                                std::to_string(d.ring) + " = " + std::to_string(d.group_size());
   require_input(world % d.group_size() == 0,
-                "--ulysses " + std::to_string(d.ulysses) + " x --ring " + std::to_string(d.ring) +
-                    " = " + std::to_string(d.group_size()) + " ranks per image does not divide the " +
-                    std::to_string(world) + " ranks of the job");
+                degrees + " ranks per image does not divide the " + std::to_string(world) + " ranks of the job");
   return d;
 }
 

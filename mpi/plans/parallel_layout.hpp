@@ -46,6 +46,7 @@ struct LayoutRequest {
   bool device_buffers = false;
   // Emulated slow link between (emulated) nodes, for studies on one machine (--emulate-link).
   LinkEmulation link;
+  bool patches = false;  // the degrees are --patches (ulysses = patches, ring 1): errors name it
 };
 
 // Degrees chosen for a world: explicit ones checked, automatic ones filled in. `work_items`

@@ -7,11 +7,14 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <utility>
 
 #include "io/atomic_output.hpp"
+#include "io/h5_file.hpp"
 #include "io/image_file.hpp"
 #include "io/png_file.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/decode_result.hpp"
 #include "src/cli/parallel_decode.hpp"
 #include "src/core/digest.hpp"
 #include "src/model/model_inputs.hpp"
@@ -51,6 +54,7 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   job.steps = pick<int64_t>(vm, "steps", s.steps);
   if (job.steps == 0 && vm["steps"].defaulted() && !s.steps) job.steps = config.default_steps;
   job.guidance = pick<double>(vm, "guidance", s.guidance);
+  job.prompt_text = s.text.value_or("");
   if (job.guidance < 0) job.guidance = config.default_guidance;  // negative: the preset's
 
   const std::string what = prompts.path() + " image " + std::to_string(index) + ": ";
@@ -75,6 +79,8 @@ struct GenerateRun {
   std::vector<ImageJob> jobs;
   int64_t slice = 0, slices = 1;  // --slice K/N: this run's contiguous part of the batch
   std::string record_path;        // --record FILE: the run record (empty: none)
+  bool verbose = false;           // --verbose: per-rank communication of every image
+  std::function<void()> on_step;  // after every denoising step (the work queue's heartbeat)
   std::unique_ptr<RunRecord> record;
 
   bool in_slice(int64_t index) const {
@@ -83,41 +89,92 @@ struct GenerateRun {
   }
   const ParallelLayout& layout() const { return *engine->layout; }
 
-  // Indices of images whose result is missing, decided by rank 0 and shared with all.
-  std::vector<int64_t> pending() const;
-  // Rank 0: true when image j has no trustworthy result: missing, not opening, or recording
-  // another configuration (said per image).
-  bool needs_work(const ImageJob& j) const;
+  // What an image of the slice still needs: nothing, its picture decoded from the saved latent
+  // (a latents-only result and --vae), or denoising.
+  enum class Work { none, decode, denoise };
+  // Rank 0: the work image j needs; denoising when its result is missing, does not open, or
+  // records another configuration (said per image).
+  Work work_for(const ImageJob& j) const;
+  // Indices of the images that need `work`, decided by rank 0 (one pass over the results) and
+  // shared with all.
+  struct Pending {
+    std::vector<int64_t> denoise, decode;
+  };
+  Pending pending() const;
+  // Decodes the saved latents of `indices` (this group's share), each result completed in place
+  // with its picture; returns the failures (reported by the group leader).
+  int64_t decode_saved(const std::vector<int64_t>& indices);
   bool stopped = false;  // a stop signal ended the batch at a step boundary
   // Denoises one image; false when its result was not finite (reported, not written).
   bool generate_one(const ImageJob& job, BatchProgress& progress);
   int operator()();
 };
 
-bool GenerateRun::needs_work(const ImageJob& j) const {
+GenerateRun::Work GenerateRun::work_for(const ImageJob& j) const {
   const std::string path = image_result_path(out_dir, j.index);
-  if (!std::filesystem::exists(path)) return true;
+  if (!std::filesystem::exists(path)) return Work::denoise;
   const std::string why = image_result_mismatch(path, j.digests);
-  if (why.empty()) return false;
+  if (why.empty()) {
+    // The latent is this run's; with a decoder, a result without its picture needs only that.
+    if (decoder && !h5::File::open(path).exists("/image")) return Work::decode;
+    return Work::none;
+  }
   std::printf("fresco: image %lld: %s %s; computing it again\n", (long long)j.index, path.c_str(), why.c_str());
-  return true;
+  return Work::denoise;
 }
 
-std::vector<int64_t> GenerateRun::pending() const {
-  std::vector<int64_t> todo;
-  if (mpi.rank() == 0)
-    for (const ImageJob& j : jobs)
-      if (in_slice(j.index) && needs_work(j)) todo.push_back(j.index);
-  int64_t n = int64_t(todo.size());
+namespace {
+// Rank 0's list, on every rank.
+void broadcast_list(const MpiSession& mpi, std::vector<int64_t>& list) {
+  int64_t n = int64_t(list.size());
   FRESCO_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, 0, mpi.world()));
-  todo.resize(size_t(n));
-  FRESCO_MPI_CHECK(MPI_Bcast(todo.data(), int(n), MPI_INT64_T, 0, mpi.world()));
-  return todo;
+  list.resize(size_t(n));
+  FRESCO_MPI_CHECK(MPI_Bcast(list.data(), int(n), MPI_INT64_T, 0, mpi.world()));
+}
+}  // namespace
+
+GenerateRun::Pending GenerateRun::pending() const {
+  Pending p;
+  if (mpi.rank() == 0)
+    for (const ImageJob& j : jobs) {
+      if (!in_slice(j.index)) continue;
+      const Work w = work_for(j);
+      if (w == Work::denoise) p.denoise.push_back(j.index);
+      if (w == Work::decode) p.decode.push_back(j.index);
+    }
+  broadcast_list(mpi, p.denoise);
+  broadcast_list(mpi, p.decode);
+  return p;
+}
+
+int64_t GenerateRun::decode_saved(const std::vector<int64_t>& indices) {
+  int64_t failures = 0;
+  const size_t groups = size_t(layout().groups());
+  for (size_t k = size_t(layout().group_index()); k < indices.size(); k += groups) {
+    const std::string path = image_result_path(out_dir, indices[k]);
+    const DecodedResult d = decode_result(*decoder, layout().group(), path);
+    if (!layout().group_leader()) continue;
+    if (d.published) {
+      std::printf("fresco: image %lld: decoded its saved latent into %s (no denoising)\n", (long long)indices[k],
+                  d.outputs.png.c_str());
+      continue;
+    }
+    ++failures;
+    try {
+      std::rethrow_exception(d.failure);
+    } catch (const std::exception& e) {
+      std::cerr << "fresco: error (rank " << mpi.rank() << "): image " << indices[k] << ": " << e.what() << std::endl;
+    }
+  }
+  return failures;
 }
 
 bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
   const PromptEntry prompt = prompts->read(job.index);
-  const DenoisedImage result = denoiser->denoise(job, Conditioning{prompt.txt, prompt.y}, [&] { progress.poll(); });
+  const DenoisedImage result = denoiser->denoise(job, Conditioning{prompt.txt, prompt.y}, [&] {
+    progress.poll();
+    if (on_step) on_step();
+  });
   if (result.stopped) {
     stopped = true;
     return true;
@@ -137,31 +194,38 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     std::cerr << "fresco: error (rank " << mpi.rank() << "): image " << job.index << ": " << bad
               << " non-finite values in the latent or the decoded picture; "
               << image_result_path(out_dir, job.index) << " not written" << std::endl;
-    progress.image_done(job.index, per_step, result.seconds, false);
+    progress.image_done(job.index, job.width, job.height, job.steps, per_step, result.seconds, false);
     return false;
   }
   const ImageProvenance p = image_provenance(job, *engine, command_line, per_step);
   // The PNG first: the HDF5 result marks the image as done for a resumed run.
   if (decoder) write_png(image_png_path(out_dir, job.index), picture.image, png_text(p));
   write_image_result(image_result_path(out_dir, job.index), result.latent, p, decoder ? &picture.image : nullptr);
-  progress.image_done(job.index, per_step, result.seconds, true);
+  progress.image_done(job.index, job.width, job.height, job.steps, per_step, result.seconds, true);
   return true;
 }
 
 int GenerateRun::operator()() {
   const auto start = std::chrono::steady_clock::now();
   install_stop_handlers();  // from here a SIGTERM/SIGUSR1 stops the batch at a step boundary
-  const std::vector<int64_t> todo = pending();
+  const Pending work = pending();
+  const std::vector<int64_t>& todo = work.denoise;
   int64_t in_this_slice = 0;
   for (const ImageJob& j : jobs) in_this_slice += in_slice(j.index);
+  if (mpi.rank() == 0)
+    std::printf("fresco generate: %lld image(s) in this %s, %lld to denoise, %lld to decode from their saved latent\n",
+                (long long)in_this_slice, slices > 1 ? "slice" : "batch", (long long)todo.size(),
+                (long long)work.decode.size());
+  // Latents saved by an earlier run without --vae: decoded, not denoised again.
+  int64_t failures = work.decode.empty() ? 0 : decode_saved(work.decode);
   BatchProgress progress(mpi, int64_t(todo.size()), in_this_slice - int64_t(todo.size()),
                          layout().groups());
-  int64_t failures = 0;
   // The images still to do, handed out one at a time (src/runtime/work_queue.hpp): a group takes
   // the next when it is free, so sizes balance themselves and a slow, stopped or dead group
   // holds no more than the image it computes; the others take the rest.
   const double deadline = layout().group().deadline();
   WorkQueue queue(mpi, layout(), todo, deadline);
+  if (layout().group_leader()) on_step = [&queue] { queue.beat(); };
   int64_t finished = 0;  // images this group finished, published or failed (its leader counts)
   constexpr int64_t kQueueEmpty = -1, kStopping = -2;
   while (!stopped) {
@@ -191,6 +255,15 @@ int GenerateRun::operator()() {
   int64_t counts[2] = {failures, finished}, totals[2] = {0, 0};
   MPI_Request agreement;
   FRESCO_MPI_CHECK(MPI_Iallreduce(counts, totals, 2, MPI_INT64_T, MPI_SUM, mpi.world(), &agreement));
+  // A group still computing beats at every step: the deadline counts from the last new beat.
+  int64_t beats_seen = queue.beats();
+  auto last_check = std::chrono::steady_clock::now();
+  const auto alive = [&] {
+    if (std::chrono::steady_clock::now() - last_check < std::chrono::seconds(1)) return false;
+    last_check = std::chrono::steady_clock::now();
+    const int64_t now = queue.beats();
+    return std::exchange(beats_seen, now) != now;
+  };
   wait_sleeping(agreement, mpi.rank() == 0 ? deadline : 2 * deadline, [&](double waited) {
     std::string what = "rank " + std::to_string(mpi.rank()) + " waited " + std::to_string(int(waited)) +
                        " s at the end of the batch: a group is hung or dead (deadline " + std::to_string(deadline) +
@@ -200,7 +273,7 @@ int GenerateRun::operator()() {
     what += lost.empty() ? "; it held no image" : "; taken but never finished:";
     for (const std::string& l : lost) what += " " + l + (&l == &lost.back() ? "" : ",");
     return what + ". Every other image is published in " + out_dir + "; run the same command again to finish the batch";
-  }, [&] { progress.poll(); });
+  }, [&] { progress.poll(); }, alive);
   const int64_t total_failures = totals[0], total_not_done = int64_t(todo.size()) - totals[1];
   // Images no group took (every group stopped first) are reported by rank 0, so that the
   // progress counts every image of the batch.
@@ -209,11 +282,26 @@ int GenerateRun::operator()() {
   progress.finish();
   queue.close();
   if (record) record->write(mpi, record_path, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (mpi.rank() == 0) {  // the end-of-run block
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double gpus = engine->choice.backend == "cuda" ? double(mpi.size()) : 0.0;
+    const int64_t done = progress.images_done();
+    std::printf("fresco generate: run summary: %.1f s wall, %lld image(s) denoised, %lld decoded from saved latents, "
+                "%.3f s/step (mean over the denoised images), %.1f images/hour",
+                wall, (long long)done, (long long)(int64_t(work.decode.size())), 
+                progress.steps_done() > 0 ? progress.seconds_done() / progress.steps_done() : 0.0,
+                wall > 0 ? double(done) * 3600.0 / wall : 0.0);
+    if (gpus > 0) std::printf(", %.1f images per GPU-hour on %d GPU(s)", wall > 0 ? double(done) * 3600.0 / (wall * gpus) : 0.0, mpi.size());
+    std::printf("\n");
+  }
   if (total_not_done > 0) {
-    if (mpi.rank() == 0)
-      std::printf("fresco generate: stopped by a signal: %lld image(s) not done, %lld failed; finished images "
+    if (mpi.rank() == 0) {
+      const std::string why = stop_reason();
+      std::printf("fresco generate: stopped by %s: %lld image(s) not done, %lld failed; finished images "
                   "are kept in %s; run the same command again to finish the batch (exit status %d)\n",
-                  (long long)total_not_done, (long long)total_failures, out_dir.c_str(), kExitStopped);
+                  why.empty() ? "a signal or --max-hours on another rank" : why.c_str(), (long long)total_not_done,
+                  (long long)total_failures, out_dir.c_str(), kExitStopped);
+    }
     return kExitStopped;
   }
   if (mpi.rank() == 0)
@@ -226,10 +314,9 @@ int GenerateRun::operator()() {
 // What determines each image's numbers, as digests (docs/file-formats.md, "Image result").
 // Ulysses x Ring degrees are left out: they change results only within float32 rounding.
 void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_digests) {
-  const std::string weights = Digest()
-                                  .add(run.engine->model->weights_identity())
-                                  .add(run.decoder ? run.decoder->weights_identity() : std::string("no decoder"))
-                                  .hex();
+  // The transformer's weights only: the decoder does not change the latent, so adding --vae to
+  // a latents-only batch decodes its results instead of denoising them again.
+  const std::string weights = Digest().add(run.engine->model->weights_identity()).hex();
   for (ImageJob& job : run.jobs) {
     Digest settings;
     settings.add("fresco-image settings 2").i64(job.width).i64(job.height).i64(job.steps);
@@ -297,6 +384,11 @@ Command generate_command() {
          "guidance scale for models with a guidance embedder (negative: the preset's default)")
         ("slice", po::value<std::string>()->default_value("0/1"),
          "K/N: compute only the K-th of N contiguous parts of the batch (job arrays; K from 0)")
+        ("max-hours", po::value<double>()->default_value(0),
+         "stop at a step boundary before this many hours have passed since the start (0: no limit;\n"
+         "as GROMACS's -maxh: give the job's time limit minus a margin); the same exit status (7)\n"
+         "and resume as a stop signal")
+        ("verbose", po::bool_switch(), "per-rank communication of every image (groups of several ranks)")
         ("record", po::value<std::string>()->default_value(""),
          "FILE: write a JSON run record (settings, engine, per-image and per-step times,\n"
          "communication; docs/file-formats.md) when the batch ends");
@@ -325,6 +417,10 @@ Command generate_command() {
       run->slices = n;
     }
     run->record_path = vm["record"].as<std::string>();
+    const double max_hours = vm["max-hours"].as<double>();
+    require_input(max_hours >= 0 && std::isfinite(max_hours), "option --max-hours must be a non-negative number of hours");
+    set_time_limit(max_hours * 3600.0);
+    run->verbose = vm["verbose"].as<bool>();
     if (!run->record_path.empty()) ensure_output_path(run->record_path);
     run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
     // The engine: the backend selects the rank's GPU, which the layout's device transports use.
@@ -356,6 +452,20 @@ Command generate_command() {
       image_shards(*e.layout, e.parallel.plan, run->prompts->txt_len(job.index), job.height / 16,
                    job.width / 16);  // refuses images too small for the group
     check_generate_memory(vm, *run);
+    if (ctx.mpi.rank() == 0) {  // the values resolved from the options and the prompt file
+      std::map<std::string, int64_t> kinds;
+      for (const ImageJob& job : run->jobs) {
+        if (!run->in_slice(job.index)) continue;
+        char kind[160];
+        std::snprintf(kind, sizeof kind, "%lldx%lld, %lld steps, guidance %g", (long long)job.width,
+                      (long long)job.height, (long long)job.steps, job.guidance);
+        ++kinds[kind];
+      }
+      std::printf("fresco generate: resolved: %s backend, %s activations; images:", e.choice.backend.c_str(),
+                  dtype_name(e.choice.compute));
+      for (const auto& [kind, count] : kinds) std::printf(" %lld x (%s);", (long long)count, kind.c_str());
+      std::printf("\n");
+    }
     const ImageJob& first = run->jobs.front();
     e.report_plan(run->prompts->txt_len(0) + (first.height / 16) * (first.width / 16));
     // DistriFusion's steps can be graphs when every gather completes within its step.
@@ -373,7 +483,7 @@ Command generate_command() {
                   vae_path.empty() ? "no --vae given" : "--no-decode");
     }
     e.load_model();
-    run->denoiser = std::make_unique<ImageDenoiser>(e);
+    run->denoiser = std::make_unique<ImageDenoiser>(e, run->verbose);
     if (!run->record_path.empty()) {
       run->record = std::make_unique<RunRecord>("generate", ctx.command_line);
       run->record->set_engine(e);

@@ -224,6 +224,7 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
     c.plan.method = ParallelMethod::patch;
     c.layout.ulysses = patches;  // a patch group is the layout's Ulysses axis
     c.layout.ring = patches > 0 ? 1 : 0;
+    c.layout.patches = true;
   } else {
     throw InputError("option --parallel must be sequence or patch (got '" + method + "')");
   }

@@ -105,6 +105,12 @@ void Engine::report_plan(int64_t tokens) const {
   const PlanOptions& plan = parallel.plan;
   const bool patch = plan.method == ParallelMethod::patch;
   std::printf("%s\n", layout->describe(!patch).c_str());
+  if (const int U = layout->ulysses(), H = spec.attention.heads; !patch && U > 1 && H % U != 0) {
+    const int per_rank = (H + U - 1) / U;  // UspAttention pads the heads to a multiple of U
+    std::printf("Ulysses %d over %d heads: each rank attends %d heads, %d of them empty padding in all "
+                "(the result is unchanged; %.0f%% more attention work and all-to-all bytes)\n",
+                U, H, per_rank, per_rank * U - H, 100.0 * double(per_rank * U - H) / double(H));
+  }
   if (!patch && layout->ring() > 1 && plan.inter_node == InterNodeSchedule::torus)
     std::printf("Torus attention: K/V of the %d Ulysses groups in %d shifted pairwise steps (no forwarding)\n",
                 layout->ring(), layout->ring() - 1);

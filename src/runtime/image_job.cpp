@@ -10,16 +10,17 @@
 namespace fresco {
 
 double DenoisedImage::median_step_ms() const {
-  std::vector<double> replayed, all;
+  std::vector<double> steady, all;
   for (const auto& s : step_times) {
     all.push_back(s.ms);
-    if (!s.eager) replayed.push_back(s.ms);
+    if (!s.first_of_kind) steady.push_back(s.ms);
   }
-  return median(replayed.empty() ? all : replayed);
+  return median(steady.empty() ? all : steady);
 }
 
-ImageDenoiser::ImageDenoiser(Engine& engine)
+ImageDenoiser::ImageDenoiser(Engine& engine, bool verbose)
     : engine_(engine),
+      verbose_(verbose),
       runner_(*engine.backend, *engine.layout, *engine.model, engine.choice.cuda_graphs, engine.step_capturable()) {}
 
 DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& prompt,
@@ -75,7 +76,7 @@ DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& pr
     sent.bytes_sent = out.bytes_sent;
     out.accounting = gather_accounting(layout.group(), sent, out.seconds);
     const StepAccounting& acc = out.accounting;
-    if (layout.group_leader()) {
+    if (verbose_ && layout.group_leader()) {
       std::printf("fresco: image %lld, communication per step (mean of %lld):\n%s", (long long)job.index,
                   (long long)job.steps, acc.table("group " + std::to_string(layout.group_index()), job.steps).c_str());
       if (const std::string extra = engine_.model->attention().report(); !extra.empty())
@@ -123,6 +124,7 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
   p.seconds_per_step = seconds_per_step;
   p.compute_dtype = dtype_name(plan.compute);
   p.digests = job.digests;
+  p.prompt_text = job.prompt_text;
   return p;
 }
 

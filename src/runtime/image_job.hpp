@@ -20,6 +20,7 @@ struct ImageJob {
   uint64_t seed = 0;
   int64_t width = 0, height = 0, steps = 0;
   double guidance = 0.0;
+  std::string prompt_text;  // the prompt file's text of the prompt (provenance only; may be empty)
   ImageDigests digests;  // what determines the result (resume compares it)
 };
 
@@ -31,14 +32,15 @@ struct DenoisedImage {
   std::vector<StepRunner::StepTime> step_times;  // device time of each step
   double bytes_sent = 0;         // bytes this rank's exchanges sent over the image's steps
   StepAccounting accounting;     // groups of several ranks: every rank's communication
-  // Median ms of the steps that replayed a graph (or of all steps where none did): the
-  // steady-state step time, comparable with `fresco bench`.
+  // Median ms of the steady-state steps (all but the first of each kind, which plans, sizes
+  // and captures; on every backend, graphs or not): comparable with `fresco bench`.
   double median_step_ms() const;
 };
 
 class ImageDenoiser {
  public:
-  explicit ImageDenoiser(Engine& engine);
+  // `verbose`: the group leader prints every rank's communication of each image.
+  ImageDenoiser(Engine& engine, bool verbose = false);
   // Denoises `job` for `prompt` on the engine's group (every rank of the group calls it);
   // `between_steps` runs on the host after each step (progress reports). A stop signal
   // (SIGTERM, SIGUSR1) on any rank of the group ends the image at the next step boundary.
@@ -47,6 +49,7 @@ class ImageDenoiser {
 
  private:
   Engine& engine_;
+  bool verbose_;
   StepRunner runner_;
   int64_t image_tokens_ = -1;
   Tensor latent_;  // [c * 4 * Limg] f32 device: the latent image of the current shape (flat)

@@ -22,11 +22,15 @@ BatchProgress::~BatchProgress() {
   }
 }
 
-void BatchProgress::image_done(int64_t index, double seconds_per_step, double seconds, bool ok) {
-  send({double(index), seconds_per_step, seconds, ok ? 1.0 : 0.0, double(mpi_.rank())});
+void BatchProgress::image_done(int64_t index, int64_t width, int64_t height, int64_t steps, double seconds_per_step,
+                               double seconds, bool ok) {
+  send({double(index), seconds_per_step, seconds, ok ? 1.0 : 0.0, double(mpi_.rank()), double(width), double(height),
+        double(steps)});
 }
 
-void BatchProgress::image_stopped(int64_t index) { send({double(index), 0.0, 0.0, -1.0, double(mpi_.rank())}); }
+void BatchProgress::image_stopped(int64_t index) {
+  send({double(index), 0.0, 0.0, -1.0, double(mpi_.rank()), 0.0, 0.0, 0.0});
+}
 
 void BatchProgress::send(const Report& r) {
   if (mpi_.rank() == 0) {
@@ -63,10 +67,13 @@ void BatchProgress::print(const Report& r) {
   total_seconds_ += r[2];
   const double per_image = total_seconds_ / double(received_);
   const double eta = per_image * double(todo_ - received_) / double(workers_);
-  if (r[3] != 0.0)
-    std::printf("fresco: image %lld/%lld done (img_%lld, rank %d): %.3f s/step, ETA %.0f s\n",
-                (long long)(skipped_ + received_), (long long)(skipped_ + todo_),
-                (long long)r[0], int(r[4]), r[1], eta);
+  if (r[3] != 0.0) {
+    ++done_;
+    steps_ += r[7];
+    std::printf("fresco: image %lld/%lld done (img_%lld, %lldx%lld, %lld steps, rank %d): %.3f s/step, ETA %.0f s\n",
+                (long long)(skipped_ + received_), (long long)(skipped_ + todo_), (long long)r[0], (long long)r[5],
+                (long long)r[6], (long long)r[7], int(r[4]), r[1], eta);
+  }
   else
     std::printf("fresco: image %lld/%lld FAILED (img_%lld, rank %d), see the error above\n",
                 (long long)(skipped_ + received_), (long long)(skipped_ + todo_),

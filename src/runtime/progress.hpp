@@ -20,23 +20,31 @@ class BatchProgress {
   BatchProgress(const BatchProgress&) = delete;
   BatchProgress& operator=(const BatchProgress&) = delete;
 
-  // Called by the rank that finished image `index` (status "ok" or a short failure reason).
-  void image_done(int64_t index, double seconds_per_step, double seconds, bool ok);
+  // Called by the rank that finished image `index` of width x height pixels in `steps` steps.
+  void image_done(int64_t index, int64_t width, int64_t height, int64_t steps, double seconds_per_step,
+                  double seconds, bool ok);
   // Called by the group leader for an image a stop signal left undone (abandoned or not started).
   void image_stopped(int64_t index);
   // Rank 0: print the reports that have arrived. Other ranks: nothing.
   void poll();
   // Waits until rank 0 has every report and every send has completed.
   void finish();
+  // Rank 0, after finish(): images reported done, and the sums of their steps and seconds.
+  int64_t images_done() const { return done_; }
+  double steps_done() const { return steps_; }
+  double seconds_done() const { return total_seconds_; }
 
  private:
-  using Report = std::array<double, 5>;  // index, s/step, seconds, ok (1, 0 failed, -1 stopped), rank
+  // index, s/step, seconds, ok (1, 0 failed, -1 stopped), rank, width, height, steps
+  using Report = std::array<double, 8>;
   void send(const Report& r);
   void print(const Report& r);
   const MpiSession& mpi_;
   int64_t todo_, skipped_, received_ = 0;
   int workers_;
   double total_seconds_ = 0.0;
+  int64_t done_ = 0;
+  double steps_ = 0.0;
   std::deque<Report> outgoing_;          // buffers of sends still in flight
   std::deque<MPI_Request> requests_;
 };

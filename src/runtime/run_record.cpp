@@ -40,8 +40,6 @@ void RunRecord::set_engine(const Engine& e) {
       {"comm_dtype", plan.fp8_wire || (patch && plan.displaced.stale_dtype == DType::e4m3) ? "e4m3"
                                                                                            : dtype_name(plan.compute)},
   };
-  FRESCO_ASSERT(e.model != nullptr, "RunRecord::set_engine before Engine::load_model");
-  graph_kind_ = [&attention = e.model->attention()](int step) { return attention.graph_kind(step); };
   const DenoiserSpec& s = e.spec;
   record_["model"] = {{"name", s.name},
                       {"family", s.family},
@@ -55,7 +53,7 @@ void RunRecord::add_image(const ImageJob& job, const DenoisedImage& r, bool ok) 
   for (const auto& s : r.step_times) {
     steps.push_back(s.ms);
     eager.push_back(s.eager);
-    kinds.push_back(graph_kind_(int(kinds.size())));
+    kinds.push_back(s.kind);
   }
   json image = {{"index", job.index},       {"width", job.width},   {"height", job.height},
                 {"steps", job.steps},       {"seed", job.seed},     {"guidance", job.guidance},

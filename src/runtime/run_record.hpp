@@ -6,7 +6,6 @@
 // (docs/file-formats.md, "Run record").
 #pragma once
 
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -33,9 +32,6 @@ class RunRecord {
  private:
   nlohmann::json record_;
   nlohmann::json images_ = nlohmann::json::array();
-  // The graph kind of a step (the engine's attention; set by set_engine): which steps are the
-  // first of their kind, the warm-up, on a backend where every step runs eagerly too.
-  std::function<int(int)> graph_kind_;
 };
 
 }  // namespace fresco

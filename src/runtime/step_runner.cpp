@@ -45,7 +45,7 @@ void StepRunner::agree_on_graphs() {
 void StepRunner::begin_image() {
   steps_run_ = 0;
   replayed_bytes_ = 0;
-  eager_.clear();
+  step_info_.clear();
   agree_on_graphs();
 }
 
@@ -98,15 +98,24 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
     }
   }
   marks_[size_t(2 * steps_run_ + 1)]->record(backend_.stream());
-  eager_.push_back(eager);
+  StepTime info;
+  info.eager = eager;
+  info.kind = kind;
+  info.first_of_kind = std::none_of(step_info_.begin(), step_info_.end(), [&](const StepTime& s) { return s.kind == kind; });
+  step_info_.push_back(info);
   ++steps_run_;
 }
 
 std::vector<StepRunner::StepTime> StepRunner::times() const {
   backend_.synchronize();
-  std::vector<StepTime> t;
-  for (int i = 0; i < steps_run_; ++i)
-    t.push_back({marks_[size_t(2 * i + 1)]->elapsed_ms(*marks_[size_t(2 * i)]), bool(eager_[size_t(i)])});
+  std::vector<StepTime> t = step_info_;
+  // From a step's start to the next one's: what the step costs in a sequence of steps, the
+  // host's hand-over between them (staging the scalars, the stop check) included; the last
+  // step to its end.
+  for (int i = 0; i < steps_run_; ++i) {
+    const Event& end = i + 1 < steps_run_ ? *marks_[size_t(2 * i + 2)] : *marks_[size_t(2 * i + 1)];
+    t[size_t(i)].ms = end.elapsed_ms(*marks_[size_t(2 * i)]);
+  }
   return t;
 }
 

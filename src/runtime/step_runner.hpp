@@ -51,11 +51,14 @@ class StepRunner {
   // backend's compute stream, timed by device events (times()).
   void run(int step, int steps, float t, float guidance, float dt);
 
-  // Device time of each step run since begin_image() (ms; call after the work is done) and
-  // whether it ran eagerly (the first of its kind: planning, sizing, capturing).
+  // Time of each step run since begin_image() (ms, device events from the step's start to the
+  // next step's, so the host's hand-over between steps counts; call after the work is done)
+  // and whether it ran eagerly (the first of its kind: planning, sizing, capturing).
   struct StepTime {
     double ms = 0;
     bool eager = false;
+    int kind = 0;                 // AttentionStrategy::graph_kind of the step
+    bool first_of_kind = false;   // the image's first step of its kind: warm-up, wherever it runs
   };
   std::vector<StepTime> times() const;
   // Bytes this rank's captured exchanges sent during the replays since begin_image() (a replay
@@ -92,7 +95,7 @@ class StepRunner {
   std::map<int, CapturedStep> graphs_by_kind_;
   // Device events around the steps of the current image (reused across images).
   std::vector<std::unique_ptr<Event>> marks_;
-  std::vector<bool> eager_;
+  std::vector<StepTime> step_info_;  // eager, kind, first_of_kind of each step (ms filled by times())
   int steps_run_ = 0;
   double replayed_bytes_ = 0;
   int captures_ = 0;

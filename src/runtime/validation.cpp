@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "mpi/comm/mpi_communicator.hpp"
@@ -124,7 +125,38 @@ void install_stop_handlers() {
 
 int stop_signal() { return int(g_stop_signal); }
 
-bool group_agrees_to_stop(Communicator& group) { return group_any(group, stop_signal() != 0); }
+namespace {
+using steady = std::chrono::steady_clock;
+std::optional<steady::time_point> g_deadline;  // --max-hours
+std::optional<steady::time_point> g_last_boundary;
+double g_longest_interval = 0;  // seconds between two step boundaries, the longest so far
+bool g_time_up = false;
+}  // namespace
+
+void set_time_limit(double seconds) {
+  g_deadline.reset();
+  if (seconds > 0) g_deadline = steady::now() + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds));
+}
+
+bool time_limit_near() {
+  const auto now = steady::now();
+  if (g_last_boundary)
+    g_longest_interval = std::max(g_longest_interval, std::chrono::duration<double>(now - *g_last_boundary).count());
+  g_last_boundary = now;
+  if (g_deadline && std::chrono::duration<double>(*g_deadline - now).count() <= g_longest_interval) g_time_up = true;
+  return g_time_up;
+}
+
+std::string stop_reason() {
+  if (const int sig = stop_signal())
+    return sig == SIGTERM ? "a signal (SIGTERM)" : sig == SIGUSR1 ? "a signal (SIGUSR1)" : "a signal";
+  return g_time_up ? "--max-hours" : "";
+}
+
+bool group_agrees_to_stop(Communicator& group) {
+  const bool near = time_limit_near();
+  return group_any(group, stop_signal() != 0 || near);
+}
 
 bool group_any(Communicator& group, bool flag) {
   const int32_t here = flag ? 1 : 0;
@@ -151,12 +183,13 @@ bool group_any(Communicator& group, bool flag) {
 
 void wait_sleeping(MPI_Request& request, double deadline,
                    const std::function<std::string(double)>& timeout_message,
-                   const std::function<void()>& while_waiting) {
-  const auto start = std::chrono::steady_clock::now();
+                   const std::function<void()>& while_waiting, const std::function<bool()>& progressed) {
+  auto start = std::chrono::steady_clock::now();
   for (;;) {
     int done = 0;
     FRESCO_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
     if (done) return;
+    if (progressed && progressed()) start = std::chrono::steady_clock::now();  // the peers are alive
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (deadline > 0 && waited > deadline) throw CommTimeout(timeout_message(waited));
     if (while_waiting) while_waiting();

@@ -58,8 +58,16 @@ inline constexpr int kExitStopped = 7;
 void install_stop_handlers();
 // The signal received (0: none).
 int stop_signal();
-// True on every rank of `group` when any of them received a stop signal (a collective: every
-// rank of the group calls it at the same step boundary).
+// A self-imposed time limit (--max-hours, as GROMACS's -maxh): from this call, the run stops at
+// the first step boundary where the time left is less than the longest interval between two
+// step boundaries so far, with the same status and resume as a stop signal. 0: no limit.
+void set_time_limit(double seconds);
+// True once the time limit is near (see set_time_limit); measures the interval since its last call.
+bool time_limit_near();
+// Why the batch stops: "a signal (SIGTERM)", "--max-hours", or "" (not stopping).
+std::string stop_reason();
+// True on every rank of `group` when any of them received a stop signal or reached the time
+// limit (a collective: every rank of the group calls it at the same step boundary).
 bool group_agrees_to_stop(Communicator& group);
 // True on every rank of `group` when `flag` is true on any of them (a collective under the
 // group's deadline: a hung peer ends the job with CommTimeout instead of hanging it).
@@ -67,9 +75,11 @@ bool group_any(Communicator& group, bool flag);
 // Waits for a non-blocking MPI operation without spinning: MPI_Test, then sleeps (50 us, 1 ms
 // past 0.1 s), so that a rank waiting on a slow or stopped peer leaves its core alone. Past
 // `deadline` seconds (> 0) it throws CommTimeout with `timeout_message(seconds waited)`.
-// `while_waiting`, if given, runs between tests (rank 0 prints the progress reports arriving).
+// `while_waiting`, if given, runs between tests (rank 0 prints the progress reports arriving);
+// `progressed`, if given and true, restarts the deadline (the peers showed they are alive).
 void wait_sleeping(MPI_Request& request, double deadline,
                    const std::function<std::string(double)>& timeout_message,
-                   const std::function<void()>& while_waiting = {});
+                   const std::function<void()>& while_waiting = {},
+                   const std::function<bool()>& progressed = {});
 
 }  // namespace fresco

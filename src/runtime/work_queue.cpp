@@ -7,10 +7,12 @@
 
 namespace fresco {
 namespace {
-// Rank 0's window, int64 slots: the counter (the position of the next entry to hand out), then
-// one state per entry: 0 not taken, g + 1 taken by group g, -(g + 1) finished by group g.
+// Rank 0's window, int64 slots: the counter (the position of the next entry to hand out), the
+// heartbeat (steps done by any group), then one state per entry: 0 not taken, g + 1 taken by
+// group g, -(g + 1) finished by group g.
 constexpr int64_t kCounterSlot = 0;
-constexpr int64_t kFirstState = 1;
+constexpr int64_t kBeatSlot = 1;
+constexpr int64_t kFirstState = 2;
 }  // namespace
 
 WorkQueue::WorkQueue(const MpiSession& mpi, const ParallelLayout& layout, std::vector<int64_t> entries,
@@ -69,6 +71,19 @@ std::optional<int64_t> WorkQueue::take() {
   int64_t before = 0;
   atomic(&taken, &before, 1, kFirstState + position, MPI_REPLACE);
   return entries_[size_t(position)];
+}
+
+void WorkQueue::beat() {
+  const int64_t one = 1;
+  int64_t before = 0;
+  atomic(&one, &before, 1, kBeatSlot, MPI_SUM);
+}
+
+int64_t WorkQueue::beats() const {
+  const int64_t none = 0;
+  int64_t now = 0;
+  atomic(&none, &now, 1, kBeatSlot, MPI_NO_OP);
+  return now;
 }
 
 void WorkQueue::finish(int64_t entry) {

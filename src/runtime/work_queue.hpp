@@ -40,6 +40,12 @@ class WorkQueue {
   std::optional<int64_t> take();
   // Group leader: `entry` (taken by its group) is finished, published or failed.
   void finish(int64_t entry);
+  // Group leader, after every denoising step: its group is alive. The ranks waiting at the end
+  // of the batch count their deadline from the last beat they saw, so a group computing a long
+  // last image is not taken for a lost one.
+  void beat();
+  // Any rank: the beats so far, from every group.
+  int64_t beats() const;
 
   // Rank 0, once no group takes or finishes entries any more: the entries nobody took (a stop
   // signal ended the groups first).

@@ -19,7 +19,7 @@ rc=0
 wait "$job" || rc=$?
 cat run.log | grep "^fresco" || true
 [ "$rc" -eq 7 ] || fail "a stopped batch ended with status $rc, expected 7"
-grep -q "stopped by a signal: [0-9]* image(s) not done" run.log || fail "no summary of the stop"
+grep -q "stopped by a signal (SIGUSR1): [0-9]* image(s) not done" run.log || fail "no summary of the stop"
 kept=$(ls run/img_*.h5 | wc -l)
 [ "$kept" -ge 1 ] && [ "$kept" -lt 4 ] || fail "expected some but not all images kept, got $kept"
 [ -z "$(ls run | grep -v '^img_[0-9]*\.h5$')" ] || { ls run; fail "the abandoned image left a file"; }

@@ -57,4 +57,8 @@ if [ "$NP" -eq 4 ]; then
   expect_error "3 ranks per image does not divide the 4 ranks" -- \
     run_np 4 forward --weights "$W" --inputs "$IN" --out bad.h5 --ulysses 3
   [ ! -e bad.h5 ] || fail "an impossible layout left an output"
+  # The error names the option the user gave: --patches for the patch method.
+  expect_error "--patches 3 ranks per image does not divide the 4 ranks" -- \
+    run_np 4 forward --weights "$W" --inputs "$IN" --out bad.h5 --parallel patch --patches 3
+  if grep -q -- "--ulysses" err.log; then cat err.log; fail "a --patches layout error names --ulysses"; fi
 fi
