@@ -105,9 +105,10 @@ void add_engine_options(po::options_description& o) {
        "(cuda backend; with ranks per image, for --parallel sequence over nccl or ipc);\n"
        "off: every op is launched eagerly (debugging)")
       ("dtype", po::value<std::string>()->default_value("auto"),
-       "compute dtype of the activations: auto (bf16 on cuda, f32 on cpu), f32, or bf16 (what\n"
-       "the GPU runs; on the CPU the ops round to bf16 where a GPU kernel stores). Weights are\n"
-       "converted to it when it is not f32")
+       (std::string("compute dtype of the activations: ") + kComputeDtypeChoices +
+        " (bf16: what the GPU runs; on the CPU the ops round to bf16 where a GPU kernel stores).\n"
+        "Weights are converted to it when it is not f32")
+           .c_str())
       ("transport", po::value<std::string>()->default_value("auto"),
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
        "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"

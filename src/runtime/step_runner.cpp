@@ -49,10 +49,10 @@ void StepRunner::begin_image() {
   agree_on_graphs();
 }
 
-void StepRunner::step_eagerly() {
-  const Buffers& b = buffers_;
-  model_.forward(b.tokens, b.scalars.rows(0, 2), b.velocity);
-  backend_.axpy(b.scalars.rows(2, 1), b.velocity, b.tokens);  // Euler: tokens += dt * velocity
+void denoising_step(Denoiser& model, Backend& backend, const Tensor& tokens, const Tensor& velocity,
+                    const Tensor& scalars) {
+  model.forward(tokens, scalars.rows(0, 2), velocity);
+  backend.axpy(scalars.rows(2, 1), velocity, tokens);  // Euler: tokens += dt * velocity
 }
 
 void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
@@ -79,14 +79,14 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
     eager = true;
     model_.set_step(step);  // replays before it ran no host code
     const double sent_before = layout_.stats().bytes_sent;
-    step_eagerly();
+    denoising_step(model_, backend_, b.tokens, b.velocity, b.scalars);
     const double sent = layout_.stats().bytes_sent - sent_before;
     // The eager step may have planned or grown what other kinds' graphs point at.
     agree_on_graphs();
     // Captured for the following steps of the same kind (recorded for step + 1, not run).
     if (graphs_ && capturable_ && step + 1 < steps && model_.attention().graph_kind(step + 1) == kind) {
       model_.set_step(step + 1);
-      CapturedStep captured{backend_.capture([this] { step_eagerly(); }), current(), sent};
+      CapturedStep captured{backend_.capture([&] { denoising_step(model_, backend_, b.tokens, b.velocity, b.scalars); }), current(), sent};
       if (captured.graph) {
         graphs_by_kind_[kind] = std::move(captured);
         ++captures_;

@@ -26,6 +26,12 @@ namespace fresco {
 // The median of timings (0 for none).
 double median(std::vector<double> values);
 
+// One denoising step on `backend`: the model's velocity of `tokens` [rows, C] f32 for the step
+// scalars [3] f32 (t, guidance, dt) on the device, then the Euler update tokens += dt * velocity.
+// What StepRunner runs and captures, and what `bench --profile` times op by op.
+void denoising_step(Denoiser& model, Backend& backend, const Tensor& tokens, const Tensor& velocity,
+                    const Tensor& scalars);
+
 class StepRunner {
  public:
   // `graphs`: capture where the backend can and the group's transfers can be captured
@@ -64,7 +70,6 @@ class StepRunner {
   // Bytes this rank's captured exchanges sent during the replays since begin_image() (a replay
   // runs no host code, so the transports count nothing for it).
   double replayed_bytes() const { return replayed_bytes_; }
-  bool graphs_enabled() const { return graphs_; }
   // How many times a graph was captured since construction (tests, reports).
   int captures() const { return captures_; }
 
@@ -77,7 +82,6 @@ class StepRunner {
   Epochs current() const;
   // Drops every graph on all ranks of the group if any rank holds one that is stale.
   void agree_on_graphs();
-  void step_eagerly();
 
   Backend& backend_;
   const ParallelLayout& layout_;
