@@ -114,12 +114,14 @@ class CudaBackend final : public Backend {
   void silu(const Tensor& x, const Tensor& y) override;
   void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void subtract(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void affine(const Tensor& x, float a, float b, const Tensor& y) override;
   void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) override;
   void timestep_embedding(const Tensor& t, const Tensor& out) override;
   void pack_latent(const Tensor& latent, const Tensor& tokens) override;
   void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
   void count_nonfinite(const Tensor& x, const Tensor& count) override;
+  void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) override;
 
   void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
               const Tensor& y) override;
@@ -135,7 +137,7 @@ class CudaBackend final : public Backend {
 
  private:
   // Grow-only device scratch, one buffer per role so that the operands of one op never share.
-  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kSlots };
+  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kChangePartial, kSlots };
 
   cudaStream_t s() const { return stream_.get(); }
   template <typename T>
@@ -162,7 +164,7 @@ class CudaBackend final : public Backend {
       cuda::DeviceBuffer("converted weights"),  cuda::DeviceBuffer("linear bias"),
       cuda::DeviceBuffer("attention q"),        cuda::DeviceBuffer("attention k"),
       cuda::DeviceBuffer("attention v"),        cuda::DeviceBuffer("attention output"),
-      cuda::DeviceBuffer("group partial sums")};
+      cuda::DeviceBuffer("group partial sums"), cuda::DeviceBuffer("change partial sums")};
   size_t attention_cudnn_ = 0, attention_kernel_ = 0, linear_lt_ = 0, linear_acc_ = 0, linear_fallback_ = 0;
   size_t attention_wide_ = 0, conv_cudnn_ = 0, conv_kernel_ = 0;
 };
@@ -243,6 +245,7 @@ bool CudaBackend::supports(const OpDesc& d) const {
       return (is_float(d.in) && is_float(d.out)) || d.in == d.out;
     case Op::count_nonfinite: return (is_float(d.in) || d.in == DType::f64) && d.out == DType::i64;
     case Op::group_sums: return is_float(d.in) && d.out == DType::f64;
+    case Op::change_sums: return is_float(d.in) && d.out == DType::f64;
     case Op::quantize_rows: return is_float(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_float(d.out);
     default: return is_float(d.in) && is_float(d.out);
@@ -546,9 +549,13 @@ void CudaBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tens
 }
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
-  same_shape(a, b, "add");
-  same_shape(a, y, "add");
+  op_checks::binary(a, b, y, "add");
   cuda::add(mat(a, "add"), mat(b, "add"), mat(y, "add"), s());
+}
+
+void CudaBackend::subtract(const Tensor& a, const Tensor& b, const Tensor& y) {
+  op_checks::binary(a, b, y, "subtract");
+  cuda::subtract(mat(a, "subtract"), mat(b, "subtract"), mat(y, "subtract"), s());
 }
 
 void CudaBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
@@ -599,6 +606,14 @@ void CudaBackend::count_nonfinite(const Tensor& x, const Tensor& count) {
   const Mat X = mat(x, "count_nonfinite");
   FRESCO_ASSERT(is_float(x.dtype()) || x.dtype() == DType::f64, "count_nonfinite of " + x.describe());
   cuda::count_nonfinite(X, count.data<int64_t>(), s());
+}
+
+void CudaBackend::change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) {
+  op_checks::change_sums(a, b, sums);
+  check(sums, "change_sums");
+  // The partials' scratch has one size for every shape: reserved once, never grown.
+  double* partial = scratch<double>(kChangePartial, cuda::change_sums_scratch());
+  cuda::change_sums(mat(a, "change_sums"), mat(b, "change_sums"), sums.data<double>(), partial, s());
 }
 
 // ---- FP8 communication ----------------------------------------------------------------------

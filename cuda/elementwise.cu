@@ -1,5 +1,6 @@
 // Element-wise kernels of the CUDA backend: conversion, activations, residual updates, the
-// linear's own epilogue, the timestep embedding, the non-finite count, latent (un)packing.
+// linear's own epilogue, the timestep embedding, the non-finite count, the step cache's change
+// sums, latent (un)packing.
 //
 // Layout: a Mat is rows of `cols` elements `ld` apart. Operands that are all contiguous are
 // flattened to one long row; otherwise blockIdx.y walks rows and blockIdx.x/threadIdx.x walk
@@ -119,10 +120,34 @@ void map(Mat x, Mat y, F f, cudaStream_t stream) {
 
 // ---- binary and vector ops -------------------------------------------------------------------
 
-template <typename Ta, typename Tb, typename Ty>
-__global__ void add_kernel(Mat a, Mat b, Mat y) {
+struct Plus {
+  __device__ float operator()(float u, float v) const { return u + v; }
+};
+struct Minus {
+  __device__ float operator()(float u, float v) const { return u - v; }
+};
+
+// y = f(a, b). Each element is read and written by one thread, so y may be a or b.
+template <typename Ta, typename Tb, typename Ty, typename F>
+__global__ void binary_kernel(Mat a, Mat b, Mat y, F f) {
   FRESCO_FOR_ELEMENTS(y)
-  *at<Ty>(y, r, c) = from_f<Ty>(to_f(*at<const Ta>(a, r, c)) + to_f(*at<const Tb>(b, r, c)));
+  *at<Ty>(y, r, c) = from_f<Ty>(f(to_f(*at<const Ta>(a, r, c)), to_f(*at<const Tb>(b, r, c))));
+}
+
+// The same with 8 elements per thread and 16-byte accesses (one dtype, aligned rows of a
+// multiple of 8 elements).
+template <typename T, typename F>
+__global__ void binary_vec_kernel(Mat a, Mat b, Mat y, F f) {
+  const int64_t nv = y.cols / 8;
+  for (int64_t r = blockIdx.y; r < y.rows; r += gridDim.y)
+    for (int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; v < nv; v += int64_t(gridDim.x) * blockDim.x) {
+      float u[8], w[8];
+      load8(at<const T>(a, r, v * 8), u);
+      load8(at<const T>(b, r, v * 8), w);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) u[j] = f(u[j], w[j]);
+      store8(at<T>(y, r, v * 8), u);
+    }
 }
 
 template <typename Tx, typename Ty>
@@ -224,6 +249,78 @@ __global__ void count_nonfinite_kernel(Mat x, unsigned long long* count) {
   if ((threadIdx.x & 31) == 0 && n) atomicAdd(count, n);
 }
 
+// The step cache's change sums in two deterministic passes (as group_sums, cuda/image_ops.cu):
+// the items are runs of 8 elements of a row (the last run of a row may be shorter); block p sums
+// a fixed range of the items into partial[2p], partial[2p+1], and one block then adds the
+// partials in order. The partition depends on the shape alone and there are no atomics, so every
+// call gives the same bits. A run is read with two 16-byte loads where the rows allow it, else
+// element by element in the same order (missing elements add +0, which changes no sum of
+// non-negative terms): the bits do not depend on the alignment or on FRESCO_CUDA_VECTOR. Up to
+// kChangeMaxBlocks blocks of 256 threads: about one wave on an H100 (132 SMs x 8 blocks), each
+// thread with several 16-byte loads of a and b in flight.
+constexpr int kChangeThreads = 256;
+constexpr int64_t kChangeMaxBlocks = 1024;
+constexpr int64_t kChangeItemsPerThread = 4;  // at least, before another block is started
+
+int64_t change_blocks(int64_t items) {
+  const int64_t per_block = kChangeThreads * kChangeItemsPerThread;
+  const int64_t blocks = (items + per_block - 1) / per_block;
+  return blocks < 1 ? 1 : (blocks > kChangeMaxBlocks ? kChangeMaxBlocks : blocks);
+}
+
+// Items [blockIdx.x * per_block, + per_block) of the rows x per_row runs of 8 elements (kVec:
+// whole runs read with 16-byte loads); partial[2 blockIdx.x] = sum |a - b| (the difference in
+// f32), [+1] = sum |b|, in f64.
+template <typename T, bool kVec>
+__global__ void __launch_bounds__(kChangeThreads)
+    change_partial_kernel(Mat a, Mat b, int64_t per_row, int64_t per_block, double* partial) {
+  __shared__ double shared[33];
+  const int64_t items = a.rows * per_row, i0 = int64_t(blockIdx.x) * per_block;
+  const int64_t i1 = i0 + per_block < items ? i0 + per_block : items;
+  double d = 0.0, s = 0.0;
+  for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
+    const int64_t r = a.rows == 1 ? 0 : i / per_row, c0 = (i - r * per_row) * 8;
+    float u[8], w[8];
+    if constexpr (kVec) {
+      load8(at<const T>(a, r, c0), u);
+      load8(at<const T>(b, r, c0), w);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const bool inside = c0 + j < a.cols;
+        u[j] = inside ? to_f(*at<const T>(a, r, c0 + j)) : 0.0f;
+        w[j] = inside ? to_f(*at<const T>(b, r, c0 + j)) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      d += double(fabsf(u[j] - w[j]));
+      s += double(fabsf(w[j]));
+    }
+  }
+  d = block_sum(d, shared);
+  s = block_sum(s, shared);
+  if (threadIdx.x == 0) {
+    partial[2 * blockIdx.x] = d;
+    partial[2 * blockIdx.x + 1] = s;
+  }
+}
+
+__global__ void change_final_kernel(const double* partial, int64_t blocks, double* sums) {
+  __shared__ double shared[33];
+  double d = 0.0, s = 0.0;
+  for (int64_t p = threadIdx.x; p < blocks; p += blockDim.x) {
+    d += partial[2 * p];
+    s += partial[2 * p + 1];
+  }
+  d = block_sum(d, shared);
+  s = block_sum(s, shared);
+  if (threadIdx.x == 0) {
+    sums[0] = d;
+    sums[1] = s;
+  }
+}
+
 template <typename Tin, typename Tout>
 __global__ void pack_latent_kernel(Mat latent, int64_t w, Mat tokens, bool pack) {
   // tokens [(h/2)(w/2), 4c] element (t, tc) <-> latent (ch, 2i+pi, 2j+pj)
@@ -247,19 +344,31 @@ void gelu_tanh(Mat x, Mat y, cudaStream_t stream) { map(x, y, GeluTanh{}, stream
 void silu(Mat x, Mat y, cudaStream_t stream) { map(x, y, Silu{}, stream); }
 void affine(Mat x, float a, float b, Mat y, cudaStream_t stream) { map(x, y, Affine{a, b}, stream); }
 
-void add(Mat a, Mat b, Mat y, cudaStream_t stream) {
+namespace {
+template <typename F>
+void binary(Mat a, Mat b, Mat y, F f, cudaStream_t stream) {
   if (y.rows * y.cols == 0) return;
   flatten_if_dense(a, b, y);
-  dispatch_float(a.dt, [&](auto ta) {
-    dispatch_float(b.dt, [&](auto tb) {
-      dispatch_float(y.dt, [&](auto ty) {
-        add_kernel<typename decltype(ta)::type, typename decltype(tb)::type,
-                   typename decltype(ty)::type><<<grid_2d(y), kThreads, 0, stream>>>(a, b, y);
+  if (a.dt == y.dt && b.dt == y.dt && vector_ok(a, 8) && vector_ok(b, 8) && vector_ok(y, 8)) {
+    dispatch_float(y.dt, [&](auto t) {
+      binary_vec_kernel<typename decltype(t)::type><<<grid_vec(y), kThreads, 0, stream>>>(a, b, y, f);
+    });
+  } else {
+    dispatch_float(a.dt, [&](auto ta) {
+      dispatch_float(b.dt, [&](auto tb) {
+        dispatch_float(y.dt, [&](auto ty) {
+          binary_kernel<typename decltype(ta)::type, typename decltype(tb)::type, typename decltype(ty)::type>
+              <<<grid_2d(y), kThreads, 0, stream>>>(a, b, y, f);
+        });
       });
     });
-  });
+  }
   FRESCO_CUDA_LAUNCHED();
 }
+}  // namespace
+
+void add(Mat a, Mat b, Mat y, cudaStream_t stream) { binary(a, b, y, Plus{}, stream); }
+void subtract(Mat a, Mat b, Mat y, cudaStream_t stream) { binary(a, b, y, Minus{}, stream); }
 
 void axpy(Vec alpha, Mat x, Mat y, cudaStream_t stream) {
   if (y.rows * y.cols == 0) return;
@@ -334,6 +443,26 @@ void count_nonfinite(Mat x, int64_t* count, cudaStream_t stream) {
       count_nonfinite_kernel<typename decltype(tx)::type><<<grid, kThreads, 0, stream>>>(x, out);
     });
   }
+  FRESCO_CUDA_LAUNCHED();
+}
+
+size_t change_sums_scratch() { return size_t(2 * kChangeMaxBlocks); }
+
+void change_sums(Mat a, Mat b, double* sums, double* partial, cudaStream_t stream) {
+  // An empty input still runs both passes (one block of nothing): sums = 0 with no other path.
+  flatten_if_dense(a, b);
+  const bool vec = vector_ok(a, 8) && vector_ok(b, 8);
+  const int64_t per_row = (a.cols + 7) / 8, items = a.rows * per_row;
+  const int64_t blocks = change_blocks(items), per_block = (items + blocks - 1) / blocks;
+  dispatch_float(a.dt, [&](auto ta) {
+    using T = typename decltype(ta)::type;
+    if (vec)
+      change_partial_kernel<T, true><<<unsigned(blocks), kChangeThreads, 0, stream>>>(a, b, per_row, per_block, partial);
+    else
+      change_partial_kernel<T, false><<<unsigned(blocks), kChangeThreads, 0, stream>>>(a, b, per_row, per_block, partial);
+  });
+  FRESCO_CUDA_LAUNCHED();
+  change_final_kernel<<<1, kChangeThreads, 0, stream>>>(partial, blocks, sums);
   FRESCO_CUDA_LAUNCHED();
 }
 

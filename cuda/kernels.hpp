@@ -41,8 +41,9 @@ struct Vec {
 void convert(Mat src, Mat dst, cudaStream_t stream);
 void gelu_tanh(Mat x, Mat y, cudaStream_t stream);
 void silu(Mat x, Mat y, cudaStream_t stream);
-// y = a + b
+// y = a + b, y = a - b (any float dtypes; y may be a or b)
 void add(Mat a, Mat b, Mat y, cudaStream_t stream);
+void subtract(Mat a, Mat b, Mat y, cudaStream_t stream);
 // y = a * x + b (host constants)
 void affine(Mat x, float a, float b, Mat y, cudaStream_t stream);
 // y += alpha[0] * x, alpha a device scalar of any float dtype
@@ -55,6 +56,12 @@ void modulate(Mat x, Vec shift, Vec scale, Mat y, cudaStream_t stream);
 void timestep_embedding(Vec t, Mat out, cudaStream_t stream);
 // *count (device i64) = number of NaN/Inf elements of x (f32, bf16, f16 or f64)
 void count_nonfinite(Mat x, int64_t* count, cudaStream_t stream);
+// The step cache's change metric: sums[0] = sum |a - b| (the difference formed in f32),
+// sums[1] = sum |b|, in f64 (device memory); a, b of one shape and one float dtype. `partial`
+// is scratch of change_sums_scratch() doubles, whatever the shape. Deterministic (a partition
+// fixed by the shape, a fixed reduction order, no atomics).
+size_t change_sums_scratch();
+void change_sums(Mat a, Mat b, double* sums, double* partial, cudaStream_t stream);
 // y[i] (n dense elements of float dtype dt) = mean + std * the standard normal number i of the
 // counter-based stream (seed, stream_id, substream) (src/backend/random.hpp); std 0: y = mean.
 void fill_random(uint64_t seed, uint32_t stream_id, uint32_t substream, float mean, float std, void* y,

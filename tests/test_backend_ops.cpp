@@ -82,9 +82,14 @@ using Vec = std::vector<double>;
 //         implementation (rounding S, P and O; about 2e-5 here) against the same double
 //         reference, and never less than kBf16. Large shapes have no naive double reference:
 //         kBf16Attention is twice the naive NMSE measured at the small shapes.
+//  kSums  sums in f64 of n terms the reference forms exactly as the op does (change_sums: the
+//         f32 differences and |b|): only the order of the additions differs. Each sum of terms
+//         of one sign is within n 2^-53 (relative) of the exact one, so the two differ by at most
+//         2n 2^-53: 1e-9 at the 4.7 M terms of the largest case, an NMSE of 1.1e-18. One term
+//         more or less (2e-7 there, an NMSE of 4e-14) shows.
 //  kExact conversions, copies, data movement and counts: bit exact.
 constexpr double kF32 = 1e-10, kBf16 = 2e-5, kF16 = 5e-7, kTwoRoundings = 1e-4,
-                 kBf16Attention = 5e-5, kExact = 0;
+                 kBf16Attention = 5e-5, kSums = 1e-17, kExact = 0;
 
 double rounded_once(DType out) {
   switch (out) {
@@ -97,12 +102,13 @@ double two_roundings(DType out) { return out == DType::f32 ? kF32 : kTwoRounding
 
 // ---- the ops every backend must run: a FLUX denoising step --------------------------------------
 
-// The forward pass, the sequence-parallel merge, the Euler step and the non-finite check.
+// The forward pass, the sequence-parallel merge, the Euler step, the non-finite check and the
+// step cache (docs/step-cache.md: the residual and the change metric).
 constexpr Op kFluxStepOps[] = {
     Op::linear,  Op::norm_modulate, Op::rms_norm_rope, Op::attention,
     Op::attention_merge, Op::gelu_tanh, Op::silu, Op::gated_residual,
     Op::add,     Op::axpy,          Op::timestep_embedding, Op::copy,
-    Op::count_nonfinite};
+    Op::count_nonfinite, Op::subtract, Op::change_sums};
 
 // Whether `backend` must run a case rather than decline it.
 bool required(const Backend& backend, const OpDesc& d) {
@@ -474,6 +480,7 @@ class Cases {
   void attention();
   void elementwise();
   void scalars_and_copies();
+  void step_cache();
   void random_fills();
   void latent_and_image();
   void fp8();
@@ -873,7 +880,7 @@ void Cases::attention() {
   }
 }
 
-// ---- gelu_tanh, silu, add, affine, axpy ------------------------------------------------------------
+// ---- gelu_tanh, silu, add, subtract, affine, axpy ---------------------------------------------------
 
 void Cases::elementwise() {
   using Fn = double (*)(double);
@@ -923,6 +930,21 @@ void Cases::elementwise() {
           for (int64_t i = 0; i < a.numel(); ++i) ref[size_t(i)] = double(a.f32()[i]) + b.f32()[i];
           c.check("y", c.result(y), ref, rounded_once(dt));
         });
+        // subtract: in place into a (as add) and into b (the step cache's residual Q <- x - Q).
+        for (bool into_b : {false, true}) {
+          if (into_b && !in_place) continue;
+          add(Op::subtract, p, dt, into_b ? "in-place y=b" : layout_name(layout), desc(Op::subtract, dt, dt, dt, strided),
+              [=](Ctx& c) {
+                const Tensor a = c.values(s), b = c.values(s);
+                Tensor ad, bd;
+                const Guarded y = io(c, into_b ? b : a, into_b ? bd : ad);
+                (into_b ? ad : bd) = strided ? c.strided_input(into_b ? a : b) : c.input(into_b ? a : b);
+                c.op([&] { c.be.subtract(ad, bd, y.view); }, !in_place);
+                Vec ref(size_t(a.numel()));
+                for (int64_t i = 0; i < a.numel(); ++i) ref[size_t(i)] = double(a.f32()[i]) - b.f32()[i];
+                c.check("y", c.result(y), ref, rounded_once(dt));
+              });
+        }
         if (in_place) continue;
         // y += alpha x: alpha a device scalar, y read and written.
         add(Op::axpy, p, dt, layout_name(layout), desc(Op::axpy, dt, dt, dt, strided), [=](Ctx& c) {
@@ -936,6 +958,64 @@ void Cases::elementwise() {
           for (int64_t i = 0; i < x.numel(); ++i) ref[size_t(i)] = y0.f32()[i] + double(alpha) * x.f32()[i];
           c.check("y", c.result(y), ref, rounded_once(dt));
         });
+      }
+}
+
+// ---- change_sums: the step cache's metric ---------------------------------------------------------
+//
+// Against sums in double of the values the op reads, the difference formed in f32 as the spec
+// says (kSums), with b = a + small changes as between two denoising steps. Layouts: dense;
+// strided (column views with NaN around them: on a GPU the element-wise path), also with rows
+// that allow 16-byte loads ("strided-aligned"); row ranges of larger buffers (the step cache's
+// x.rows(r0, n)); and b the same tensor as a (sum |a - b| exactly 0). Sizes that are no multiple
+// of a block or a vector, one large enough for many blocks, and an empty one. Two calls must
+// give the same bits.
+void Cases::step_cache() {
+  for (DType dt : kDtypesAndF16)
+    for (Shape s : {Shape{7}, Shape{0, 16}, Shape{33, 70}, Shape{300, 257}, Shape{96, 3072}, Shape{1531, 3072}})
+      for (const std::string layout : {"", "strided", "strided-aligned", "rows", "b=a"}) {
+        const bool strided = layout.starts_with("strided");
+        if ((s.size() != 2 || s[0] == 0) && (strided || layout == "rows")) continue;
+        add(Op::change_sums, "shape " + shape_string(s), dt, layout, desc(Op::change_sums, dt, DType::f64, dt, strided),
+            [=](Ctx& c) {
+              const Tensor a = c.values(s), change = c.values(s, 0.05);
+              Tensor b = a.clone();
+              for (int64_t i = 0; i < b.numel(); ++i) b.f32()[i] += change.f32()[i];
+              b = b.to_dtype(dt).to_f32();  // what the op reads
+              Tensor ad, bd;
+              if (strided) {  // a then b in one wide matrix: 3, 2 and 4 NaN columns, or 8, 8 and 8
+                const bool aligned = layout == "strided-aligned";
+                const auto views = aligned ? c.wide_views({a, b}, {8, s[1] + 16}, 2 * s[1] + 24, dt)
+                                           : c.wide_views({a, b}, {3, s[1] + 5}, 2 * s[1] + 9, dt);
+                ad = views[0], bd = views[1];
+              } else if (layout == "rows") {  // rows [2, 2 + L) of buffers of L + 5 rows of NaN
+                auto rows_of = [&](const Tensor& v) {
+                  Tensor whole({s[0] + 5, s[1]});
+                  std::fill_n(whole.f32(), whole.numel(), std::numeric_limits<float>::quiet_NaN());
+                  std::memcpy(whole.f32() + 2 * s[1], v.f32(), size_t(v.numel()) * sizeof(float));
+                  return c.input(whole).rows(2, s[0]);
+                };
+                ad = rows_of(a), bd = rows_of(b);
+              } else {
+                ad = c.input(a);
+                bd = layout == "b=a" ? ad : c.input(b);
+              }
+              const Tensor& bref = layout == "b=a" ? a : b;
+              double diff = 0, ref = 0;
+              for (int64_t i = 0; i < a.numel(); ++i) {
+                diff += double(std::fabs(a.f32()[i] - bref.f32()[i]));  // the difference in f32
+                ref += std::fabs(double(bref.f32()[i]));
+              }
+              const Guarded sums = c.output({2}, DType::f64);
+              c.op([&] { c.be.change_sums(ad, bd, sums.view); }, true);
+              const Vec first = c.result(sums);
+              c.be.change_sums(ad, bd, sums.view);
+              const Vec second = c.result(sums);
+              if (first.size() != 2 || second.size() != 2 || std::memcmp(first.data(), second.data(), 2 * sizeof(double)))
+                c.outcome.problems.push_back("two calls gave different bits");
+              c.check("sum |a - b|", Vec{first.at(0)}, Vec{diff}, layout == "b=a" ? kExact : kSums);
+              c.check("sum |b|", Vec{first.at(1)}, Vec{ref}, kSums);
+            });
       }
 }
 
@@ -1298,6 +1378,7 @@ std::vector<Case> make_cases() {
   c.attention();
   c.elementwise();
   c.scalars_and_copies();
+  c.step_cache();
   c.random_fills();
   c.latent_and_image();
   c.fp8();

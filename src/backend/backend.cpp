@@ -25,6 +25,7 @@ const char* op_name(Op op) {
     case Op::silu: return "silu";
     case Op::gated_residual: return "gated_residual";
     case Op::add: return "add";
+    case Op::subtract: return "subtract";
     case Op::affine: return "affine";
     case Op::axpy: return "axpy";
     case Op::timestep_embedding: return "timestep_embedding";
@@ -32,6 +33,7 @@ const char* op_name(Op op) {
     case Op::pack_latent: return "pack_latent";
     case Op::unpack_latent: return "unpack_latent";
     case Op::count_nonfinite: return "count_nonfinite";
+    case Op::change_sums: return "change_sums";
     case Op::conv2d: return "conv2d";
     case Op::group_sums: return "group_sums";
     case Op::group_norm: return "group_norm";

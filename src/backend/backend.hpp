@@ -44,6 +44,7 @@ enum class Op {
   silu,                // y = x * sigmoid(x)
   gated_residual,      // x[L,C] += gate[C] * y[L,C]
   add,                 // y = a + b (same shape)
+  subtract,            // y = a - b (same shape; the step cache's residual Q <- x - Q in place)
   affine,              // y = a x + b with constant a, b (the decoder's latent scaling)
   axpy,                // y += alpha[0] * x (the Euler step; alpha a device scalar)
   timestep_embedding,  // e[256] = [cos(1000 t f_k), sin(1000 t f_k)], t a device scalar
@@ -51,6 +52,7 @@ enum class Op {
   pack_latent,         // latent[16,h,w] -> tokens[(h/2)(w/2), 64]
   unpack_latent,       // tokens -> latent
   count_nonfinite,     // count[0] (i64) = number of NaN/Inf elements of x
+  change_sums,         // sums[2] (f64) = (sum |a - b|, sum |b|): the step cache's change metric
   conv2d,              // y[Co,Ho,W] = conv(x[Ci,H,W], w[Co,Ci,k,k]) + b, stride 1 (VAE)
   group_sums,          // sums[G,2] (f64) = per-group sum and sum of squares of x[C,H,W] (VAE)
   group_norm,          // y = (x - mean_g) * rstd_g * weight + bias from group sums (VAE)
@@ -165,6 +167,8 @@ class Backend {
   // x: [L, C] updated in place; gate: [C]; y: [L, C]
   virtual void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) = 0;
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  // y = a - b: dtypes, row strides and aliasing as add (y may be a or b: Q <- x - Q in place).
+  virtual void subtract(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
   virtual void affine(const Tensor& x, float a, float b, const Tensor& y) = 0;
   // y += alpha[0] * x; alpha: [1] f32 device scalar.
   virtual void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) = 0;
@@ -174,6 +178,13 @@ class Backend {
   virtual void unpack_latent(const Tensor& tokens, const Tensor& latent) = 0;
   // count: [1] i64 on this device.
   virtual void count_nonfinite(const Tensor& x, const Tensor& count) = 0;
+  // The step cache's change metric (docs/step-cache.md): sums[0] = sum |a - b|, the difference
+  // formed in f32 from the stored values (float(a) - float(b)), and sums[1] = sum |b|, both
+  // accumulated in f64. a, b: [L, C] of one shape and one float dtype (f32, bf16, f16), any row
+  // stride (a row range of a larger buffer); sums: [2] f64 on this device. Deterministic: the
+  // same bits on every call (a fixed partition and reduction order, no atomics); allocates
+  // nothing after the first call, so a captured step may contain it.
+  virtual void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) = 0;
 
   // ---- decoder ops (channel-major [C, H, W]) --------------------------------------------
   // 2-D convolution, stride 1. x: [Ci, H, W]; weight: [Co, Ci, k, k] (k odd); bias: [Co];

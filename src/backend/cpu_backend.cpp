@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -70,6 +71,7 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::count_nonfinite:
       return (is_compute_dtype(d.in) || d.in == DType::f64) && d.out == DType::i64;
     case Op::group_sums: return is_compute_dtype(d.in) && d.out == DType::f64;
+    case Op::change_sums: return is_compute_dtype(d.in) && d.out == DType::f64;
     case Op::quantize_rows: return is_compute_dtype(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
@@ -306,16 +308,26 @@ void CpuBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tenso
   cpu::store(acc, x);
 }
 
-void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
-  same_shape(a, b, "add");
-  same_shape(a, y, "add");
+template <typename F>
+void CpuBackend::binary(const Tensor& a, const Tensor& b, const Tensor& y, const char* op, F f) {
+  // a, b, y: one shape, any float dtypes and row strides; y may be a or b (both are staged, or
+  // read element by element before the same element is written)
+  op_checks::binary(a, b, y, op);
   const Rows pa = cpu::read(a, scratch_, cpu::kIn0);
   const Rows pb = cpu::read(b, scratch_, cpu::kIn1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t r) {
-    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = pa.row(r)[i] + pb.row(r)[i];
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = f(pa.row(r)[i], pb.row(r)[i]);
   });
   cpu::store(out, y);
+}
+
+void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
+  binary(a, b, y, "add", [](float u, float v) { return u + v; });
+}
+
+void CpuBackend::subtract(const Tensor& a, const Tensor& b, const Tensor& y) {
+  binary(a, b, y, "subtract", [](float u, float v) { return u - v; });
 }
 
 void CpuBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {
@@ -424,6 +436,38 @@ void CpuBackend::count_nonfinite(const Tensor& x, const Tensor& count) {
     });
   }
   *count.data<int64_t>() = n;
+}
+
+void CpuBackend::change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) {
+  // a, b: [L, C] of one float dtype, any row stride; sums: [2] f64 = (sum |a - b|, sum |b|).
+  // The difference is formed in f32 from the stored values, the sums run in double. The rows
+  // are cut into kChunks fixed ranges summed in parallel, then added in chunk order: the same
+  // bits whatever the number of threads (an OpenMP reduction adds in arrival order).
+  op_checks::change_sums(a, b, sums);
+  FRESCO_ASSERT(sums.device() == Device::cpu, "change_sums: sums " + sums.describe() + " on the CPU backend");
+  const Rows pa = cpu::read(a, scratch_, cpu::kIn0);
+  const Rows pb = cpu::read(b, scratch_, cpu::kIn1);
+  constexpr int64_t kChunks = 64;
+  std::array<double, kChunks> diff{}, ref{};
+  const int64_t per = (pa.rows + kChunks - 1) / kChunks;
+#pragma omp parallel for if (pa.rows * pa.width > (1 << 15))
+  for (int64_t k = 0; k < kChunks; ++k) {
+    double dk = 0, sk = 0;
+    for (int64_t r = k * per; r < std::min(pa.rows, (k + 1) * per); ++r)
+      for (int64_t i = 0; i < pa.width; ++i) {
+        dk += std::fabs(pa.row(r)[i] - pb.row(r)[i]);  // the difference in f32
+        sk += std::fabs(pb.row(r)[i]);
+      }
+    diff[size_t(k)] = dk;
+    ref[size_t(k)] = sk;
+  }
+  double d = 0, s = 0;
+  for (int64_t k = 0; k < kChunks; ++k) {
+    d += diff[size_t(k)];
+    s += ref[size_t(k)];
+  }
+  sums.data<double>()[0] = d;
+  sums.data<double>()[1] = s;
 }
 
 }  // namespace fresco

@@ -50,12 +50,14 @@ class CpuBackend final : public Backend {
   void silu(const Tensor& x, const Tensor& y) override;
   void gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void subtract(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void affine(const Tensor& x, float a, float b, const Tensor& y) override;
   void axpy(const Tensor& alpha, const Tensor& x, const Tensor& y) override;
   void timestep_embedding(const Tensor& t, const Tensor& out) override;
   void pack_latent(const Tensor& latent, const Tensor& tokens) override;
   void unpack_latent(const Tensor& tokens, const Tensor& latent) override;
   void count_nonfinite(const Tensor& x, const Tensor& count) override;
+  void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) override;
 
   void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int pad_rows,
               const Tensor& y) override;
@@ -74,6 +76,10 @@ class CpuBackend final : public Backend {
   // one loop of modulate and norm_modulate (rounded once at the store).
   void modulate_rows(const Tensor& x, const Tensor& shift, const Tensor& scale, bool normalize,
                      float eps, const Tensor& y, const char* op);
+
+  // y = f(a, b) element-wise, rounded once at the store: the loop of add and subtract.
+  template <typename F>
+  void binary(const Tensor& a, const Tensor& b, const Tensor& y, const char* op, F f);
 
   HostStream stream_;
   cpu::Scratch scratch_;

@@ -45,6 +45,23 @@ void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, cons
   numel(scale, x.dim(2), "rms_norm_rope", "scale");
 }
 
+void binary(const Tensor& a, const Tensor& b, const Tensor& y, const char* op) {
+  FRESCO_ASSERT(a.defined() && b.defined() && y.defined(), std::string(op) + ": undefined operand");
+  same_shape(a, b, op);
+  same_shape(a, y, op);
+}
+
+void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) {
+  FRESCO_ASSERT(a.defined() && b.defined() && sums.defined(), "change_sums: undefined operand");
+  FRESCO_ASSERT(a.shape() == b.shape() && a.dtype() == b.dtype(),
+                "change_sums: a " + a.describe() + " and b " + b.describe() +
+                    " must have one shape and one dtype");
+  FRESCO_ASSERT(a.dtype() == DType::f32 || a.dtype() == DType::bf16 || a.dtype() == DType::f16,
+                "change_sums: a and b must be f32, bf16 or f16, got " + a.describe());
+  FRESCO_ASSERT(sums.dtype() == DType::f64 && sums.contiguous() && sums.numel() == 2,
+                "change_sums: sums " + sums.describe() + " should be f64 [2] (sum |a - b|, sum |b|)");
+}
+
 void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales, const char* op) {
   FRESCO_ASSERT(values.defined() && q.defined() && scales.defined(), std::string(op) + ": undefined operand");
   FRESCO_ASSERT(q.dtype() == DType::e4m3, std::string(op) + ": q must be e4m3, got " + q.describe());

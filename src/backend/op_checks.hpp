@@ -22,6 +22,12 @@ void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y
 void rms_norm_rope(const Tensor& x, const Tensor& scale, const Tensor& cos, const Tensor& sin,
                    const Tensor& y);
 
+// subtract (and add): a, b and y of one shape.
+void binary(const Tensor& a, const Tensor& b, const Tensor& y, const char* op);
+// change_sums: a and b of one shape and one float dtype (f32, bf16, f16); sums: f64 [2],
+// contiguous.
+void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums);
+
 // quantize_rows / dequantize_rows: `values` (a compute dtype) and `q` (e4m3) of one shape,
 // rows of row_numel() values; scales: f32 [rows], contiguous.
 void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales, const char* op);
