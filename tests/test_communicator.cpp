@@ -573,6 +573,64 @@ TEST(DisplacedAttention, JoinEachStepReadsTheSameDataAndLeavesNothingInFlight) {
   comm_a->barrier();
 }
 
+// Step caching (docs/step-cache.md): a cached step runs the first layers, skips the middle ones
+// and runs the last. A skipped layer posts no gather and keeps what its buffers hold, so the
+// next step that computes it reads the other ranks' rows of the last step that computed it;
+// with join_each_step the forward is resumed after its head as after a replayed head graph.
+TEST(DisplacedAttention, SkippedLayersKeepTheRowsOfTheLastStepThatComputedThem) {
+  const int P = g_mpi->size(), me = g_mpi->rank();
+  auto cpu = make_cpu_backend();
+  constexpr int kLayers = 3, kHeads = 2, kDim = 4;
+  for (bool join : {false, true}) {
+    SCOPED_TRACE(join ? "join_each_step" : "gathers in flight");
+    auto comm = world_comm();
+    comm->set_deadline(30);
+    DisplacedOptions options{/*warmup_steps=*/1, false, DType::f32};
+    options.join_each_step = join;
+    DisplacedPatchAttention attention(*comm, kLayers, kHeads, kDim, options);
+    const auto shards = partition_patches(3, 2 * P, 2, P);
+    attention.prepare(*cpu, shards, me);
+    std::vector<int64_t> offset(size_t(P) + 1, 0);
+    for (int p = 0; p < P; ++p) offset[size_t(p) + 1] = offset[size_t(p)] + shards[size_t(p)].count();
+    const int64_t L = offset.back(), n = shards[size_t(me)].count();
+    std::vector<int> source(kLayers, 0);  // the step whose rows of layer l the others' part holds
+    auto attend = [&](int s, int l) {
+      Tensor q({n, kHeads, kDim}), o({n, kHeads, kDim}), ref({n, kHeads, kDim});
+      for (int64_t i = 0; i < q.numel(); ++i) q.f32()[i] = wave(0.71 * double(i) + 0.5 * me + 0.9 * l + 0.3 * s);
+      attention.attend(*cpu, q, fresh_kv(me, s, l, 0, n, kHeads, kDim), fresh_kv(me, s, l, 1, n, kHeads, kDim), o);
+      Tensor keys({L, kHeads, kDim}), values({L, kHeads, kDim});
+      for (int p = 0; p < P; ++p) {
+        const int from = p == me || s == 0 ? s : source[size_t(l)];  // step 0 is synchronous
+        const int64_t rows = shards[size_t(p)].count();
+        const Tensor k = fresh_kv(p, from, l, 0, rows, kHeads, kDim), v = fresh_kv(p, from, l, 1, rows, kHeads, kDim);
+        std::copy_n(k.f32(), k.numel(), keys.f32() + offset[size_t(p)] * kHeads * kDim);
+        std::copy_n(v.f32(), v.numel(), values.f32() + offset[size_t(p)] * kHeads * kDim);
+      }
+      cpu->attention(q, keys, values, ref, Tensor());
+      EXPECT_LE(max_abs_diff(o, ref), 1e-6) << "step " << s << " layer " << l << ": other ranks' rows of step "
+                                            << source[size_t(l)] << " expected";
+      source[size_t(l)] = s;
+    };
+    // Step 0 computed (synchronous); step 1 cached: layer 0 (head), layer 1 skipped, layer 2
+    // (tail); step 2 computed in two parts: its layer 1 reads the others' rows of step 0.
+    for (int s = 0; s < 3; ++s) {
+      attention.set_step(s);
+      attention.begin_forward();
+      attend(s, 0);
+      attention.resume_forward(s, 1);
+      if (s == 1)
+        attention.skip_layers(1);
+      else
+        attend(s, 1);
+      attend(s, 2);
+      attention.end_forward(*cpu);
+    }
+    EXPECT_EQ(attention.stats().posted, 2 + 3) << "a skipped layer posts no gather";
+    attention.drain(*cpu);
+    comm->barrier();
+  }
+}
+
 TEST(DisplacedAttention, PrepareWithTheSameShardsAllocatesNothing) {
   const int P = g_mpi->size(), me = g_mpi->rank();
   auto cpu = make_cpu_backend();

@@ -113,6 +113,23 @@ void DisplacedPatchAttention::begin_forward() {
   layer_ = 0;
 }
 
+void DisplacedPatchAttention::resume_forward(int step, int layers_done) {
+  FRESCO_ASSERT(layers_done >= 0 && layers_done <= layers_, "displaced attention: resume at layer " +
+                                                                  std::to_string(layers_done));
+  step_ = step;
+  layer_ = layers_done;
+  // With join_each_step every forward starts with nothing in flight and its first layers
+  // posted their gathers (displaced steps), whether they ran here or in a replayed graph; without
+  // it nothing is captured and the host state is already the forward's own.
+  if (options_.join_each_step)
+    for (int l = 0; l < layers_; ++l) pending_[size_t(l)] = l < layers_done && !synchronous();
+}
+
+void DisplacedPatchAttention::skip_layers(int count) {
+  FRESCO_ASSERT(count >= 0 && layer_ + count <= layers_, "displaced attention: skipping past the last layer");
+  layer_ += count;
+}
+
 void DisplacedPatchAttention::end_forward(Backend& backend) {
   if (options_.join_each_step) drain(backend);
 }

@@ -56,6 +56,10 @@ class DisplacedPatchAttention final : public AttentionStrategy {
   void begin_forward() override;
   void end_forward(Backend& backend) override;
   void set_step(int step) override { step_ = step - 1; }
+  // Step caching (docs/step-cache.md): a skipped layer keeps the K/V its buffers hold (its own
+  // and the peers' rows of the last step that computed it) and posts no gather.
+  void resume_forward(int step, int layers_done) override;
+  void skip_layers(int count) override;
   // Warm-up (synchronous) steps and displaced steps: two graphs.
   int graph_kind(int step) const override { return synchronous_at(step) ? 0 : 1; }
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,

@@ -133,6 +133,12 @@ class ProfilingBackend final : public Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& y) override {
     timed("add", 0, tensor_bytes(a) + tensor_bytes(b) + tensor_bytes(y), [&] { in_.add(a, b, y); });
   }
+  void subtract(const Tensor& a, const Tensor& b, const Tensor& y) override {
+    timed("subtract", 0, tensor_bytes(a) + tensor_bytes(b) + tensor_bytes(y), [&] { in_.subtract(a, b, y); });
+  }
+  void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums) override {
+    timed("change_sums", 0, tensor_bytes(a) + tensor_bytes(b), [&] { in_.change_sums(a, b, sums); });
+  }
   void affine(const Tensor& x, float a, float b, const Tensor& y) override {
     timed("affine", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.affine(x, a, b, y); });
   }
@@ -206,27 +212,35 @@ struct BenchOptions {
   int64_t width = 1024, height = 1024, txt_len = 512, steps = 10, warmup = 2, profile_steps = 3;
   bool profile = false, json = false;
   ParallelChoice parallel;  // every rank of the job computes the one image
+  StepCacheOptions cache;   // --cache with a forced --cache-pattern (default 10)
 };
+
+// The median ms of the timed steps that were cached (or computed); 0 where there is none.
+double median_where(const std::vector<StepRunner::StepTime>& times, bool cached) {
+  std::vector<double> ms;
+  for (const auto& t : times)
+    if (t.cached == cached) ms.push_back(t.ms);
+  return median(ms);
+}
 
 // Runs 1 + warmup + steps denoising steps of one image through the runtime's StepRunner (the
 // same capture policy and step as `fresco generate`) and returns the device times of the last
 // `steps`. The scalars stay fixed (t, guidance, a small dt) so the state stays in range.
-std::vector<double> time_steps(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs,
-                               bool capturable, const BenchOptions& o, const Tensor& img, const SequenceShard& mine,
-                               double guidance, double* bytes_per_step, bool* graphed) {
-  StepRunner runner(backend, layout, model, graphs, capturable);
+std::vector<StepRunner::StepTime> time_steps(Backend& backend, const ParallelLayout& layout, Denoiser& model,
+                                             bool graphs, bool capturable, const BenchOptions& o, const Tensor& img,
+                                             const SequenceShard& mine, double guidance, double* bytes_per_step,
+                                             bool* graphed) {
+  StepRunner runner(backend, layout, model, graphs, capturable, o.cache);
   const StepRunner::Buffers& io = runner.buffers(mine.img_rows());
   backend.copy(img.rows(mine.img_begin(), mine.img_rows()), io.tokens);
-  runner.begin_image();
-  layout.reset_stats();
   const int total = int(1 + o.warmup + o.steps);
+  runner.begin_image(total);
+  layout.reset_stats();
   for (int i = 0; i < total; ++i) runner.run(i, total, 0.9f, float(guidance), -0.01f);
   const auto times = runner.times();
   if (bytes_per_step) *bytes_per_step = (layout.stats().bytes_sent + runner.replayed_bytes()) / double(total);
   if (graphed) *graphed = runner.captures() > 0;
-  std::vector<double> ms;
-  for (size_t i = times.size() - size_t(o.steps); i < times.size(); ++i) ms.push_back(times[i].ms);
-  return ms;
+  return {times.end() - o.steps, times.end()};
 }
 
 // "fresco bench: flux-dev at 1024x1024 with 512 text tokens", for the memory check's refusal.
@@ -237,6 +251,8 @@ std::string config_label(const std::string& model, const BenchOptions& o) {
 
 int run_bench(BenchOptions o, const MpiSession& mpi) {
   Engine e(mpi, o.engine, o.parallel, o.weights, o.model);
+  e.cache = o.cache;
+  validate_cache_options(e.cache, e.spec.blocks);
   const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
   const StepFlops flops = e.spec.step_flops(o.txt_len, Limg);
 
@@ -265,12 +281,12 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   fill_normal(img, 1, RandomStream::initial_noise, 0);
   const Conditioning prompt{txt, y};
   const bool sequence = e.parallel.plan.method == ParallelMethod::sequence;
-  std::vector<double> ms, compute_only_ms;
+  std::vector<StepRunner::StepTime> timed, compute_only;
   bool graphed = false;
   double bytes_per_step = 0;
   e.model->set_condition(prompt, grid_h, grid_w, shards, layout.position());
-  ms = time_steps(*e.backend, layout, *e.model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
-                  config.default_guidance, &bytes_per_step, &graphed);
+  timed = time_steps(*e.backend, layout, *e.model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
+                     config.default_guidance, &bytes_per_step, &graphed);
   int64_t memory = e.backend->device_memory_in_use();
   if (layout.group_size() > 1) {
     // The same step with every transfer skipped: the compute-only baseline.
@@ -282,8 +298,9 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     const ParallelLayout quiet(mpi, skip, 1);
     const std::unique_ptr<Denoiser> model = make_denoiser(
         config.name, e.weights, *e.backend, make_attention(quiet, e.spec.attention, e.parallel.plan), e.choice.compute);
+    model->set_step_cache(cache_layout(e.cache));
     model->set_condition(prompt, grid_h, grid_w, shards, quiet.position());
-    compute_only_ms = time_steps(*e.backend, quiet, *model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
+    compute_only = time_steps(*e.backend, quiet, *model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
                                  config.default_guidance, nullptr, nullptr);
   }
   if (memory < 0) {  // the host: the process's peak resident set
@@ -328,10 +345,16 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     std::sort(profile.begin(), profile.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
   }
 
+  // The computed steps' figures (every step without a cache); the cached steps' median beside.
+  std::vector<double> ms;
+  for (const auto& t : timed)
+    if (!t.cached) ms.push_back(t.ms);
+  require_input(!ms.empty(), "fresco bench: --cache-pattern left no computed step among the timed ones");
   const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
                hi = *std::max_element(ms.begin(), ms.end());
+  const double cached_med = median_where(timed, true);
   // Per rank: the step, the compute-only step, bytes sent and memory (every rank's figures).
-  const double mine_figures[4] = {med, compute_only_ms.empty() ? med : median(compute_only_ms), bytes_per_step,
+  const double mine_figures[4] = {med, compute_only.empty() ? med : median_where(compute_only, false), bytes_per_step,
                                   double(memory < 0 ? 0 : memory)};
   std::vector<double> ranks(size_t(4 * layout.group_size()));
   layout.group().host_all_gather(mine_figures, ranks.data(),
@@ -360,6 +383,11 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
       {"inter_node", plan.inter_node == InterNodeSchedule::torus ? "torus" : "ring"}, {"head_groups", head_groups},
       {"peak_memory_bytes", memory}, {"peak_memory_gib", double(memory) / double(1ull << 30)}};
   if (!sequence) j["stale_dtype"] = dtype_name(plan.displaced.stale_dtype);
+  if (e.cache.enabled()) {
+    j["cache"] = describe_cache(e.cache);
+    j["ms_per_cached_step"] = cached_med;
+    j["cached_fraction"] = med > 0 ? cached_med / med : 0.0;
+  }
   j["per_rank"] = nlohmann::json::array();
   for (int r = 0; r < layout.group_size(); ++r) {
     const double* f = &ranks[size_t(4 * r)];
@@ -386,7 +414,12 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   std::printf("fresco bench: %s %lldx%lld (%lld text + %lld image tokens), %s %s on %s, CUDA graphs %s\n",
               config.name.c_str(), (long long)o.width, (long long)o.height, (long long)o.txt_len, (long long)Limg,
               e.backend->name().c_str(), dtype_name(e.choice.compute), device.c_str(), graphed ? "on" : "off");
-  std::printf("  step: %.3f ms median of %lld (min %.3f, max %.3f)\n", med, (long long)o.steps, lo, hi);
+  std::printf("  step: %.3f ms median of %lld%s (min %.3f, max %.3f)\n", med, (long long)ms.size(),
+              e.cache.enabled() ? " computed" : "", lo, hi);
+  if (e.cache.enabled())
+    std::printf("  cached step: %.3f ms median of %lld (%.1f%% of a computed one); %s\n", cached_med,
+                (long long)(timed.size() - ms.size()), med > 0 ? 100 * cached_med / med : 0.0,
+                describe_cache(e.cache).c_str());
   std::printf("  %.2f TFLOP per step (attention %.2f): %.1f TFLOP/s; floor at %.0f TFLOP/s %.2f ms: %.1f%% of it\n",
               flops.total() / 1e12, flops.attention / 1e12, tflops, kFloorTflops, floor_ms, 100 * floor_ms / med);
   std::printf("  device memory in use: %.2f GiB\n", double(memory) / double(1ull << 30));
@@ -429,6 +462,8 @@ Command bench_command() {
       "against the node's memory (cpu) or the GPU's (cuda): f32 FLUX.1-dev, the CPU default,\n"
       "needs about 45 GiB, so a smaller node is told to use --dtype bf16 or a smaller --model;\n"
       "--profile adds a per-op breakdown of eager steps; --json prints one JSON object.\n"
+      "With --cache the steps follow --cache-pattern (default 10: computed and cached in turn) and\n"
+      "the report gives a computed and a cached step's median apart (docs/step-cache.md).\n"
       "On several ranks (mpiexec -n N) every rank computes a share of the one image with the\n"
       "--parallel method and degrees (automatic: Ulysses over all ranks); each rank's step is\n"
       "timed again with every transfer skipped (the compute-only baseline), and the\n"
@@ -448,9 +483,13 @@ Command bench_command() {
         ("threads", po::value<int>()->default_value(0), "CPU threads (0: OMP_NUM_THREADS, else all cores)");
     add_engine_options(o);
     add_parallel_options(o);
+    add_cache_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     BenchOptions o;
+    o.cache = cache_options(vm);
+    // Random weights do not decide like trained ones: bench times forced decisions.
+    if (o.cache.enabled() && o.cache.pattern.empty()) o.cache.pattern = "10";
     o.model = vm["model"].as<std::string>();
     o.weights = vm["weights"].as<std::string>();
     o.record = vm["record"].as<std::string>();

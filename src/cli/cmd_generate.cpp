@@ -1,6 +1,7 @@
 // `fresco generate`: a batch of images, data parallel over ranks (each rank takes whole
 // images). Every image is published atomically as DIR/img_{i}.h5; an image whose file exists
 // is skipped, so re-running the same command resumes a preempted batch.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -197,7 +198,17 @@ bool GenerateRun::generate_one(const ImageJob& job, BatchProgress& progress) {
     progress.image_done(job.index, job.width, job.height, job.steps, per_step, result.seconds, false);
     return false;
   }
-  const ImageProvenance p = image_provenance(job, *engine, command_line, per_step);
+  ImageProvenance p = image_provenance(job, *engine, command_line, per_step);
+  p.cache_computed = result.cache_decisions;
+  if (!result.cache_decisions.empty())
+    std::printf("fresco: image %lld: step cache computed %lld of %lld steps (%s)\n", (long long)job.index,
+                (long long)std::count(result.cache_decisions.begin(), result.cache_decisions.end(), '1'),
+                (long long)job.steps, result.cache_decisions.c_str());
+  if (verbose && !result.cache_ratios.empty()) {  // what the threshold is compared with (TeaCache: before rescaling)
+    std::printf("fresco: image %lld: step cache metric per step:", (long long)job.index);
+    for (double ratio : result.cache_ratios) std::printf(" %.4g", ratio);
+    std::printf("\n");
+  }
   // The PNG first: the HDF5 result marks the image as done for a resumed run.
   if (decoder) write_png(image_png_path(out_dir, job.index), picture.image, png_text(p));
   write_image_result(image_result_path(out_dir, job.index), result.latent, p, decoder ? &picture.image : nullptr);
@@ -332,6 +343,8 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
       // Inexact: a different result, whose per-token scales span one head group.
       if (plan.fp8_wire) settings.add("q/k/v e4m3").i64(plan.head_groups);
     }
+    // A step cache changes the result; without one the digest stays what it was before caching.
+    if (run.engine->cache.enabled()) settings.add("step cache").add(describe_cache(run.engine->cache));
     job.digests.weights = weights;
     job.digests.prompt = prompt_digests.at(size_t(job.index));
     job.digests.settings = settings.hex();
@@ -395,6 +408,7 @@ Command generate_command() {
     add_model_options(o);
     add_engine_options(o);
     add_parallel_options(o);
+    add_cache_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
@@ -427,6 +441,8 @@ Command generate_command() {
     run->engine = std::make_unique<Engine>(ctx.mpi, engine_choice(vm), parallel_choice(vm),
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
+    e.cache = cache_options(vm);
+    validate_cache_options(e.cache, e.spec.blocks);
     // The automatic layout is chosen for the model and the images of this run, so they are read
     // first; every rank reads the same files and options, so these checks fail on all or none.
     validate_prompts(*run->prompts, e.config);

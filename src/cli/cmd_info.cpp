@@ -48,7 +48,9 @@ Command info_command() {
         for (DType dt : {DType::f32, DType::bf16}) {
           int n = 0;
           for (Op op : all_ops()) {  // statistics and counters have their own output dtypes
-            const DType out = op == Op::group_sums ? DType::f64 : op == Op::count_nonfinite ? DType::i64 : dt;
+            const DType out = op == Op::group_sums || op == Op::change_sums ? DType::f64
+                              : op == Op::count_nonfinite   ? DType::i64
+                                                            : dt;
             n += b->supports(OpDesc{op, dt, dt, out});
           }
           bool forward = true;

@@ -270,6 +270,30 @@ ParallelChoice parallel_choice(const po::variables_map& vm) {
   return c;
 }
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::optional<double> whole_number(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (text.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
 void require_positive(const po::variables_map& vm, const std::string& name) {
   const boost::any& v = vm[name].value();
   double x = 1;

@@ -69,6 +69,17 @@ BenchEngine bench_engine(const po::variables_map& vm);
 ParallelChoice parallel_choice(const po::variables_map& vm);
 DType parse_dtype_option(const std::string& option, const std::string& value);
 
+// --cache and its knobs (docs/step-cache.md; generate and bench): the options with the method's
+// defaults where not given; InputError for a knob of another method or without a cache. The
+// values' ranges against the model are checked by validate_cache_options (Engine::load_model).
+void add_cache_options(po::options_description& options);
+StepCacheOptions cache_options(const po::variables_map& vm);
+
+// The items of a comma-separated list, trimmed of blanks, empty ones dropped.
+std::vector<std::string> split_list(const std::string& text);
+// `text` as a number when the whole of it is one (blanks around it allowed), else nullopt.
+std::optional<double> whole_number(const std::string& text);
+
 // Checks an option for a positive value, naming it in the error.
 void require_positive(const po::variables_map& vm, const std::string& name);
 

@@ -11,6 +11,7 @@ DenoiserSpec flux_denoiser_spec(const FluxConfig& c) {
   s.name = c.name;
   s.family = "flux";
   s.attention = {c.depth + c.depth_single, c.heads, c.head_dim()};
+  s.blocks = c.depth + c.depth_single;
   s.token_channels = c.in_channels;
   s.latent_channels = c.latent_channels();
   s.latent_patch = 2;

@@ -29,12 +29,26 @@ struct DenoiserSpec {
   int64_t token_channels = 0;     // channels of one packed latent token (FLUX: 16 x 2 x 2 = 64)
   int64_t latent_channels = 0;    // channels of the latent image (FLUX: 16)
   int64_t latent_patch = 2;       // latent pixels per token side
+  int blocks = 0;                 // transformer blocks a forward runs in order (step caching)
   int64_t default_steps = 0;
   double default_guidance = 0.0;
   // FLOPs of one forward over txt + img tokens (bench, performance model).
   std::function<StepFlops(int64_t txt_tokens, int64_t img_tokens)> step_flops;
   // The sampler's timesteps t_0 = 1 > ... > t_steps = 0 for an image of img_tokens tokens.
   std::function<std::vector<double>(int steps, int64_t img_tokens)> timesteps;
+};
+
+// What a step cache (docs/step-cache.md, runtime/step_cache.hpp) asks of the model: the signal
+// its decision measures and the blocks always computed before (head) and after (tail) it.
+enum class CacheSignal {
+  none,             // no cache: forward() only
+  head_residual,    // what the head's blocks added to the image rows (FBCache, DBCache)
+  modulated_input,  // the first block's modulated image input (TeaCache; no head blocks)
+};
+struct StepCacheLayout {
+  CacheSignal signal = CacheSignal::none;
+  int head_blocks = 0;  // F
+  int tail_blocks = 0;  // B
 };
 
 // The conditioning of one image: the text encoders' outputs (host tensors).
@@ -62,6 +76,19 @@ class Denoiser {
   // Changes whenever the model lays out new activation buffers (a new shard shape): a step
   // graph captured under another value points at freed buffers.
   virtual uint64_t buffers_epoch() const = 0;
+
+  // Step caching. set_step_cache before set_condition (it lays out the cache's buffers with
+  // the activations). A cached run splits each forward in two on the host's decision:
+  // forward_head(tokens, scalars) runs the embeddings and the head's blocks and writes the
+  // metric's partial sums of this rank's image rows to cache_sums(): [2] f64 on the device,
+  // D = Σ|S − P| and R = Σ|P|; forward_tail(velocity, use_cache) then runs the rest of the
+  // blocks (keeping their residual) or adds the residual of the last computed step instead,
+  // then the tail's blocks and the final layer. Both allocate nothing (each is captured as a
+  // graph of its own); forward() stays the uncached forward.
+  virtual void set_step_cache(const StepCacheLayout& layout) = 0;
+  virtual void forward_head(const Tensor& tokens, const Tensor& scalars) = 0;
+  virtual void forward_tail(const Tensor& velocity, bool use_cache) = 0;
+  virtual const Tensor& cache_sums() const = 0;
 };
 
 // The registry of model families: the spec of a preset (InputError naming the known ones).

@@ -44,9 +44,15 @@ struct FluxTransformer::Buffers {
   Tensor concat;        // [n, d + m]  attention output | gelu(mlp): single-block linear2 input;
                         //             double blocks use columns [0, d) for the attention output
   Tensor host_scalars;  // [2] f32 host staging of `scalars`
+  // Step caching only (docs/step-cache.md):
+  Tensor cache_signal;     // [ni, d]  S of this step (x⁰_img first, for the head residual)
+  Tensor cache_reference;  // [ni, d]  P: the signal the next step is measured against
+  Tensor cache_residual;   // [n, d]   Q: what the cached blocks added in the last computed step
+  Tensor cache_sums;       // [2] f64  Σ|S − P|, Σ|P| over this rank's image rows
+  bool cached_layout = false;  // the arena holds the cache's buffers
 
   // Takes every buffer from `a` (a measuring arena only counts).
-  void lay_out(Arena& a, const FluxConfig& c, DType dt, int64_t nt, int64_t ni) {
+  void lay_out(Arena& a, const FluxConfig& c, DType dt, int64_t nt, int64_t ni, bool with_cache) {
     const int64_t n = nt + ni, d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
     txt_input = a.take({nt, c.context_in_dim}, dt);
     y_input = a.take({c.vec_in_dim}, dt);
@@ -69,6 +75,12 @@ struct FluxTransformer::Buffers {
     q = a.take({n, H, D}, dt);
     k = a.take({n, H, D}, dt);
     concat = a.take({n, d + m}, dt);
+    cached_layout = with_cache;
+    if (!with_cache) return;
+    cache_signal = a.take({ni, d}, dt);
+    cache_reference = a.take({ni, d}, dt);
+    cache_residual = a.take({n, d}, dt);
+    cache_sums = a.take({2}, DType::f64);
   }
 };
 
@@ -139,11 +151,12 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
                 "set_condition: shard does not fit the sequence");
   const int64_t nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
-  if (b.txt_len != nt || b.img_len != ni) {  // a new shape: a new arena (dry run, then for real)
+  const bool with_cache = cache_.signal != CacheSignal::none;
+  if (b.txt_len != nt || b.img_len != ni || b.cached_layout != with_cache) {  // a new arena (dry run, then for real)
     Arena measure;
-    b.lay_out(measure, c, compute_, nt, ni);
+    b.lay_out(measure, c, compute_, nt, ni, with_cache);
     b.arena = Arena(backend_.alloc_storage(measure.used()));
-    b.lay_out(b.arena, c, compute_, nt, ni);
+    b.lay_out(b.arena, c, compute_, nt, ni, with_cache);
     b.txt_len = nt;
     b.img_len = ni;
     ++b.epoch;
@@ -274,7 +287,7 @@ void FluxTransformer::final_layer(const Tensor& velocity) {
   linear("final_layer.linear", normed, velocity);
 }
 
-void FluxTransformer::forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity) {
+void FluxTransformer::begin(const Tensor& img, const Tensor& scalars) {
   Buffers& b = *buf_;
   FRESCO_ASSERT(b.shard.count() > 0, "forward before set_condition");
   FRESCO_ASSERT(img.dim(0) == b.img_len && img.dim(1) == config_.in_channels,
@@ -286,8 +299,75 @@ void FluxTransformer::forward(const Tensor& img, const Tensor& scalars, const Te
   backend_.copy(img, b.img_tokens);  // to the compute dtype
   backend_.copy(b.txt_embedded, b.x.rows(0, b.txt_len));
   linear("img_in", b.img_tokens, b.x.rows(b.txt_len, b.img_len));
-  for (int i = 0; i < config_.depth; ++i) double_block(i);
-  for (int i = 0; i < config_.depth_single; ++i) single_block(i);
+}
+
+void FluxTransformer::block(int index) {
+  if (index < config_.depth)
+    double_block(index);
+  else
+    single_block(index - config_.depth);
+}
+
+void FluxTransformer::forward(const Tensor& img, const Tensor& scalars, const Tensor& velocity) {
+  begin(img, scalars);
+  for (int i = 0; i < spec_.blocks; ++i) block(i);
+  final_layer(velocity);
+  attention_->end_forward(backend_);
+}
+
+void FluxTransformer::set_step_cache(const StepCacheLayout& layout) {
+  FRESCO_ASSERT(layout.signal == CacheSignal::none ||
+                    (layout.head_blocks >= 0 && layout.tail_blocks >= 0 &&
+                     layout.head_blocks + layout.tail_blocks < spec_.blocks &&
+                     (layout.signal != CacheSignal::head_residual || layout.head_blocks >= 1) &&
+                     (layout.signal != CacheSignal::modulated_input || layout.head_blocks == 0)),
+                "step cache: head and tail blocks of a " + std::to_string(spec_.blocks) + "-block model");
+  if (layout.signal != CacheSignal::none)
+    for (const OpDesc& op : {OpDesc{Op::subtract, compute_, compute_, compute_},
+                             OpDesc{Op::change_sums, compute_, compute_, DType::f64}})
+      if (!backend_.supports(op))
+        throw ComputeError("the " + backend_.name() + " backend cannot run the step cache: it lacks " + op.describe());
+  cache_ = layout;  // the buffers follow at the next set_condition
+}
+
+const Tensor& FluxTransformer::cache_sums() const { return buf_->cache_sums; }
+
+void FluxTransformer::forward_head(const Tensor& img, const Tensor& scalars) {
+  Buffers& b = *buf_;
+  FRESCO_ASSERT(cache_.signal != CacheSignal::none && b.cached_layout, "forward_head without a step cache");
+  begin(img, scalars);
+  const Tensor x_img = b.x.rows(b.txt_len, b.img_len);  // [ni, d]
+  if (cache_.signal == CacheSignal::head_residual) {
+    backend_.copy(x_img, b.cache_signal);  // x⁰_img
+    for (int i = 0; i < cache_.head_blocks; ++i) block(i);
+    backend_.subtract(x_img, b.cache_signal, b.cache_signal);  // S = x^F_img − x⁰_img
+    backend_.change_sums(b.cache_signal, b.cache_reference, b.cache_sums);
+    return;  // P moves to S only when the step computes (forward_tail)
+  }
+  // TeaCache: S = the first double block's modulated image input; P is the previous step's.
+  const int64_t d = config_.hidden;
+  const Tensor mod = b.mod;  // [6, d]: shift1, scale1, ... (block 0 computes it again)
+  linear("double_blocks.0.img_mod.lin", b.vec_silu, mod.reshape({6 * d}));
+  backend_.norm_modulate(x_img, mod.rows(0, 1), mod.rows(1, 1), kNormEps, b.cache_signal);
+  backend_.change_sums(b.cache_signal, b.cache_reference, b.cache_sums);
+  backend_.copy(b.cache_signal, b.cache_reference);
+}
+
+void FluxTransformer::forward_tail(const Tensor& velocity, bool use_cache) {
+  Buffers& b = *buf_;
+  FRESCO_ASSERT(cache_.signal != CacheSignal::none && b.cached_layout, "forward_tail without a step cache");
+  const int first = cache_.head_blocks, last = spec_.blocks - cache_.tail_blocks;  // cached: [first, last)
+  attention_->resume_forward(step_, first);
+  if (use_cache) {
+    attention_->skip_layers(last - first);
+    backend_.add(b.x, b.cache_residual, b.x);  // x = x^F + Q
+  } else {
+    if (cache_.signal == CacheSignal::head_residual) backend_.copy(b.cache_signal, b.cache_reference);  // P = S
+    backend_.copy(b.x, b.cache_residual);  // Z = x^F
+    for (int i = first; i < last; ++i) block(i);
+    backend_.subtract(b.x, b.cache_residual, b.cache_residual);  // Q = x^last − Z
+  }
+  for (int i = last; i < spec_.blocks; ++i) block(i);
   final_layer(velocity);
   attention_->end_forward(backend_);
 }

@@ -49,7 +49,10 @@ class FluxTransformer final : public Denoiser {
   Backend& backend() const { return backend_; }
   const AttentionStrategy& attention() const override { return *attention_; }
   // The attention's step state (AttentionStrategy::set_step): the step the next forward computes.
-  void set_step(int step) override { attention_->set_step(step); }
+  void set_step(int step) override {
+    step_ = step;
+    attention_->set_step(step);
+  }
   DType compute_dtype() const { return compute_; }
 
   // txt: [Ltxt, context_in_dim] (the whole prompt), y: [vec_in_dim] (host tensors); the image
@@ -71,9 +74,19 @@ class FluxTransformer final : public Denoiser {
   // model's own device scalars, then runs the forward above.
   void forward(const Tensor& img, float t, float guidance, const Tensor& velocity);
 
+  // Step caching (denoiser.hpp, docs/step-cache.md). The blocks are the double blocks, then the
+  // single blocks; block i runs attention layer i.
+  void set_step_cache(const StepCacheLayout& layout) override;
+  void forward_head(const Tensor& img, const Tensor& scalars) override;
+  void forward_tail(const Tensor& velocity, bool use_cache) override;
+  const Tensor& cache_sums() const override;
+
  private:
   struct Buffers;  // activations of one sequence layout, from one arena (set_condition)
   void embed_vector(const Tensor& scalars);
+  // The embeddings and x⁰ = [txt_in rows; img_in(img)] (the start of every forward).
+  void begin(const Tensor& img, const Tensor& scalars);
+  void block(int index);  // double blocks first, then single blocks
   void double_block(int index);
   void single_block(int index);
   void final_layer(const Tensor& velocity);
@@ -89,6 +102,8 @@ class FluxTransformer final : public Denoiser {
   Backend& backend_;
   std::unique_ptr<AttentionStrategy> attention_;
   DType compute_;
+  StepCacheLayout cache_;
+  int step_ = 0;  // set_step's: the step the next forward computes
   std::unique_ptr<Buffers> buf_;
 };
 

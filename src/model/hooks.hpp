@@ -36,6 +36,14 @@ class AttentionStrategy {
   // runs no host code, so a strategy whose work depends on the step is told where the sampler
   // is; without a call, each forward is the step after the last.
   virtual void set_step(int /*step*/) {}
+  // Step caching runs a forward in two parts with a host decision between them, each part
+  // captured as its own graph (runtime/step_runner.hpp). resume_forward: the next attend() is
+  // layer `layers_done` of step `step`, whose earlier layers ran before, possibly in a replayed
+  // graph that ran no host code (a plan with per-layer state rebuilds it here).
+  // skip_layers: a cached step does not run the next `count` layers (docs/step-cache.md says
+  // what that means for each plan).
+  virtual void resume_forward(int /*step*/, int /*layers_done*/) {}
+  virtual void skip_layers(int /*count*/) {}
   // Steps of one kind run the same work and may share a captured graph; a new kind needs its own.
   virtual int graph_kind(int /*step*/) const { return 0; }
   // A line about the strategy's own work since prepare() for the per-image report ("" if none).

@@ -17,6 +17,7 @@
 #include "src/model/flux_config.hpp"
 #include "src/model/perf_model.hpp"
 #include "src/model/vae_decoder.hpp"
+#include "src/runtime/step_cache.hpp"
 
 namespace fresco {
 
@@ -76,7 +77,8 @@ class Engine {
   // (null: ParallelLayout's fixed rule), for `images` images spread over the groups; sets the
   // communication deadline.
   void build_layout(DegreeChooser choose, int64_t images);
-  // Step 3: the weights onto the backend and the denoiser with the attention of the plan.
+  // Step 3: the weights onto the backend and the denoiser with the attention of the plan and
+  // the buffers of `cache` (set before; checked against the model here).
   void load_model();
 
   // Whether a whole step can be one graph: one rank per image, or transports that queue their
@@ -90,6 +92,7 @@ class Engine {
   const MpiSession& mpi;
   EngineChoice choice;
   ParallelChoice parallel;
+  StepCacheOptions cache;  // --cache and its knobs (none by default)
   std::string weights_path;
   FluxConfig config;   // the preset (the performance model and memory estimate are FLUX's)
   DenoiserSpec spec;   // the preset as the runtime sees it

@@ -9,19 +9,26 @@
 
 namespace fresco {
 
-double DenoisedImage::median_step_ms() const {
+namespace {
+double median_of(const std::vector<StepRunner::StepTime>& times, bool cached) {
   std::vector<double> steady, all;
-  for (const auto& s : step_times) {
+  for (const auto& s : times) {
+    if (s.cached != cached) continue;
     all.push_back(s.ms);
     if (!s.first_of_kind) steady.push_back(s.ms);
   }
   return median(steady.empty() ? all : steady);
 }
+}  // namespace
+
+double DenoisedImage::median_step_ms() const { return median_of(step_times, false); }
+double DenoisedImage::median_cached_step_ms() const { return median_of(step_times, true); }
 
 ImageDenoiser::ImageDenoiser(Engine& engine, bool verbose)
     : engine_(engine),
       verbose_(verbose),
-      runner_(*engine.backend, *engine.layout, *engine.model, engine.choice.cuda_graphs, engine.step_capturable()) {}
+      runner_(*engine.backend, *engine.layout, *engine.model, engine.choice.cuda_graphs, engine.step_capturable(),
+              engine.cache) {}
 
 DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& prompt,
                                      const std::function<void()>& between_steps) {
@@ -51,7 +58,7 @@ DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& pr
   backend.pack_latent(device_latent, packed_);
   backend.copy(packed_.rows(mine.img_begin(), mine.img_rows()), io.tokens);
   engine_.model->set_condition(prompt, grid_h, grid_w, shards, layout.position());
-  runner_.begin_image();
+  runner_.begin_image(int(job.steps));
 
   DenoisedImage out;
   layout.reset_stats();
@@ -69,6 +76,8 @@ DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& pr
   }
   backend.count_nonfinite(io.tokens, bad_);
   out.step_times = runner_.times();  // synchronizes: the steps are done
+  out.cache_decisions = runner_.cache_decisions();
+  if (const StepCachePolicy* cache = runner_.cache()) out.cache_ratios = cache->ratios();
   out.seconds = std::chrono::duration<double>(clock::now() - start).count();
   out.bytes_sent = layout.stats().bytes_sent + runner_.replayed_bytes();
   if (layout.group_size() > 1) {  // before the final gather, which is not part of a step
@@ -125,6 +134,7 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
   p.compute_dtype = dtype_name(plan.compute);
   p.digests = job.digests;
   p.prompt_text = job.prompt_text;
+  if (engine.cache.enabled()) p.cache = describe_cache(engine.cache);
   return p;
 }
 

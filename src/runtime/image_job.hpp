@@ -32,9 +32,13 @@ struct DenoisedImage {
   std::vector<StepRunner::StepTime> step_times;  // device time of each step
   double bytes_sent = 0;         // bytes this rank's exchanges sent over the image's steps
   StepAccounting accounting;     // groups of several ranks: every rank's communication
+  std::string cache_decisions;   // with a step cache: '1' computed, '0' cached, per step
+  std::vector<double> cache_ratios;  // and the metric D / R of each step (infinite where R = 0)
   // Median ms of the steady-state steps (all but the first of each kind, which plans, sizes
-  // and captures; on every backend, graphs or not): comparable with `fresco bench`.
+  // and captures; on every backend, graphs or not): comparable with `fresco bench`. With a
+  // step cache, of the computed steps, and separately of the cached ones (0 where none).
   double median_step_ms() const;
+  double median_cached_step_ms() const;
 };
 
 class ImageDenoiser {

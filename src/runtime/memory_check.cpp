@@ -30,7 +30,7 @@ std::string size_text(double bytes) {
 MemoryEstimate estimate(const MemoryCase& c) {
   return estimate_memory(c.config, weight_bytes_in_memory(c.config, c.engine, c.weights_path), c.engine.compute,
                          c.image_tokens, c.txt_tokens, c.group_size, c.plan.method == ParallelMethod::patch,
-                         c.plan.displaced.stale_dtype);
+                         c.plan.displaced.stale_dtype, c.step_cache);
 }
 
 // The case run in another compute dtype: weights, activations and an automatic stale dtype
@@ -168,6 +168,7 @@ void check_rank_memory(const Engine& e, const std::vector<MemoryImage>& images, 
   c.weights_path = e.weights_path;
   c.plan = e.parallel.plan;
   c.group_size = e.layout->group_size();
+  c.step_cache = e.cache.enabled();
   for (const MemoryImage& image : images) {
     c.image_tokens = image.image_tokens;
     c.txt_tokens = image.txt_tokens;

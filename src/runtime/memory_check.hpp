@@ -54,6 +54,7 @@ struct MemoryCase {
   PlanOptions plan;          // the method and the stale dtype (set_compute applied)
   int64_t image_tokens = 0, txt_tokens = 0;
   int group_size = 1;        // ranks that split the image
+  bool step_cache = false;   // --cache: the cached residual and the signals
 };
 
 // Empty when the case fits the budget; else what it needs, against what, and the advice that

@@ -1,6 +1,7 @@
 #include "src/runtime/run_record.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "fresco/version.hpp"
@@ -39,6 +40,7 @@ void RunRecord::set_engine(const Engine& e) {
       {"patches", patch ? layout.group_size() : 1},
       {"comm_dtype", plan.fp8_wire || (patch && plan.displaced.stale_dtype == DType::e4m3) ? "e4m3"
                                                                                            : dtype_name(plan.compute)},
+      {"cache", describe_cache(e.cache)},
   };
   const DenoiserSpec& s = e.spec;
   record_["model"] = {{"name", s.name},
@@ -60,6 +62,16 @@ void RunRecord::add_image(const ImageJob& job, const DenoisedImage& r, bool ok) 
                 {"ok", ok},                 {"seconds", r.seconds}, {"ms_per_step", r.median_step_ms()},
                 {"step_ms", steps},         {"step_eager", eager},  {"step_kind", kinds},
                 {"mib_sent_per_step", r.bytes_sent / double(1 << 20) / double(std::max<int64_t>(job.steps, 1))}};
+  if (!r.cache_decisions.empty()) {  // docs/step-cache.md: which steps were computed
+    image["cache_computed"] = r.cache_decisions;
+    image["ms_per_cached_step"] = r.median_cached_step_ms();
+    json cached = json::array();
+    for (const auto& s : r.step_times) cached.push_back(s.cached);
+    image["step_cached"] = std::move(cached);
+    json ratios = json::array();  // the metric the threshold is compared with (null: undefined)
+    for (double ratio : r.cache_ratios) ratios.push_back(std::isfinite(ratio) ? json(ratio) : json(nullptr));
+    image["cache_ratio"] = std::move(ratios);
+  }
   const StepAccounting& acc = r.accounting;
   if (!acc.per_rank.empty()) {
     json ranks = json::array();

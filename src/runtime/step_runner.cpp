@@ -13,8 +13,11 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-StepRunner::StepRunner(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs, bool capturable)
-    : backend_(backend), layout_(layout), model_(model), graphs_(graphs), capturable_(capturable) {}
+StepRunner::StepRunner(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs, bool capturable,
+                       const StepCacheOptions& cache)
+    : backend_(backend), layout_(layout), model_(model), graphs_(graphs), capturable_(capturable) {
+  if (cache.enabled()) cache_ = std::make_unique<StepCachePolicy>(cache);
+}
 
 const StepRunner::Buffers& StepRunner::buffers(int64_t rows) {
   if (rows == rows_) return buffers_;
@@ -36,16 +39,17 @@ void StepRunner::agree_on_graphs() {
   if (!graphs_ || !capturable_) return;  // no rank holds a graph
   const Epochs now = current();
   bool stale = false;
-  for (const auto& [kind, captured] : graphs_by_kind_) stale = stale || !(captured.epochs == now);
+  for (const auto& [key, captured] : captured_) stale = stale || !(captured.epochs == now);
   // Every rank drops its graphs together: a rank that replayed an old program while its peers
   // ran a new plan would post transfers of another size (a hang, or wrong data).
-  if (group_any(layout_.group(), stale)) graphs_by_kind_.clear();
+  if (group_any(layout_.group(), stale)) captured_.clear();
 }
 
-void StepRunner::begin_image() {
+void StepRunner::begin_image(int steps) {
   steps_run_ = 0;
   replayed_bytes_ = 0;
   step_info_.clear();
+  if (cache_) cache_->begin_image(steps);
   agree_on_graphs();
 }
 
@@ -53,6 +57,97 @@ void denoising_step(Denoiser& model, Backend& backend, const Tensor& tokens, con
                     const Tensor& scalars) {
   model.forward(tokens, scalars.rows(0, 2), velocity);
   backend.axpy(scalars.rows(2, 1), velocity, tokens);  // Euler: tokens += dt * velocity
+}
+
+void StepRunner::enqueue(Part part) {
+  const Buffers& b = buffers_;
+  switch (part) {
+    case Part::whole:
+      denoising_step(model_, backend_, b.tokens, b.velocity, b.scalars);
+      break;
+    case Part::head:
+      model_.forward_head(b.tokens, b.scalars.rows(0, 2));
+      break;
+    case Part::computed_tail:
+    case Part::cached_tail:
+      model_.forward_tail(b.velocity, part == Part::cached_tail);
+      backend_.axpy(b.scalars.rows(2, 1), b.velocity, b.tokens);  // Euler: tokens += dt * velocity
+      break;
+  }
+}
+
+bool StepRunner::replay(const GraphKey& key) {
+  const auto found = captured_.find(key);
+  if (found == captured_.end()) return false;
+  found->second.graph->replay();
+  layout_.watch(backend_.stream());  // a hung peer ends the job, not this rank's GPU
+  replayed_bytes_ += found->second.bytes_sent;
+  return true;
+}
+
+void StepRunner::run_eagerly(int step, int kind, Part part) {
+  model_.set_step(step);  // replays before it ran no host code
+  const double sent_before = layout_.stats().bytes_sent;
+  enqueue(part);
+  part_bytes_[{kind, part}] = layout_.stats().bytes_sent - sent_before;
+}
+
+void StepRunner::capture_for_next(int step, int steps, int kind, const std::vector<Part>& parts) {
+  // The eager step may have planned or grown what other kinds' graphs point at.
+  agree_on_graphs();
+  if (!graphs_ || !capturable_ || step + 1 >= steps || model_.attention().graph_kind(step + 1) != kind) return;
+  const double counted = layout_.stats().bytes_sent;
+  model_.set_step(step + 1);  // recorded for step + 1, not run
+  for (Part part : parts) {
+    const GraphKey key{kind, part};
+    CapturedStep captured{backend_.capture([&] { enqueue(part); }), current(), part_bytes_[key]};
+    if (!captured.graph) {  // this backend cannot capture
+      graphs_ = false;
+      captured_.clear();
+      break;
+    }
+    captured_[key] = std::move(captured);
+    ++captures_;
+  }
+  // The captures' exchanges sent nothing: what the transports counted so far (the eager steps)
+  // stays counted, the captures' counts are dropped.
+  layout_.reset_stats();
+  replayed_bytes_ += counted;
+}
+
+bool StepRunner::run_whole(int step, int steps, int kind) {
+  if (replay({kind, Part::whole})) return false;
+  run_eagerly(step, kind, Part::whole);
+  capture_for_next(step, steps, kind, {Part::whole});
+  return true;
+}
+
+bool StepRunner::agree_on_cache(int step) {
+  // One small read (it waits for the head) and one host collective: the image's sums, added in
+  // rank order, the same numbers on every rank of the group and so the same decision.
+  const Tensor mine = backend_.download(model_.cache_sums());  // [2] f64
+  const size_t ranks = size_t(layout_.group_size());
+  std::vector<double> all(2 * ranks);
+  layout_.group().host_all_gather(mine.data<double>(), all.data(),
+                                  Displacements::packed(std::vector<size_t>(ranks, 2 * sizeof(double))));
+  double change = 0, reference = 0;
+  for (size_t r = 0; r < ranks; ++r) {
+    change += all[2 * r];
+    reference += all[2 * r + 1];
+  }
+  return cache_->use_cache(step, change, reference);
+}
+
+bool StepRunner::run_cached(int step, int steps, int kind, bool& cached) {
+  const bool head_replayed = replay({kind, Part::head});
+  if (!head_replayed) run_eagerly(step, kind, Part::head);
+  cached = agree_on_cache(step);
+  const Part tail = cached ? Part::cached_tail : Part::computed_tail;
+  // A tail graph exists only beside a head graph (they are captured together).
+  if (head_replayed && replay({kind, tail})) return false;
+  run_eagerly(step, kind, tail);  // the tail rebuilds the plan's state of the head (resume_forward)
+  capture_for_next(step, steps, kind, {Part::head, tail});
+  return true;
 }
 
 void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
@@ -69,39 +164,13 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
   while (marks_.size() < size_t(2 * (steps_run_ + 1))) marks_.push_back(backend_.new_timing_event());
   marks_[size_t(2 * steps_run_)]->record(backend_.stream());
 
-  const int kind = model_.attention().graph_kind(step);
-  bool eager = false;
-  if (const auto found = graphs_by_kind_.find(kind); found != graphs_by_kind_.end()) {
-    found->second.graph->replay();
-    layout_.watch(backend_.stream());  // a hung peer ends the job, not this rank's GPU
-    replayed_bytes_ += found->second.bytes_sent;
-  } else {
-    eager = true;
-    model_.set_step(step);  // replays before it ran no host code
-    const double sent_before = layout_.stats().bytes_sent;
-    denoising_step(model_, backend_, b.tokens, b.velocity, b.scalars);
-    const double sent = layout_.stats().bytes_sent - sent_before;
-    // The eager step may have planned or grown what other kinds' graphs point at.
-    agree_on_graphs();
-    // Captured for the following steps of the same kind (recorded for step + 1, not run).
-    if (graphs_ && capturable_ && step + 1 < steps && model_.attention().graph_kind(step + 1) == kind) {
-      model_.set_step(step + 1);
-      CapturedStep captured{backend_.capture([&] { denoising_step(model_, backend_, b.tokens, b.velocity, b.scalars); }), current(), sent};
-      if (captured.graph) {
-        graphs_by_kind_[kind] = std::move(captured);
-        ++captures_;
-      } else {
-        graphs_ = false;  // this backend cannot capture
-      }
-      layout_.reset_stats();  // the capture's exchanges sent nothing; count the eager step again
-      replayed_bytes_ += sent;
-    }
-  }
-  marks_[size_t(2 * steps_run_ + 1)]->record(backend_.stream());
   StepTime info;
-  info.eager = eager;
-  info.kind = kind;
-  info.first_of_kind = std::none_of(step_info_.begin(), step_info_.end(), [&](const StepTime& s) { return s.kind == kind; });
+  info.kind = model_.attention().graph_kind(step);
+  info.eager = cache_ ? run_cached(step, steps, info.kind, info.cached) : run_whole(step, steps, info.kind);
+  marks_[size_t(2 * steps_run_ + 1)]->record(backend_.stream());
+  info.first_of_kind = std::none_of(step_info_.begin(), step_info_.end(), [&](const StepTime& s) {
+    return s.kind == info.kind && s.cached == info.cached;
+  });
   step_info_.push_back(info);
   ++steps_run_;
 }

@@ -11,6 +11,12 @@
 // point where they can change (a new image, after an eager step) the ranks of the group agree
 // (one host collective) to drop every graph when any rank's epochs differ, so that all of them
 // capture again together and no rank replays a program its peers no longer run.
+//
+// With a step cache (docs/step-cache.md) a step is two parts: the head (embeddings, the first
+// blocks, the metric's sums), then the host's decision (the sums added over the group in rank
+// order, one small device-to-host read and one host collective), then the computed or the
+// cached tail. Each part of each kind is a graph of its own; a head and a tail are captured
+// together, in the order they run, so that the host state a plan keeps between them matches.
 #pragma once
 
 #include <map>
@@ -20,6 +26,7 @@
 #include "mpi/plans/parallel_layout.hpp"
 #include "src/backend/backend.hpp"
 #include "src/model/denoiser.hpp"
+#include "src/runtime/step_cache.hpp"
 
 namespace fresco {
 
@@ -37,7 +44,9 @@ class StepRunner {
   // `graphs`: capture where the backend can and the group's transfers can be captured
   // (`capturable`: one rank, or device transports for a method whose exchanges complete
   // within their step).
-  StepRunner(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs, bool capturable);
+  // `cache`: the step cache (none by default); the model's set_step_cache must match it.
+  StepRunner(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs, bool capturable,
+             const StepCacheOptions& cache = {});
 
   // The sampler's state of an image of `rows` of this rank's tokens (token_channels wide);
   // reallocated only when `rows` changes, so graphs of the previous shape stay valid.
@@ -51,7 +60,7 @@ class StepRunner {
 
   // After the denoiser's set_condition for a new image: drops the step graphs on every rank of
   // the group when anything they bake in changed on any rank (collective over the group).
-  void begin_image();
+  void begin_image(int steps);
   // Step `step` of `steps` with scalars (t, guidance, dt): replays the graph of its kind, or
   // runs it eagerly and captures it for the following steps of the same kind. Enqueued on the
   // backend's compute stream, timed by device events (times()).
@@ -64,7 +73,8 @@ class StepRunner {
     double ms = 0;
     bool eager = false;
     int kind = 0;                 // AttentionStrategy::graph_kind of the step
-    bool first_of_kind = false;   // the image's first step of its kind: warm-up, wherever it runs
+    bool first_of_kind = false;   // the image's first step of its kind and cache decision
+    bool cached = false;          // the step reused the cached residual
   };
   std::vector<StepTime> times() const;
   // Bytes this rank's captured exchanges sent during the replays since begin_image() (a replay
@@ -72,6 +82,9 @@ class StepRunner {
   double replayed_bytes() const { return replayed_bytes_; }
   // How many times a graph was captured since construction (tests, reports).
   int captures() const { return captures_; }
+  // The step cache's decisions since begin_image() ('1' computed, '0' cached; "" without a cache).
+  std::string cache_decisions() const { return cache_ ? cache_->decisions() : std::string(); }
+  const StepCachePolicy* cache() const { return cache_.get(); }
 
  private:
   // What a captured step bakes in, by owner.
@@ -82,6 +95,23 @@ class StepRunner {
   Epochs current() const;
   // Drops every graph on all ranks of the group if any rank holds one that is stale.
   void agree_on_graphs();
+  // A step graph's key: the attention's graph kind and the part of the step.
+  enum class Part { whole, head, computed_tail, cached_tail };
+  using GraphKey = std::pair<int, Part>;
+  // Runs a step without a cache; returns whether it ran eagerly.
+  bool run_whole(int step, int steps, int kind);
+  // Runs a step with the cache; returns whether it ran eagerly and sets `cached`.
+  bool run_cached(int step, int steps, int kind, bool& cached);
+  // The image's decision for `step` from this rank's sums (host collective over the group).
+  bool agree_on_cache(int step);
+  // After an eager step: captures the graphs of `parts` (in order) for step + 1 where the
+  // backend and the group allow and step + 1 is of the same kind.
+  void capture_for_next(int step, int steps, int kind, const std::vector<Part>& parts);
+  // Replays the graph of `key` if there is one.
+  bool replay(const GraphKey& key);
+  // Runs `part` eagerly for `step`, counting what its exchanges send.
+  void run_eagerly(int step, int kind, Part part);
+  void enqueue(Part part);
 
   Backend& backend_;
   const ParallelLayout& layout_;
@@ -96,7 +126,9 @@ class StepRunner {
     Epochs epochs;          // of the owners when captured
     double bytes_sent = 0;  // what its exchanges send per replay
   };
-  std::map<int, CapturedStep> graphs_by_kind_;
+  std::map<GraphKey, CapturedStep> captured_;
+  std::map<GraphKey, double> part_bytes_;  // what each part's exchanges sent when it last ran eagerly
+  std::unique_ptr<StepCachePolicy> cache_;  // null without a cache
   // Device events around the steps of the current image (reused across images).
   std::vector<std::unique_ptr<Event>> marks_;
   std::vector<StepTime> step_info_;  // eager, kind, first_of_kind of each step (ms filled by times())

@@ -50,7 +50,7 @@ void check_finite(double value, const std::string& option) {
 
 MemoryEstimate estimate_memory(const FluxConfig& config, double weight_bytes, DType compute,
                                int64_t image_tokens, int64_t txt_tokens, int group_size, bool patch,
-                               DType stale_dtype) {
+                               DType stale_dtype, bool step_cache) {
   MemoryEstimate m;
   m.weights = weight_bytes;
   const double e = double(dtype_size(compute));
@@ -65,6 +65,9 @@ MemoryEstimate estimate_memory(const FluxConfig& config, double weight_bytes, DT
   // The latent, its packed tokens, the noise on the host and the gathered result (f32).
   a += 4.0 * double(image_tokens) * config.in_channels * 4.0;
   if (patch) a += double(config.depth + config.depth_single) * 2 * total * d * double(dtype_size(stale_dtype));
+  // A step cache (docs/step-cache.md): the cached residual of the rank's rows, the signal and its
+  // reference of its image rows (bounded by the rows).
+  if (step_cache) a += 3 * rows * d * e;
   m.activations = a;
   return m;
 }

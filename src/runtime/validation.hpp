@@ -41,7 +41,7 @@ struct MemoryEstimate {
 };
 MemoryEstimate estimate_memory(const FluxConfig& config, double weight_bytes, DType compute,
                                int64_t image_tokens, int64_t txt_tokens, int group_size,
-                               bool patch, DType stale_dtype);
+                               bool patch, DType stale_dtype, bool step_cache = false);
 // Host memory one rank may use: FRESCO_MEMORY_PER_RANK (MiB) when set, else the node's physical
 // memory (or its cgroup limit, if lower) divided by the ranks on the node. The check against it,
 // and against a GPU's memory, is src/runtime/memory_check.hpp.

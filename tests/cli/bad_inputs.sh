@@ -38,6 +38,22 @@ expect_error "small_prompts.h5:/prompts/0/txt has shape \[3, 256\], but flux-tin
 # Width/height not a multiple of 16; zero steps.
 expect_error "prompts.h5 image 0: width and height must be positive multiples of 16 (got 100x48)" -- gen $W $P --width 100; no_output
 expect_error "option --steps must be positive" -- gen $W $P --steps 0; no_output
+# Step cache knobs that make no sense (docs/step-cache.md), refused before any work.
+expect_error "option --cache must be none, fbcache, dbcache or teacache (got 'tea')" -- gen $W $P --cache tea; no_output
+expect_error "option --cache-threshold must be a non-negative number" -- gen $W $P --cache fbcache --cache-threshold -0.1; no_output
+expect_error "option --cache-first-blocks must be between 1 and the model's 4 blocks (got 9)" -- \
+  gen $W $P --cache dbcache --cache-first-blocks 9; no_output
+expect_error "must leave at least one of the model's 4 blocks to cache" -- \
+  gen $W $P --cache dbcache --cache-first-blocks 2 --cache-last-blocks 2; no_output
+expect_error "option --cache-max-consecutive must be at least 1 (got 0)" -- \
+  gen $W $P --cache fbcache --cache-max-consecutive 0; no_output
+expect_error "option --cache-first-blocks applies to --cache dbcache" -- gen $W $P --cache fbcache --cache-first-blocks 2; no_output
+expect_error "option --cache-threshold needs a step cache" -- gen $W $P --cache-threshold 0.1; no_output
+expect_error "option --cache-pattern must start with 1" -- gen $W $P --cache teacache --cache-pattern 0110; no_output
+expect_error "option --cache-pattern must be a string of 1 (computed) and 0 (cached)" -- \
+  gen $W $P --cache teacache --cache-pattern 1x; no_output
+expect_error "option --cache-coefficients must be comma-separated numbers (got 'a')" -- \
+  gen $W $P --cache teacache --cache-coefficients 1,a; no_output
 # Output directory that cannot be written (a path under a regular file).
 echo x > afile
 expect_error "output directory afile/sub cannot be created" -- \

@@ -1,6 +1,7 @@
 // The sweep's options, checked into a SweepPlan: each error names its option, and every
 // configuration is checked against the images and the allocation before anything runs.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,31 +20,14 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kMethods = {"sequence", "ulysses", "ring", "patch"};
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(s);
-  while (std::getline(in, item, ',')) {
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 // The comma list of option `name` as positive rank counts (InputError naming the option).
 std::vector<int> rank_counts(const po::variables_map& vm, const std::string& name) {
   std::vector<int> counts;
   for (const std::string& k : split_list(vm[name].as<std::string>())) {
-    size_t used = 0;
-    int value = 0;
-    try {
-      value = std::stoi(k, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    require_input(used == k.size() && value > 0, "option --" + name + ": '" + k + "' is not a positive rank count");
-    counts.push_back(value);
+    const std::optional<double> value = whole_number(k);
+    require_input(value && *value > 0 && *value <= 1 << 20 && *value == std::floor(*value),
+                  "option --" + name + ": '" + k + "' is not a positive rank count");
+    counts.push_back(int(*value));
   }
   return counts;
 }
