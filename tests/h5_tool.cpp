@@ -1,10 +1,12 @@
 // Test helper for the command-line tests: compares datasets and makes broken files.
-//   h5_tool compare A.h5 B.h5 DATASET MAX_REL_L2  exit 0 when relative L2 <= limit (0: identical)
+//   h5_tool compare A.h5 B.h5 DATASET MAX_REL_L2 [B_DATASET]
+//                                                  exit 0 when relative L2 <= limit (0: identical);
+//                                                  B_DATASET: B's dataset when its name differs
 //   h5_tool delete FILE DATASET                    removes a dataset
 //   h5_tool reshape FILE DATASET                   replaces a dataset with a [3, 3] float32 one
 //   h5_tool retype FILE DATASET                    replaces a dataset with an int32 one
 //   h5_tool poison FILE DATASET                    sets the first value of a float dataset to NaN
-//   h5_tool attr FILE NAME                         prints a root attribute
+//   h5_tool attr FILE NAME [OBJECT]                prints a root attribute (or OBJECT's)
 //   h5_tool shape FILE DATASET                     prints a dataset's shape, e.g. [16, 6, 8]
 //   h5_tool add FILE DATASET                       adds a [3, 3] float32 dataset (groups created)
 //   h5_tool bigendian FILE DATASET                 rewrites a float32 dataset as big-endian
@@ -25,9 +27,9 @@ using namespace fresco;
 namespace {
 
 int compare(const std::string& a_path, const std::string& b_path, const std::string& name,
-            double limit) {
+            double limit, const std::string& b_name) {
   const Tensor a = h5::File::open(a_path).read_f32(name);
-  const Tensor b = h5::File::open(b_path).read_f32(name);
+  const Tensor b = h5::File::open(b_path).read_f32(b_name);
   if (a.shape() != b.shape()) {
     std::printf("shapes differ: %s vs %s\n", shape_string(a.shape()).c_str(),
                 shape_string(b.shape()).c_str());
@@ -105,16 +107,17 @@ void add_dataset(const std::string& path, const std::string& name, bool big_endi
   H5Fclose(file);
 }
 
-// Prints a root attribute whatever its type (string, integer or float).
-void print_attr(const std::string& path, const std::string& name) {
+// Prints an attribute of `object` (the root by default) whatever its type (string, integer or
+// float).
+void print_attr(const std::string& path, const std::string& name, const std::string& object) {
   const h5::File f = h5::File::open(path);
   try {
-    std::printf("%s\n", f.read_string_attr(name).c_str());
+    std::printf("%s\n", f.read_string_attr(name, object).c_str());
   } catch (const InputError&) {
     try {
-      std::printf("%lld\n", (long long)f.read_int_attr(name));
+      std::printf("%lld\n", (long long)f.read_int_attr(name, object));
     } catch (const InputError&) {
-      std::printf("%.17g\n", f.read_double_attr(name));
+      std::printf("%.17g\n", f.read_double_attr(name, object));
     }
   }
 }
@@ -124,7 +127,8 @@ void print_attr(const std::string& path, const std::string& name) {
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   try {
-    if (a.size() == 5 && a[0] == "compare") return compare(a[1], a[2], a[3], std::stod(a[4]));
+    if ((a.size() == 5 || a.size() == 6) && a[0] == "compare")
+      return compare(a[1], a[2], a[3], std::stod(a[4]), a.size() == 6 ? a[5] : a[3]);
     if (a.size() == 3 && a[0] == "poison") {
       Tensor t = h5::File::open(a[1]).read_f32(a[2]);
       t.f32()[0] = std::nanf("");
@@ -135,8 +139,8 @@ int main(int argc, char** argv) {
       H5Fclose(f);
       return 0;
     }
-    if (a.size() == 3 && a[0] == "attr") {
-      print_attr(a[1], a[2]);
+    if ((a.size() == 3 || a.size() == 4) && a[0] == "attr") {
+      print_attr(a[1], a[2], a.size() == 4 ? a[3] : "/");
       return 0;
     }
     if (a.size() == 3 && a[0] == "shape") {
