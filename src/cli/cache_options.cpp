@@ -12,7 +12,8 @@ void add_cache_options(po::options_description& o) {
        "threshold reuses the residual of the last computed step; every rank of an image decides alike")
       ("cache-threshold", po::value<double>(),
        "the method's threshold (default: fbcache 0.08, dbcache 0.08, teacache 0.4; 0: never cache)")
-      ("cache-first-blocks", po::value<int>(), "dbcache: blocks always computed before the decision (default 8)")
+      ("cache-first-blocks", po::value<int>(),
+       "dbcache: blocks always computed before the decision (default 8, at most the model's blocks - 1 - B)")
       ("cache-last-blocks", po::value<int>(), "dbcache: blocks always computed after it (default 0)")
       ("cache-warmup", po::value<int>(), "steps 0..W-1 always computed (default: dbcache 8, else 0)")
       ("cache-max-consecutive", po::value<int>(), "at most N cached steps in a row (default: no limit)")
@@ -38,7 +39,14 @@ StepCacheOptions cache_options(const po::variables_map& vm) {
   require_input(!given("cache-coefficients") || method == CacheMethod::teacache,
                 "option --cache-coefficients applies to --cache teacache");
   if (given("cache-threshold")) o.threshold = vm["cache-threshold"].as<double>();
-  if (given("cache-first-blocks")) o.first_blocks = vm["cache-first-blocks"].as<int>();
+  if (given("cache-first-blocks")) {
+    o.first_blocks = vm["cache-first-blocks"].as<int>();
+    o.first_blocks_given = true;
+  }
+  // A forced pattern replaces the rules: their knobs would be silently ignored.
+  for (const char* name : {"cache-threshold", "cache-warmup", "cache-max-consecutive", "cache-coefficients"})
+    require_input(!given(name) || !given("cache-pattern"),
+                  std::string("option --") + name + " has no effect with --cache-pattern (the pattern decides every step)");
   if (given("cache-last-blocks")) o.last_blocks = vm["cache-last-blocks"].as<int>();
   if (given("cache-warmup")) o.warmup = vm["cache-warmup"].as<int>();
   if (given("cache-max-consecutive")) {

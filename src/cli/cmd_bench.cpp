@@ -252,7 +252,7 @@ std::string config_label(const std::string& model, const BenchOptions& o) {
 int run_bench(BenchOptions o, const MpiSession& mpi) {
   Engine e(mpi, o.engine, o.parallel, o.weights, o.model);
   e.cache = o.cache;
-  validate_cache_options(e.cache, e.spec.blocks);
+  resolve_cache_options(e.cache, e.spec.blocks);
   const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
   const StepFlops flops = e.spec.step_flops(o.txt_len, Limg);
 
@@ -489,7 +489,12 @@ Command bench_command() {
     BenchOptions o;
     o.cache = cache_options(vm);
     // Random weights do not decide like trained ones: bench times forced decisions.
-    if (o.cache.enabled() && o.cache.pattern.empty()) o.cache.pattern = "10";
+    if (o.cache.enabled() && o.cache.pattern.empty()) {
+      for (const char* name : {"cache-threshold", "cache-warmup", "cache-max-consecutive", "cache-coefficients"})
+        require_input(!vm.count(name), std::string("fresco bench times forced decisions (--cache-pattern, default 10): "
+                                                   "option --") + name + " applies to generate");
+      o.cache.pattern = "10";
+    }
     o.model = vm["model"].as<std::string>();
     o.weights = vm["weights"].as<std::string>();
     o.record = vm["record"].as<std::string>();

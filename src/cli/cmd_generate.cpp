@@ -442,7 +442,7 @@ Command generate_command() {
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
     e.cache = cache_options(vm);
-    validate_cache_options(e.cache, e.spec.blocks);
+    resolve_cache_options(e.cache, e.spec.blocks);
     // The automatic layout is chosen for the model and the images of this run, so they are read
     // first; every rank reads the same files and options, so these checks fail on all or none.
     validate_prompts(*run->prompts, e.config);

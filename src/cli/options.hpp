@@ -71,7 +71,7 @@ DType parse_dtype_option(const std::string& option, const std::string& value);
 
 // --cache and its knobs (docs/step-cache.md; generate and bench): the options with the method's
 // defaults where not given; InputError for a knob of another method or without a cache. The
-// values' ranges against the model are checked by validate_cache_options (Engine::load_model).
+// values' ranges against the model are checked by resolve_cache_options (step_cache.hpp).
 void add_cache_options(po::options_description& options);
 StepCacheOptions cache_options(const po::variables_map& vm);
 

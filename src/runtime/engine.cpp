@@ -98,7 +98,7 @@ void Engine::load_model() {
   weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice));
   model = make_denoiser(config.name, weights, *backend, make_attention(*layout, spec.attention, parallel.plan),
                         choice.compute);
-  validate_cache_options(cache, spec.blocks);
+  resolve_cache_options(cache, spec.blocks);
   model->set_step_cache(cache_layout(cache));
 }
 

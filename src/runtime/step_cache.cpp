@@ -1,6 +1,7 @@
 #include "src/runtime/step_cache.hpp"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
@@ -52,8 +53,10 @@ StepCacheOptions default_cache_options(CacheMethod method) {
   return o;
 }
 
-void validate_cache_options(const StepCacheOptions& o, int blocks) {
+void resolve_cache_options(StepCacheOptions& o, int blocks) {
   if (!o.enabled()) return;
+  if (o.method == CacheMethod::dbcache && !o.first_blocks_given)
+    o.first_blocks = std::max(1, std::min(o.first_blocks, blocks - 1 - o.last_blocks));
   require_input(std::isfinite(o.threshold) && o.threshold >= 0,
                 "option --cache-threshold must be a non-negative number (got " + std::to_string(o.threshold) + ")");
   require_input(o.first_blocks >= 0 && o.last_blocks >= 0,
@@ -97,6 +100,7 @@ std::string describe_cache(const StepCacheOptions& o) {
     std::snprintf(text, sizeof text, " F%dB%d", o.first_blocks, o.last_blocks);
     d += text;
   }
+  if (!o.pattern.empty()) return d + " pattern " + o.pattern;  // the rules are not applied
   std::snprintf(text, sizeof text, " threshold %.6g warmup %d", o.threshold, o.warmup);
   d += text;
   if (o.max_consecutive > 0) d += " max-consecutive " + std::to_string(o.max_consecutive);
@@ -107,7 +111,6 @@ std::string describe_cache(const StepCacheOptions& o) {
       d += text;
     }
   }
-  if (!o.pattern.empty()) d += " pattern " + o.pattern;
   return d;
 }
 
@@ -135,7 +138,7 @@ bool StepCachePolicy::decide(int step, double ratio) {
   if (!o.pattern.empty()) return o.pattern[size_t(step) % o.pattern.size()] == '0';
   const bool capped = o.max_consecutive > 0 && consecutive_cached_ >= o.max_consecutive;
   if (o.method == CacheMethod::teacache) {
-    if (step == 0 || step == steps_ - 1 || step < o.warmup || capped) {
+    if (step == 0 || step == steps_ - 1 || step < o.warmup || capped || !std::isfinite(ratio)) {
       accumulated_ = 0;
       return false;
     }

@@ -18,6 +18,7 @@ struct StepCacheOptions {
   CacheMethod method = CacheMethod::none;
   double threshold = 0;           // 0: never cache
   int first_blocks = 0;           // F (fbcache 1; teacache 0)
+  bool first_blocks_given = false;  // dbcache: F set by the user, else fitted to the model
   int last_blocks = 0;            // B
   int warmup = 0;                 // steps 0..W-1 computed
   int max_consecutive = 0;        // at most this many cached steps in a row (0: no limit)
@@ -33,8 +34,10 @@ CacheMethod parse_cache_method(const std::string& name);  // InputError naming -
 StepCacheOptions default_cache_options(CacheMethod method);
 // TeaCache's FLUX.1 rescaling polynomial (TeaCache4FLUX, ali-vilab/TeaCache), highest degree first.
 const std::vector<double>& teacache_flux_coefficients();
-// Refuses values that make no sense for a model of `blocks` blocks (InputError naming the option).
-void validate_cache_options(const StepCacheOptions& options, int blocks);
+// Fits dbcache's default F (8, FLUX.1's 57 blocks) to a model of fewer blocks (at most
+// blocks - 1 - B), then refuses values that make no sense for a model of `blocks` blocks
+// (InputError naming the option).
+void resolve_cache_options(StepCacheOptions& options, int blocks);
 // What the model computes for the method: the head's blocks, the tail's, the signal.
 StepCacheLayout cache_layout(const StepCacheOptions& options);
 // One line for reports, provenance and the resume digest: "dbcache F8B0 threshold 0.08 warmup 8 ...".

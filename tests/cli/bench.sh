@@ -19,6 +19,17 @@ awk -v m="$ms" 'BEGIN { exit !(m > 0) }' || fail "ms_per_step $ms is not positiv
 # The spec's FLOP count at FLUX.1-dev 1024x1024 (74.4 TFLOP per step) is what the report uses.
 "$FRESCO" bench --backend cpu --model flux-tiny --width 32 --height 32 --txt-len 3 --steps 5 >text.txt
 grep -q "ms median of 5" text.txt || { cat text.txt; fail "text report"; }
+# With a step cache: the forced default pattern (10), a computed and a cached step reported apart.
+"$FRESCO" bench --backend cpu --model flux-tiny --width 32 --height 32 --txt-len 3 --steps 6 --cache fbcache \
+  --json > cache.json
+python3 - <<'PY' || fail "bench --cache JSON"
+import json
+text = open("cache.json").read()
+j = json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else text)
+assert j["cache"] == "fbcache F1B0 pattern 10", j["cache"]
+assert j["ms_per_cached_step"] > 0 and j["ms_per_step"] > 0, j  # figures, not a timing assertion
+PY
+expect_error "applies to generate" -- "$FRESCO" bench --backend cpu --model flux-tiny --cache fbcache --cache-threshold 0.1
 expect_error "at least 5" -- "$FRESCO" bench --backend cpu --model flux-tiny --steps 2
 expect_error "random:SEED" -- "$FRESCO" bench --backend cpu --model flux-tiny --weights random:x
 
