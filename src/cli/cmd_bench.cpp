@@ -387,6 +387,9 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     j["cache"] = describe_cache(e.cache);
     j["ms_per_cached_step"] = cached_med;
     j["cached_fraction"] = med > 0 ? cached_med / med : 0.0;
+    std::vector<double> decision;
+    for (const auto& t : timed) decision.push_back(t.decision_ms);
+    j["ms_per_cache_decision"] = median(decision);
   }
   j["per_rank"] = nlohmann::json::array();
   for (int r = 0; r < layout.group_size(); ++r) {
@@ -417,9 +420,9 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   std::printf("  step: %.3f ms median of %lld%s (min %.3f, max %.3f)\n", med, (long long)ms.size(),
               e.cache.enabled() ? " computed" : "", lo, hi);
   if (e.cache.enabled())
-    std::printf("  cached step: %.3f ms median of %lld (%.1f%% of a computed one); %s\n", cached_med,
-                (long long)(timed.size() - ms.size()), med > 0 ? 100 * cached_med / med : 0.0,
-                describe_cache(e.cache).c_str());
+    std::printf("  cached step: %.3f ms median of %lld (%.1f%% of a computed one); %s; the decision %.3f ms\n",
+                cached_med, (long long)(timed.size() - ms.size()), med > 0 ? 100 * cached_med / med : 0.0,
+                describe_cache(e.cache).c_str(), j["ms_per_cache_decision"].get<double>());
   std::printf("  %.2f TFLOP per step (attention %.2f): %.1f TFLOP/s; floor at %.0f TFLOP/s %.2f ms: %.1f%% of it\n",
               flops.total() / 1e12, flops.attention / 1e12, tflops, kFloorTflops, floor_ms, 100 * floor_ms / med);
   std::printf("  device memory in use: %.2f GiB\n", double(memory) / double(1ull << 30));

@@ -71,6 +71,9 @@ void RunRecord::add_image(const ImageJob& job, const DenoisedImage& r, bool ok) 
     json ratios = json::array();  // the metric the threshold is compared with (null: undefined)
     for (double ratio : r.cache_ratios) ratios.push_back(std::isfinite(ratio) ? json(ratio) : json(nullptr));
     image["cache_ratio"] = std::move(ratios);
+    std::vector<double> decision;
+    for (const auto& s : r.step_times) decision.push_back(s.decision_ms);
+    image["ms_per_cache_decision"] = median(decision);  // the agreement's own cost
   }
   const StepAccounting& acc = r.accounting;
   if (!acc.per_rank.empty()) {

@@ -1,6 +1,7 @@
 #include "src/runtime/step_runner.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "src/runtime/validation.hpp"
 
@@ -122,9 +123,11 @@ bool StepRunner::run_whole(int step, int steps, int kind) {
   return true;
 }
 
-bool StepRunner::agree_on_cache(int step) {
-  // One small read (it waits for the head) and one host collective: the image's sums, added in
-  // rank order, the same numbers on every rank of the group and so the same decision.
+bool StepRunner::agree_on_cache(int step, double& ms) {
+  // One small read and one host collective: the image's sums, added in rank order, the same
+  // numbers on every rank of the group and so the same decision.
+  backend_.synchronize();  // the head (timed apart from the decision)
+  const auto start = std::chrono::steady_clock::now();
   const Tensor mine = backend_.download(model_.cache_sums());  // [2] f64
   const size_t ranks = size_t(layout_.group_size());
   std::vector<double> all(2 * ranks);
@@ -135,14 +138,16 @@ bool StepRunner::agree_on_cache(int step) {
     change += all[2 * r];
     reference += all[2 * r + 1];
   }
-  return cache_->use_cache(step, change, reference);
+  const bool cached = cache_->use_cache(step, change, reference);
+  ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return cached;
 }
 
-bool StepRunner::run_cached(int step, int steps, int kind, bool& cached) {
+bool StepRunner::run_cached(int step, int steps, int kind, StepTime& info) {
   const bool head_replayed = replay({kind, Part::head});
   if (!head_replayed) run_eagerly(step, kind, Part::head);
-  cached = agree_on_cache(step);
-  const Part tail = cached ? Part::cached_tail : Part::computed_tail;
+  info.cached = agree_on_cache(step, info.decision_ms);
+  const Part tail = info.cached ? Part::cached_tail : Part::computed_tail;
   // A tail graph exists only beside a head graph (they are captured together).
   if (head_replayed && replay({kind, tail})) return false;
   run_eagerly(step, kind, tail);  // the tail rebuilds the plan's state of the head (resume_forward)
@@ -166,7 +171,7 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
 
   StepTime info;
   info.kind = model_.attention().graph_kind(step);
-  info.eager = cache_ ? run_cached(step, steps, info.kind, info.cached) : run_whole(step, steps, info.kind);
+  info.eager = cache_ ? run_cached(step, steps, info.kind, info) : run_whole(step, steps, info.kind);
   marks_[size_t(2 * steps_run_ + 1)]->record(backend_.stream());
   info.first_of_kind = std::none_of(step_info_.begin(), step_info_.end(), [&](const StepTime& s) {
     return s.kind == info.kind && s.cached == info.cached;

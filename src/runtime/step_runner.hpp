@@ -75,6 +75,8 @@ class StepRunner {
     int kind = 0;                 // AttentionStrategy::graph_kind of the step
     bool first_of_kind = false;   // the image's first step of its kind and cache decision
     bool cached = false;          // the step reused the cached residual
+    double decision_ms = 0;       // with a cache: the host's decision after the head had finished
+                                  // (the 16-byte read, the group's gather, the policy)
   };
   std::vector<StepTime> times() const;
   // Bytes this rank's captured exchanges sent during the replays since begin_image() (a replay
@@ -101,9 +103,10 @@ class StepRunner {
   // Runs a step without a cache; returns whether it ran eagerly.
   bool run_whole(int step, int steps, int kind);
   // Runs a step with the cache; returns whether it ran eagerly and sets `cached`.
-  bool run_cached(int step, int steps, int kind, bool& cached);
-  // The image's decision for `step` from this rank's sums (host collective over the group).
-  bool agree_on_cache(int step);
+  bool run_cached(int step, int steps, int kind, StepTime& info);
+  // The image's decision for `step` from this rank's sums (host collective over the group);
+  // `ms`: its host time once the head has finished.
+  bool agree_on_cache(int step, double& ms);
   // After an eager step: captures the graphs of `parts` (in order) for step + 1 where the
   // backend and the group allow and step + 1 is of the same kind.
   void capture_for_next(int step, int steps, int kind, const std::vector<Part>& parts);
