@@ -215,13 +215,6 @@ struct BenchOptions {
   StepCacheOptions cache;   // --cache with a forced --cache-pattern (default 10)
 };
 
-// The median ms of the timed steps that were cached (or computed); 0 where there is none.
-double median_where(const std::vector<StepRunner::StepTime>& times, bool cached) {
-  std::vector<double> ms;
-  for (const auto& t : times)
-    if (t.cached == cached) ms.push_back(t.ms);
-  return median(ms);
-}
 
 // Runs 1 + warmup + steps denoising steps of one image through the runtime's StepRunner (the
 // same capture policy and step as `fresco generate`) and returns the device times of the last
@@ -352,9 +345,9 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   require_input(!ms.empty(), "fresco bench: --cache-pattern left no computed step among the timed ones");
   const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
                hi = *std::max_element(ms.begin(), ms.end());
-  const double cached_med = median_where(timed, true);
+  const double cached_med = StepRunner::median_ms(timed, true);
   // Per rank: the step, the compute-only step, bytes sent and memory (every rank's figures).
-  const double mine_figures[4] = {med, compute_only.empty() ? med : median_where(compute_only, false), bytes_per_step,
+  const double mine_figures[4] = {med, compute_only.empty() ? med : StepRunner::median_ms(compute_only, false), bytes_per_step,
                                   double(memory < 0 ? 0 : memory)};
   std::vector<double> ranks(size_t(4 * layout.group_size()));
   layout.group().host_all_gather(mine_figures, ranks.data(),

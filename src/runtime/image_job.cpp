@@ -9,20 +9,8 @@
 
 namespace fresco {
 
-namespace {
-double median_of(const std::vector<StepRunner::StepTime>& times, bool cached) {
-  std::vector<double> steady, all;
-  for (const auto& s : times) {
-    if (s.cached != cached) continue;
-    all.push_back(s.ms);
-    if (!s.first_of_kind) steady.push_back(s.ms);
-  }
-  return median(steady.empty() ? all : steady);
-}
-}  // namespace
-
-double DenoisedImage::median_step_ms() const { return median_of(step_times, false); }
-double DenoisedImage::median_cached_step_ms() const { return median_of(step_times, true); }
+double DenoisedImage::median_step_ms() const { return StepRunner::median_ms(step_times, false); }
+double DenoisedImage::median_cached_step_ms() const { return StepRunner::median_ms(step_times, true); }
 
 ImageDenoiser::ImageDenoiser(Engine& engine, bool verbose)
     : engine_(engine),

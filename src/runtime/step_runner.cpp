@@ -180,6 +180,16 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
   ++steps_run_;
 }
 
+double StepRunner::median_ms(const std::vector<StepTime>& times, bool cached) {
+  std::vector<double> steady, all;
+  for (const auto& s : times) {
+    if (s.cached != cached) continue;
+    all.push_back(s.ms);
+    if (!s.first_of_kind) steady.push_back(s.ms);
+  }
+  return median(steady.empty() ? all : steady);
+}
+
 std::vector<StepRunner::StepTime> StepRunner::times() const {
   backend_.synchronize();
   std::vector<StepTime> t = step_info_;

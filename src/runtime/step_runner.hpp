@@ -79,6 +79,9 @@ class StepRunner {
                                   // (the 16-byte read, the group's gather, the policy)
   };
   std::vector<StepTime> times() const;
+  // The median ms of `times` that were cached (or computed), over the steady state where it has
+  // any (all but the first step of each kind and decision: it plans, sizes and captures); 0 for none.
+  static double median_ms(const std::vector<StepTime>& times, bool cached);
   // Bytes this rank's captured exchanges sent during the replays since begin_image() (a replay
   // runs no host code, so the transports count nothing for it).
   double replayed_bytes() const { return replayed_bytes_; }
