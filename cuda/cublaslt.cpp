@@ -40,7 +40,7 @@ size_t LtGemm::KeyHash::operator()(const Key& k) const {
   size_t h = 1469598103934665603ull;
   auto mix = [&h](int64_t v) { h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull; };
   for (int64_t v : {k.M, k.N, k.K, k.ld_x, k.ld_d, int64_t(k.ab), int64_t(k.d), int64_t(k.epilogue),
-                    int64_t(k.align_x), int64_t(k.align_w), int64_t(k.align_d), int64_t(k.align_bias)})
+                    int64_t(k.accumulate), int64_t(k.align_x), int64_t(k.align_w), int64_t(k.align_d), int64_t(k.align_bias)})
     mix(v);
   return h;
 }
@@ -72,6 +72,19 @@ std::unique_ptr<LtGemm::Plan> LtGemm::make_plan(const GemmProblem& p, const Key&
   if (has_bias(p.epilogue))  // the heuristic reads the bias pointer's alignment
     FRESCO_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias));
+  if (p.ab_type == CUDA_R_8F_E4M3) {
+    // cuBLASLt's A is W (its rows are the output channels), its B is X: one scale per row of each.
+    const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    FRESCO_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    FRESCO_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+    FRESCO_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &p.w_scale, sizeof p.w_scale));
+    FRESCO_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &p.x_scale, sizeof p.x_scale));
+    const cudaDataType_t bias_type = p.d_type;
+    FRESCO_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+  }
 
   plan->a = make_layout(p.ab_type, p.K, p.N, p.K);       // W^T seen column-major: K x N, ld K
   plan->b = make_layout(p.ab_type, p.K, p.M, p.ld_x);    // X^T: K x M, ld = X's row stride
@@ -112,7 +125,10 @@ std::unique_ptr<LtGemm::Plan> LtGemm::make_plan(const GemmProblem& p, const Key&
 bool LtGemm::run(const GemmProblem& p, cudaStream_t stream) {
   if (p.M == 0 || p.N == 0) return true;
   if (p.K == 0) return false;  // cuBLASLt wants K >= 1; the caller's epilogue handles it
-  const Key key{p.M, p.N, p.K, p.ld_x, p.ld_d, int(p.ab_type), int(p.d_type), int(p.epilogue),
+  const bool fp8 = p.ab_type == CUDA_R_8F_E4M3;
+  FRESCO_ASSERT(!fp8 || (p.w_scale && p.x_scale), "cuBLASLt: an e4m3 product needs its two scale vectors");
+  FRESCO_ASSERT(!p.accumulate || fp8, "cuBLASLt: D += X W^T is planned for e4m3 products only");
+  const Key key{p.M, p.N, p.K, p.ld_x, p.ld_d, int(p.ab_type), int(p.d_type), int(p.epilogue), p.accumulate,
                 alignment_of(p.x), alignment_of(p.w), alignment_of(p.d),
                 has_bias(p.epilogue) ? alignment_of(p.bias) : 0};
   auto it = plans_.find(key);
@@ -123,7 +139,13 @@ bool LtGemm::run(const GemmProblem& p, cudaStream_t stream) {
   if (has_bias(p.epilogue))
     FRESCO_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                        &p.bias, sizeof p.bias));
-  const float alpha = 1.0f, beta = 0.0f;
+  if (fp8) {  // the scale vectors change from call to call (a step's activations, a layer's weight)
+    FRESCO_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                       &p.w_scale, sizeof p.w_scale));
+    FRESCO_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                       &p.x_scale, sizeof p.x_scale));
+  }
+  const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
   FRESCO_CUBLAS_CHECK(cublasLtMatmul(handle_.get(), plan.desc.get(), &alpha, p.w, plan.a.get(), p.x,
                                      plan.b.get(), &beta, p.d, plan.d.get(), p.d, plan.d.get(), &plan.algo,
                                      ws, plan.workspace, stream));

@@ -5,7 +5,10 @@
 //
 // as the column-major product D^T = W · X^T (A = W transposed, B = X), so the bias runs along
 // cuBLASLt's rows and the row strides of X and D are the layouts' leading dimensions. Compute
-// type f32 (CUBLAS_COMPUTE_32F: no TF32 for f32 operands). The algorithm is chosen once per
+// type f32 (CUBLAS_COMPUTE_32F: no TF32 for f32 operands). With e4m3 operands (FP8, --dtype
+// fp8) each product is scaled by two vectors, one f32 per output channel (W) and one per row of
+// X (cuBLASLt's outer-vector scaling), and the product may be added to D (beta 1: the gated
+// residual, the gate folded into W's scales and the bias by the caller). The algorithm is chosen once per
 // problem (shape, dtypes, strides, epilogue, pointer alignments) by the heuristic and cached
 // with its descriptors; one persistent workspace (32 MiB, as the cuBLAS docs advise on Hopper).
 #pragma once
@@ -77,6 +80,10 @@ struct GemmProblem {
   cudaDataType_t d_type;
   LtEpilogue epilogue;
   const void* bias;  // [N] of d_type, for the bias epilogues
+  // FP8 only (ab_type CUDA_R_8F_E4M3): D = w_scale[n] x_scale[m] (X W^T) (+ bias, epilogue).
+  const float* w_scale = nullptr;  // [N]
+  const float* x_scale = nullptr;  // [M]
+  bool accumulate = false;         // D += the result (beta 1; D is also C)
 };
 
 class LtGemm {
@@ -100,6 +107,7 @@ class LtGemm {
   struct Key {
     int64_t M, N, K, ld_x, ld_d;
     int ab, d, epilogue;
+    bool accumulate;
     int align_x, align_w, align_d, align_bias;
     bool operator==(const Key&) const = default;
   };

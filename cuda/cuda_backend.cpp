@@ -132,12 +132,15 @@ class CudaBackend final : public Backend {
   void transpose(const Tensor& x, const Tensor& y) override;
   void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
   void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override;
+  void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                  const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
+                  const Tensor* gate = nullptr) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;
 
  private:
   // Grow-only device scratch, one buffer per role so that the operands of one op never share.
-  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kChangePartial, kSlots };
+  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kChangePartial, kFp8Scale, kSlots };
 
   cudaStream_t s() const { return stream_.get(); }
   template <typename T>
@@ -149,6 +152,10 @@ class CudaBackend final : public Backend {
   void check(const Tensor& t, const char* op) const;
   // A dense f32 copy of `m` in `slot` (m itself when it is f32 already and `dense_needed` is false).
   Mat widen(const Mat& m, Slot slot, bool dense_needed = false);
+  // The f32 product acc = XA WA^T (cuBLASLt, or the fallback kernel; operands of one dtype), then
+  // one kernel adds the bias and applies the epilogue, rounding once into y.
+  void product_then_epilogue(const Mat& XA, const Mat& WA, const Vec& B, Epilogue epilogue, const Vec& G,
+                             const Mat& Y);
 
   DeviceSelection device_;
   cuda::CudaStream stream_;
@@ -164,8 +171,10 @@ class CudaBackend final : public Backend {
       cuda::DeviceBuffer("converted weights"),  cuda::DeviceBuffer("linear bias"),
       cuda::DeviceBuffer("attention q"),        cuda::DeviceBuffer("attention k"),
       cuda::DeviceBuffer("attention v"),        cuda::DeviceBuffer("attention output"),
-      cuda::DeviceBuffer("group partial sums"), cuda::DeviceBuffer("change partial sums")};
+      cuda::DeviceBuffer("group partial sums"), cuda::DeviceBuffer("change partial sums"),
+      cuda::DeviceBuffer("gated fp8 scales")};
   size_t attention_cudnn_ = 0, attention_kernel_ = 0, linear_lt_ = 0, linear_acc_ = 0, linear_fallback_ = 0;
+  size_t linear_fp8_lt_ = 0, linear_fp8_widened_ = 0;
   size_t attention_wide_ = 0, conv_cudnn_ = 0, conv_kernel_ = 0;
 };
 
@@ -189,8 +198,10 @@ CudaBackend::~CudaBackend() {
   if (conv_.planned()) std::fprintf(stderr, "[cuda backend] conv plans: %s\n", conv_.describe().c_str());
   std::fprintf(stderr,
                "[cuda backend] linear: %zu via cuBLASLt direct, %zu via f32 product + epilogue kernel, "
-               "%zu via the fallback GEMM; cuBLASLt problems planned %zu, declined %zu\n",
-               linear_lt_, linear_acc_, linear_fallback_, gemm_.planned(), gemm_.declined());
+               "%zu via the fallback GEMM; fp8: %zu via cuBLASLt, %zu widened to f32; cuBLASLt problems planned %zu, "
+               "declined %zu\n",
+               linear_lt_, linear_acc_, linear_fallback_, linear_fp8_lt_, linear_fp8_widened_, gemm_.planned(),
+               gemm_.declined());
   std::fprintf(stderr,
                "[cuda backend] attention: %zu via cuDNN SDPA (cuDNN %d, %s; plans %zu, declined %zu), "
                "%zu via the tiled kernel; graph replay %s%s%s%s\n",
@@ -238,8 +249,9 @@ Mat CudaBackend::widen(const Mat& m, Slot slot, bool dense_needed) {
 bool CudaBackend::supports(const OpDesc& d) const {
   // The same promise as the CPU reference: f32 accumulation, float weights of any of the three
   // dtypes, epilogues only on linear.
-  if (d.op == Op::count || d.accum != DType::f32 || !is_float(d.weight)) return false;
-  if (d.epilogue != Epilogue::none && d.op != Op::linear) return false;
+  if (d.op == Op::count || d.accum != DType::f32) return false;
+  if (d.op == Op::linear_fp8 ? d.weight != DType::e4m3 : !is_float(d.weight)) return false;
+  if (d.epilogue != Epilogue::none && d.op != Op::linear && d.op != Op::linear_fp8) return false;
   switch (d.op) {
     case Op::copy:  // conversion among f32/bf16/f16 on the device, or a same-dtype copy
       return (is_float(d.in) && is_float(d.out)) || d.in == d.out;
@@ -248,6 +260,7 @@ bool CudaBackend::supports(const OpDesc& d) const {
     case Op::change_sums: return is_float(d.in) && d.out == DType::f64;
     case Op::quantize_rows: return is_float(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_float(d.out);
+    case Op::linear_fp8: return d.in == DType::e4m3 && is_float(d.out);
     default: return is_float(d.in) && is_float(d.out);
   }
 }
@@ -381,17 +394,22 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bi
     }
   }
 
-  // 2. An f32 product acc = x W^T (cuBLASLt, or the fallback kernel), then one kernel adds the
-  //    bias and applies the epilogue (GELU, or y += gate * (acc + b)), rounding once into y.
-  //    (The gated residual as one cuBLASLt call, the gate as a device alpha vector with beta 1,
+  // 2. (The gated residual as one cuBLASLt call, the gate as a device alpha vector with beta 1,
   //    was tried: cuBLASLt 13.0 offers no algorithm for that pointer mode with bf16 or f32
-  //    operands on an H200. A custom GEMM epilogue is the way to fuse it.)
+  //    operands on an H200. With e4m3 operands the gate folds into the scale vector instead:
+  //    linear_fp8.)
+  product_then_epilogue(XA, WA, B, epilogue, G, Y);
+}
+
+void CudaBackend::product_then_epilogue(const Mat& XA, const Mat& WA, const Vec& B, Epilogue epilogue,
+                                        const Vec& G, const Mat& Y) {
+  const int64_t M = XA.rows, K = XA.cols, N = WA.rows;
   float* acc = scratch<float>(kAcc, size_t(M * N));
   if (K == 0) {
     FRESCO_CUDA_CHECK(cudaMemsetAsync(acc, 0, size_t(M * N) * sizeof(float), s()));
   } else {
     const cuda::GemmProblem p{XA.data, XA.ld, WA.data, acc, N, M, N, K,
-                              cuda_type(ab), CUDA_R_32F, cuda::LtEpilogue::none, nullptr};
+                              cuda_type(XA.dt), CUDA_R_32F, cuda::LtEpilogue::none, nullptr};
     if (gemm_.run(p, s())) {
       ++linear_acc_;
     } else {
@@ -399,9 +417,64 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bi
       ++linear_fallback_;
     }
   }
-  const int kind = gated ? cuda::kEpiGatedResidual
-                         : (epilogue == Epilogue::gelu_tanh ? cuda::kEpiGelu : cuda::kEpiNone);
+  const int kind = epilogue == Epilogue::gated_residual ? cuda::kEpiGatedResidual
+                   : epilogue == Epilogue::gelu_tanh    ? cuda::kEpiGelu
+                                                        : cuda::kEpiNone;
   cuda::linear_epilogue(acc, N, B, kind, G, Y, s());
+}
+
+void CudaBackend::linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                             const Tensor* bias, const Tensor& y, Epilogue epilogue, const Tensor* gate) {
+  const bool gated = epilogue == Epilogue::gated_residual;
+  op_checks::linear_fp8(xq, x_scale, wq, w_scale, bias, y, gated, gate);
+  const Mat XQ = mat(xq, "linear_fp8"), Y = mat(y, "linear_fp8");
+  check(wq, "linear_fp8");
+  const int64_t M = XQ.rows, K = XQ.cols, N = wq.dim(0);
+  if (M == 0 || N == 0) return;
+  const Vec XS = vec(x_scale, "linear_fp8"), WS = vec(w_scale, "linear_fp8");
+  const Vec B = bias ? vec(*bias, "linear_fp8") : Vec{nullptr, cuda::kF32, 0};
+  const Vec G = gate ? vec(*gate, "linear_fp8") : Vec{nullptr, cuda::kF32, 0};
+
+  // 1. cuBLASLt's e4m3 product with outer-vector scales (Hopper and later), the bias and GELU in
+  //    its epilogue, a 16-bit D. Gated: y += (gate w_scale) x_scale acc + gate b in one call
+  //    (beta 1 on y), the gate folded into the scale vector and the bias by a kernel of N
+  //    elements (the folded bias rounded once to y's dtype, as cuBLASLt takes it).
+  //    cuBLASLt wants K and the row strides in multiples of 16 bytes and 16-byte-aligned data.
+  const bool sixteen = [&] {
+    const auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    return K > 0 && K % 16 == 0 && XQ.ld % 16 == 0 && (Y.ld * int64_t(dtype_size(y.dtype()))) % 16 == 0 &&
+           al(XQ.data) && al(wq.raw()) && al(Y.data);
+  }();
+  if (sixteen && Y.dt != cuda::kF32 && (!bias || B.dt == Y.dt)) {
+    const float* scale_w = static_cast<const float*>(WS.data);
+    const void* bias_ptr = B.data;
+    if (gated) {
+      float* folded = scratch<float>(kFp8Scale, size_t(2 * N));  // N scales, then N bias values of y's dtype
+      void* folded_bias = bias ? static_cast<void*>(folded + N) : nullptr;
+      cuda::fold_gate(scale_w, G, B, N, folded, folded_bias, Y.dt, s());
+      scale_w = folded;
+      bias_ptr = folded_bias;
+    }
+    const cuda::LtEpilogue e = epilogue == Epilogue::gelu_tanh ? (bias ? cuda::LtEpilogue::gelu_bias : cuda::LtEpilogue::gelu)
+                                                               : (bias ? cuda::LtEpilogue::bias : cuda::LtEpilogue::none);
+    cuda::GemmProblem p{XQ.data, XQ.ld, wq.raw(), Y.data, Y.ld, M, N, K, CUDA_R_8F_E4M3, cuda_type(Y.dt), e, bias_ptr};
+    p.w_scale = scale_w;
+    p.x_scale = static_cast<const float*>(XS.data);
+    p.accumulate = gated;
+    if (gemm_.run(p, s())) {
+      ++linear_fp8_lt_;
+      return;
+    }
+  }
+  // 2. Elsewhere (an f32 output, small or odd shapes, GPUs without FP8 tensor cores): both
+  //    operands widened to f32 with their scales applied (one f32 rounding each), then the f32
+  //    product and the epilogue kernel.
+  const Mat XF{scratch<float>(kConvX, size_t(M * K)), cuda::kF32, M, K, K};
+  const Mat WF{scratch<float>(kConvW, size_t(N * K)), cuda::kF32, N, K, K};
+  cuda::dequantize_rows(XQ, static_cast<const float*>(XS.data), XF, s());
+  cuda::dequantize_rows(mat(wq, "linear_fp8"), static_cast<const float*>(WS.data), WF, s());
+  ++linear_fp8_widened_;
+  product_then_epilogue(XF, WF, B, epilogue, G, Y);
 }
 
 // ---- normalisation --------------------------------------------------------------------------

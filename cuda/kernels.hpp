@@ -71,6 +71,10 @@ void fill_random(uint64_t seed, uint32_t stream_id, uint32_t substream, float me
 // nearest even and saturated; dequantize_rows: y = q * scales[r], rounded once to y's dtype.
 void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream);
 void dequantize_rows(Mat q, const float* scales, Mat y, cudaStream_t stream);
+// The gated FP8 linear's folding (n output channels): scale_out[i] = w_scale[i] * gate[i] and,
+// where bias_out is non-null, bias_out[i] = gate[i] * bias[i] rounded once to bias_dt.
+void fold_gate(const float* w_scale, Vec gate, Vec bias, int64_t n, float* scale_out, void* bias_out, int bias_dt,
+               cudaStream_t stream);
 // latent [c rows of h*w] <-> tokens [(h/2)(w/2), 4c]
 void pack_latent(Mat latent, int64_t c, int64_t h, int64_t w, Mat tokens, cudaStream_t stream);
 void unpack_latent(Mat tokens, int64_t c, int64_t h, int64_t w, Mat latent, cudaStream_t stream);

@@ -1,8 +1,13 @@
-// FP8 communication kernels: per-row scaled e4m3 (the CPU reference: src/backend/cpu_quantize.cpp).
-// One block per row: the row's absolute maximum, then the scaled conversion with the hardware's
-// round-to-nearest-even, saturating cvt (the CPU rounds the same way, so both give the same
-// bytes).
+// FP8 kernels: per-row scaled e4m3 (the CPU reference: src/backend/cpu_quantize.cpp), for the
+// FP8 communication and the FP8 linears' operands. One block per row: the row's absolute
+// maximum, then the scaled conversion with the hardware's round-to-nearest-even, saturating cvt
+// (the CPU rounds the same way, so both give the same bytes). Rows of 16-bit values up to 16384
+// wide are read once, 16 bytes per access, and kept in registers between the two phases; other
+// rows are read twice, an element per thread.
 #include <cuda_fp8.h>
+
+#include <algorithm>
+#include <type_traits>
 
 #include "cuda/kernels_common.cuh"
 
@@ -12,15 +17,11 @@ namespace {
 constexpr int kQuantizeThreads = 256;
 constexpr float kE4m3Max = 448.0f;
 
-template <typename T>
-__global__ void quantize_rows_kernel(Mat x, Mat q, float* scales) {
-  __shared__ float partial[32];
-  const int64_t r = blockIdx.x;
-  float amax = 0;
-  for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) amax = fmaxf(amax, fabsf(to_f(*at<const T>(x, r, c))));
-  amax = warp_max(amax);
+// The block's maximum of v (every thread gets it). `partial`: 32 floats of shared memory.
+__device__ float block_max(float v, float* partial) {
+  v = warp_max(v);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) partial[warp] = amax;
+  if (lane == 0) partial[warp] = v;
   __syncthreads();
   if (warp == 0) {
     float m = lane < int(blockDim.x >> 5) ? partial[lane] : 0.0f;
@@ -28,7 +29,62 @@ __global__ void quantize_rows_kernel(Mat x, Mat q, float* scales) {
     if (lane == 0) partial[0] = m;
   }
   __syncthreads();
-  amax = partial[0];
+  return partial[0];
+}
+
+constexpr int kRegisterChunks = 8;  // chunks of 8 values per thread: rows up to 256 * 64 = 16384
+
+template <typename T>
+__global__ void quantize_rows_vec_kernel(Mat x, Mat q, float* scales) {
+  __shared__ float partial[32];
+  const int64_t r = blockIdx.x, chunks = x.cols / 8;
+  const T* in = at<const T>(x, r, 0);
+  float v[kRegisterChunks][8];
+  float amax = 0;
+#pragma unroll
+  for (int j = 0; j < kRegisterChunks; ++j) {
+    const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
+    if (c8 < chunks) {
+      load8(in + c8 * 8, v[j]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[j][e]));
+    }
+  }
+  amax = block_max(amax, partial);
+  const float scale = amax > 0 ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+  if (threadIdx.x == 0) scales[r] = scale;
+  auto* out = at<__nv_fp8_storage_t>(q, r, 0);
+#pragma unroll
+  for (int j = 0; j < kRegisterChunks; ++j) {
+    const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
+    if (c8 < chunks) {
+      union {
+        uint2 word;
+        __nv_fp8_storage_t bytes[8];
+      } pack;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) pack.bytes[e] = __nv_cvt_float_to_fp8(__fdiv_rn(v[j][e], scale), __NV_SATFINITE, __NV_E4M3);
+      *reinterpret_cast<uint2*>(out + c8 * 8) = pack.word;
+    }
+  }
+}
+
+template <typename Tb>
+__global__ void fold_gate_kernel(const float* w_scale, Vec gate, Vec bias, int64_t n, float* scale_out, Tb* bias_out) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = load_dt(gate.data, gate.dt, i);
+    scale_out[i] = w_scale[i] * g;
+    if (bias_out) bias_out[i] = from_f<Tb>(g * load_dt(bias.data, bias.dt, i));
+  }
+}
+
+template <typename T>
+__global__ void quantize_rows_kernel(Mat x, Mat q, float* scales) {
+  __shared__ float partial[32];
+  const int64_t r = blockIdx.x;
+  float amax = 0;
+  for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) amax = fmaxf(amax, fabsf(to_f(*at<const T>(x, r, c))));
+  amax = block_max(amax, partial);
   const float scale = amax > 0 ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
   if (threadIdx.x == 0) scales[r] = scale;
   for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) {
@@ -52,8 +108,29 @@ __global__ void dequantize_rows_kernel(Mat q, const float* scales, Mat y) {
 void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream) {
   if (x.rows == 0) return;
   FRESCO_ASSERT(x.rows <= 0x7fffffff, "quantize_rows: too many rows");
+  const bool q_words = reinterpret_cast<uintptr_t>(q.data) % 8 == 0 && (x.rows <= 1 || q.ld % 8 == 0);
+  if (x.dt != kF32 && vector_ok(x, 8) && q_words && x.cols <= int64_t(kQuantizeThreads) * 8 * kRegisterChunks) {
+    dispatch_float(x.dt, [&](auto t) {
+      using T = typename decltype(t)::type;
+      if constexpr (!std::is_same_v<T, float>)
+        quantize_rows_vec_kernel<T><<<unsigned(x.rows), kQuantizeThreads, 0, stream>>>(x, q, scales);
+    });
+    FRESCO_CUDA_LAUNCHED();
+    return;
+  }
   dispatch_float(x.dt, [&](auto t) {
     quantize_rows_kernel<typename decltype(t)::type><<<unsigned(x.rows), kQuantizeThreads, 0, stream>>>(x, q, scales);
+  });
+  FRESCO_CUDA_LAUNCHED();
+}
+
+void fold_gate(const float* w_scale, Vec gate, Vec bias, int64_t n, float* scale_out, void* bias_out, int bias_dt,
+               cudaStream_t stream) {
+  if (n == 0) return;
+  const unsigned blocks = unsigned(std::min<int64_t>((n + 255) / 256, 1024));
+  dispatch_float(bias_dt, [&](auto t) {
+    using Tb = typename decltype(t)::type;
+    fold_gate_kernel<Tb><<<blocks, 256, 0, stream>>>(w_scale, gate, bias, n, scale_out, static_cast<Tb*>(bias_out));
   });
   FRESCO_CUDA_LAUNCHED();
 }

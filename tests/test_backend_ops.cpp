@@ -484,6 +484,7 @@ class Cases {
   void random_fills();
   void latent_and_image();
   void fp8();
+  void linear_fp8();
 };
 
 // ---- linear ---------------------------------------------------------------------------------
@@ -1370,9 +1371,63 @@ void Cases::fp8() {
       }
 }
 
+// linear_fp8 against its definition (backend.hpp): the products of the e4m3 values summed in
+// double, then both scales, the bias and the epilogue, rounded once. K a multiple of 16 with
+// 16-byte rows takes cuBLASLt's e4m3 path on GPUs that have one (the strided cases are laid out
+// for it too); the other shapes and f32 outputs take the widened f32 path. The GPU's gated form
+// folds the gate into the weight scales and the bias (one more rounding of gate * b, in y's dtype):
+// within one rounding of y.
+void Cases::linear_fp8() {
+  struct Spec {
+    int64_t M, N, K;
+  };
+  for (DType dt : {DType::f32, DType::bf16})
+    for (auto [M, N, K] : {Spec{1, 1, 1}, {7, 13, 5}, {33, 64, 48}, {128, 96, 256}, {0, 8, 16}})
+      for (Epilogue ep : {Epilogue::none, Epilogue::gelu_tanh, Epilogue::gated_residual})
+        for (bool with_bias : {true, false})
+          for (bool strided : {false, true}) {
+            if ((strided || !with_bias) && (M == 0 || M == 1 || ep == Epilogue::gelu_tanh)) continue;
+            const bool gated = ep == Epilogue::gated_residual;
+            std::string p = join({{"M", M}, {"N", N}, {"K", K}}) + (with_bias ? " bias" : "");
+            if (ep != Epilogue::none) p += std::string(" ") + epilogue_name(ep);
+            add(Op::linear_fp8, p, dt, strided ? "strided" : "",
+                desc(Op::linear_fp8, DType::e4m3, dt, DType::e4m3, strided, ep), [=](Ctx& c) {
+                  // e4m3 values (exact in f32), positive scales, bias / gate / y0 in f32.
+                  const Tensor xv = c.values({M, K}, 3.0).to_dtype(DType::e4m3).to_f32();
+                  const Tensor wv = c.values({N, K}, 3.0).to_dtype(DType::e4m3).to_f32();
+                  Tensor xs = c.values({M}), ws = c.values({N});
+                  for (int64_t i = 0; i < M; ++i) xs.f32()[i] = 0.01f + std::fabs(xs.f32()[i]);
+                  for (int64_t i = 0; i < N; ++i) ws.f32()[i] = 0.01f + std::fabs(ws.f32()[i]);
+                  const Tensor b = c.values({N}), gate = c.values({N}), y0 = c.values({M, N});
+                  // Strided: x a column window 16 bytes into rows of K + 32 bytes, y 8 elements
+                  // into rows of N + 16 (16-byte rows for cuBLASLt wherever K and N allow).
+                  const Tensor xd = strided ? c.wide_views({xv}, {16}, K + 32, DType::e4m3)[0] : c.input(xv, DType::e4m3);
+                  const Tensor wd = c.input(wv, DType::e4m3), xsd = c.input(xs, DType::f32), wsd = c.input(ws, DType::f32);
+                  const Tensor bd = c.input(b, dt), gd = c.input(gate, dt);
+                  const Guarded y = strided ? c.output({M, N}, dt, 8, 16, gated ? &y0 : nullptr)
+                                            : c.output({M, N}, dt, 0, 0, gated ? &y0 : nullptr);
+                  c.op([&] { c.be.linear_fp8(xd, xsd, wd, wsd, with_bias ? &bd : nullptr, y.view, ep, gated ? &gd : nullptr); },
+                       !gated);
+                  const Tensor bq = b.to_dtype(dt).to_f32(), gq = gate.to_dtype(dt).to_f32();  // what the op read
+                  Vec ref;
+                  for (int64_t m = 0; m < M; ++m)
+                    for (int64_t n = 0; n < N; ++n) {
+                      double acc = 0;
+                      for (int64_t k = 0; k < K; ++k) acc += double(xv.f32()[m * K + k]) * double(wv.f32()[n * K + k]);
+                      double v = double(xs.f32()[m]) * double(ws.f32()[n]) * acc + (with_bias ? double(bq.f32()[n]) : 0.0);
+                      if (ep == Epilogue::gelu_tanh) v = gelu_ref(v);
+                      if (gated) v = double(y0.to_dtype(dt).to_f32().f32()[m * N + n]) + double(gq.f32()[n]) * v;
+                      ref.push_back(v);
+                    }
+                  c.check("y", c.result(y), ref, rounded_once(dt));
+                });
+          }
+}
+
 std::vector<Case> make_cases() {
   Cases c;
   c.linear();
+  c.linear_fp8();
   c.norms();
   c.heads();
   c.attention();

@@ -42,6 +42,7 @@ const char* op_name(Op op) {
     case Op::fill_random: return "fill_random";
     case Op::quantize_rows: return "quantize_rows";
     case Op::dequantize_rows: return "dequantize_rows";
+    case Op::linear_fp8: return "linear_fp8";
     case Op::count: break;
   }
   return "?";

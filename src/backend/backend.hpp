@@ -61,6 +61,7 @@ enum class Op {
   fill_random,         // y[i] = mean + std * normal(seed, stream, substream, i) (random weights)
   quantize_rows,       // q[R,C] e4m3, scale[R] f32 = amax(x row) / 448: FP8 communication
   dequantize_rows,     // y[R,C] = q[R,C] * scale[R]
+  linear_fp8,          // y[M,N] = epilogue(xs[M] ws[N] (xq[M,K] · wq[N,K]^T) + b[N]), e4m3 operands
   count
 };
 
@@ -212,6 +213,20 @@ class Backend {
   virtual void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) = 0;
   // y[r,c] = float(q[r,c]) * scales[r], rounded once to y's dtype. Shapes as quantize_rows.
   virtual void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) = 0;
+
+  // ---- FP8 compute (opt-in: --dtype fp8; docs/performance.md "FP8") ------------------------
+  // The linear on e4m3 operands with f32 accumulation, each operand scaled per row:
+  //   acc[m,n] = sum_k e4m3(xq[m,k]) * e4m3(wq[n,k])          (exact products, f32 sums)
+  //   p[m,n]   = x_scale[m] * w_scale[n] * acc[m,n] + b[n]
+  //   y = p, gelu_tanh(p) or y + gate[n] * p (the epilogues of linear), rounded once to y's dtype.
+  // xq: [M, K] e4m3 (quantize_rows of the activation: x ≈ xq * x_scale), any row stride;
+  // x_scale: [M] f32; wq: [N, K] e4m3 dense (quantize_rows of the weight: one scale per output
+  // channel); w_scale: [N] f32; bias: [N] (any float dtype) or null; y: [M, N] of a compute
+  // dtype, any row stride; gate: [N] (gated_residual only). The GPU folds the gate into w_scale
+  // and the bias (y + (gate w_scale) x_scale acc + gate b): the same value up to f32 rounding.
+  virtual void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                          const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
+                          const Tensor* gate = nullptr) = 0;
 
   // ---- set-up ops -----------------------------------------------------------------------
   // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard

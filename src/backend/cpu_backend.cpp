@@ -63,8 +63,9 @@ void for_rows(const Rows& rows, F f) {
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 bool CpuBackend::supports(const OpDesc& d) const {
-  if (d.op == Op::count || d.accum != DType::f32 || !is_compute_dtype(d.weight)) return false;
-  if (d.epilogue != Epilogue::none && d.op != Op::linear) return false;
+  if (d.op == Op::count || d.accum != DType::f32) return false;
+  if (d.op == Op::linear_fp8 ? d.weight != DType::e4m3 : !is_compute_dtype(d.weight)) return false;
+  if (d.epilogue != Epilogue::none && d.op != Op::linear && d.op != Op::linear_fp8) return false;
   switch (d.op) {
     case Op::copy:  // conversion among the compute dtypes, or a byte copy of any dtype
       return (is_compute_dtype(d.in) && is_compute_dtype(d.out)) || d.in == d.out;
@@ -74,6 +75,7 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::change_sums: return is_compute_dtype(d.in) && d.out == DType::f64;
     case Op::quantize_rows: return is_compute_dtype(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_compute_dtype(d.out);
+    case Op::linear_fp8: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
   }
 }
@@ -104,7 +106,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bia
                         Epilogue epilogue, const Tensor* gate) {
   // x: [M, K] (a vector is one row); weight: [N, K] (PyTorch layout); bias, gate: [N]; y: [M, N]
   const Rows in = cpu::read(x, scratch_, cpu::kIn0);
-  const int64_t M = in.rows, K = in.width, N = weight.rank() == 2 ? weight.dim(0) : -1;
+  const int64_t K = in.width, N = weight.rank() == 2 ? weight.dim(0) : -1;
   FRESCO_ASSERT(N >= 0 && weight.dim(1) == K,
                 "linear: weight " + weight.describe() + " does not match input " + x.describe());
   FRESCO_ASSERT(!bias || bias->numel() == N, "linear: bias " + bias->describe());
@@ -113,24 +115,38 @@ void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bia
                     epilogue_name(epilogue));
   FRESCO_ASSERT(!gate || gate->numel() == N, "linear: gate " + gate->describe());
   const float* w = cpu::dense(weight, scratch_, cpu::kWeight);  // bf16/f16 weights widened here
+  product_epilogue(in, w, N, bias, nullptr, nullptr, epilogue, gate, y);
+}
+
+void CpuBackend::product_epilogue(const Rows& in, const float* w, int64_t N, const Tensor* bias,
+                                  const float* row_scale, const float* col_scale, Epilogue epilogue,
+                                  const Tensor* gate, const Tensor& y) {
+  const int64_t M = in.rows, K = in.width;
   const float* b = bias ? cpu::dense(*bias, scratch_, cpu::kBias) : nullptr;
   const float* g = gate ? cpu::dense(*gate, scratch_, cpu::kVec0) : nullptr;
   const bool accumulate = epilogue == Epilogue::gated_residual;
   const Rows out = accumulate ? cpu::update(y, scratch_, cpu::kOut) : cpu::write(y, scratch_, cpu::kOut);
-  FRESCO_ASSERT(out.rows == M && out.width == N,
-                "linear: output " + y.describe() + " for input " + x.describe());
+  FRESCO_ASSERT(out.rows == M && out.width == N, "linear: output " + y.describe() + " for " +
+                                                     std::to_string(M) + " rows of " + std::to_string(K));
   if (M == 0 || N == 0) return;
 
-  // prod = x W^T + b, in f32: in y itself unless the epilogue adds it to y.
+  // prod = x W^T + b, in f32: in y itself unless the epilogue adds it to y. With scales (FP8):
+  // prod = row_scale[m] col_scale[n] (x W^T) + b, the product formed first.
+  const bool scaled = row_scale != nullptr;
   const Rows prod = accumulate ? Rows{scratch_.get(cpu::kTmp, size_t(M * N)), M, N, N} : out;
 #pragma omp parallel for
   for (int64_t m = 0; m < M; ++m) {
-    if (b) std::memcpy(prod.row(m), b, size_t(N) * sizeof(float));
+    if (b && !scaled) std::memcpy(prod.row(m), b, size_t(N) * sizeof(float));
     else std::fill_n(prod.row(m), N, 0.0f);
   }
   if (K > 0)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, in.data,
                 int(in.ld), w, int(K), 1.0f, prod.data, int(prod.ld));
+  if (scaled)
+    for_rows(prod, [&](int64_t m) {
+      float* r = prod.row(m);
+      for (int64_t n = 0; n < N; ++n) r[n] = row_scale[m] * col_scale[n] * r[n] + (b ? b[n] : 0.0f);
+    });
 
   switch (epilogue) {
     case Epilogue::none: break;

@@ -68,10 +68,19 @@ class CpuBackend final : public Backend {
   void transpose(const Tensor& x, const Tensor& y) override;
   void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
   void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override;
+  void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                  const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
+                  const Tensor* gate = nullptr) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;  // src/backend/cpu_random.cpp
 
  private:
+  // y = epilogue(row_scale[m] col_scale[n] (x W^T) + b) (scales null: x W^T + b): the product
+  // and epilogue of linear and linear_fp8. in: f32 rows [M, K]; w: dense f32 [N, K].
+  void product_epilogue(const cpu::Rows& in, const float* w, int64_t N, const Tensor* bias,
+                        const float* row_scale, const float* col_scale, Epilogue epilogue,
+                        const Tensor* gate, const Tensor& y);
+
   // y = (1 + scale) * x' + shift with x' = layer_norm(x) when `normalize`, else x itself: the
   // one loop of modulate and norm_modulate (rounded once at the store).
   void modulate_rows(const Tensor& x, const Tensor& shift, const Tensor& scale, bool normalize,

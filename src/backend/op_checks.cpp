@@ -73,4 +73,24 @@ void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales,
                     std::to_string(values.dim(0)) + "]");
 }
 
+void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                const Tensor* bias, const Tensor& y, bool gated, const Tensor* gate) {
+  FRESCO_ASSERT(xq.defined() && x_scale.defined() && wq.defined() && w_scale.defined() && y.defined(),
+                "linear_fp8: undefined operand");
+  FRESCO_ASSERT(xq.dtype() == DType::e4m3 && wq.dtype() == DType::e4m3 && xq.rank() == 2 && wq.rank() == 2 &&
+                    wq.contiguous() && xq.dim(1) == wq.dim(1),
+                "linear_fp8: operands " + xq.describe() + " and " + wq.describe() +
+                    " should be e4m3 [M, K] and a dense e4m3 [N, K]");
+  const int64_t M = xq.dim(0), N = wq.dim(0);
+  FRESCO_ASSERT(y.rank() == 2 && y.dim(0) == M && y.dim(1) == N,
+                "linear_fp8: output " + y.describe() + " for " + xq.describe() + " and " + wq.describe());
+  FRESCO_ASSERT(x_scale.dtype() == DType::f32 && x_scale.contiguous() && x_scale.numel() == M &&
+                    w_scale.dtype() == DType::f32 && w_scale.contiguous() && w_scale.numel() == N,
+                "linear_fp8: scales " + x_scale.describe() + " / " + w_scale.describe() + " should be f32 [" +
+                    std::to_string(M) + "] / [" + std::to_string(N) + "]");
+  FRESCO_ASSERT(!bias || (bias->contiguous() && bias->numel() == N), "linear_fp8: bias " + bias->describe());
+  FRESCO_ASSERT(gated == (gate != nullptr), "linear_fp8: a gate goes with the gated_residual epilogue");
+  FRESCO_ASSERT(!gate || (gate->contiguous() && gate->numel() == N), "linear_fp8: gate " + gate->describe());
+}
+
 }  // namespace fresco::op_checks

@@ -32,4 +32,9 @@ void change_sums(const Tensor& a, const Tensor& b, const Tensor& sums);
 // rows of row_numel() values; scales: f32 [rows], contiguous.
 void quantized_rows(const Tensor& values, const Tensor& q, const Tensor& scales, const char* op);
 
+// linear_fp8: xq e4m3 [M, K]; x_scale f32 [M]; wq e4m3 [N, K] dense; w_scale f32 [N]; bias [N] or
+// null; y [M, N]; a gate [N] exactly with the gated_residual epilogue.
+void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                const Tensor* bias, const Tensor& y, bool gated, const Tensor* gate);
+
 }  // namespace fresco::op_checks

@@ -174,6 +174,17 @@ class ProfilingBackend final : public Backend {
   void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override {
     timed("quantize_rows", 0, tensor_bytes(x) + tensor_bytes(q), [&] { in_.quantize_rows(x, q, scales); });
   }
+  void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
+                  const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
+                  const Tensor* gate = nullptr) override {
+    const int64_t M = xq.dim(0), K = wq.dim(1), N = wq.dim(0);
+    std::ostringstream kind;
+    kind << "linear_fp8 " << epilogue_name(epilogue) << " " << M << "x" << N << "x" << K;
+    const double bytes = tensor_bytes(xq) + tensor_bytes(wq) + tensor_bytes(y) *
+                                                                   (epilogue == Epilogue::gated_residual ? 2 : 1);
+    timed(kind.str(), 2.0 * double(M) * double(N) * double(K), bytes,
+          [&] { in_.linear_fp8(xq, x_scale, wq, w_scale, bias, y, epilogue, gate); });
+  }
   void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override {
     timed("dequantize_rows", 0, tensor_bytes(q) + tensor_bytes(y), [&] { in_.dequantize_rows(q, scales, y); });
   }
@@ -291,6 +302,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     const ParallelLayout quiet(mpi, skip, 1);
     const std::unique_ptr<Denoiser> model = make_denoiser(
         config.name, e.weights, *e.backend, make_attention(quiet, e.spec.attention, e.parallel.plan), e.choice.compute);
+    if (e.choice.fp8) model->use_fp8_linears();
     model->set_step_cache(cache_layout(e.cache));
     model->set_condition(prompt, grid_h, grid_w, shards, quiet.position());
     compute_only = time_steps(*e.backend, quiet, *model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
@@ -309,6 +321,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     ProfilingBackend prof(*e.backend);
     const std::unique_ptr<Denoiser> model =
         make_denoiser(config.name, e.weights, prof, std::make_unique<LocalAttention>(), e.choice.compute);
+    if (e.choice.fp8) model->use_fp8_linears();
     model->set_condition(prompt, grid_h, grid_w, {SequenceShard::whole(o.txt_len, Limg)}, 0);
     const Tensor tokens = e.backend->alloc({Limg, config.in_channels}, DType::f32);    // [Limg, 64]
     const Tensor velocity = e.backend->alloc({Limg, config.in_channels}, DType::f32);  // [Limg, 64]
@@ -365,7 +378,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   nlohmann::json j = {
       {"command", "bench"}, {"model", config.name}, {"width", o.width}, {"height", o.height},
       {"txt_len", o.txt_len}, {"img_tokens", Limg}, {"tokens", o.txt_len + Limg},
-      {"backend", e.backend->name()}, {"device", device}, {"dtype", dtype_name(e.choice.compute)},
+      {"backend", e.backend->name()}, {"device", device}, {"dtype", precision_name(e.choice)},
       {"cuda_graphs", graphed}, {"steps", o.steps}, {"warmup_steps", o.warmup + 1},
       {"ms_per_step", med}, {"ms_per_step_min", lo}, {"ms_per_step_max", hi},
       {"tflop_per_step", flops.total() / 1e12}, {"tflop_attention", flops.attention / 1e12}, {"tflops", tflops},
@@ -409,7 +422,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
   }
   std::printf("fresco bench: %s %lldx%lld (%lld text + %lld image tokens), %s %s on %s, CUDA graphs %s\n",
               config.name.c_str(), (long long)o.width, (long long)o.height, (long long)o.txt_len, (long long)Limg,
-              e.backend->name().c_str(), dtype_name(e.choice.compute), device.c_str(), graphed ? "on" : "off");
+              e.backend->name().c_str(), precision_name(e.choice).c_str(), device.c_str(), graphed ? "on" : "off");
   std::printf("  step: %.3f ms median of %lld%s (min %.3f, max %.3f)\n", med, (long long)ms.size(),
               e.cache.enabled() ? " computed" : "", lo, hi);
   if (e.cache.enabled())

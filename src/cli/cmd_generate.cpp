@@ -332,7 +332,7 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
     Digest settings;
     settings.add("fresco-image settings 2").i64(job.width).i64(job.height).i64(job.steps);
     const PlanOptions& plan = run.engine->parallel.plan;
-    settings.u64(job.seed).f64(job.guidance).add(run.engine->spec.name).add(dtype_name(plan.compute));
+    settings.u64(job.seed).f64(job.guidance).add(run.engine->spec.name).add(precision_name(run.engine->choice));
     if (plan.method == ParallelMethod::patch) {
       const auto& d = plan.displaced;
       settings.add("patch").i64(run.layout().group_size());
@@ -477,8 +477,8 @@ Command generate_command() {
                       (long long)job.height, (long long)job.steps, job.guidance);
         ++kinds[kind];
       }
-      std::printf("fresco generate: resolved: %s backend, %s activations; images:", e.choice.backend.c_str(),
-                  dtype_name(e.choice.compute));
+      std::printf("fresco generate: resolved: %s backend, %s activations%s; images:", e.choice.backend.c_str(),
+                  dtype_name(e.choice.compute), e.choice.fp8 ? " (token linears in fp8)" : "");
       for (const auto& [kind, count] : kinds) std::printf(" %lld x (%s);", (long long)count, kind.c_str());
       std::printf("\n");
     }

@@ -106,8 +106,10 @@ void add_engine_options(po::options_description& o) {
        "off: every op is launched eagerly (debugging)")
       ("dtype", po::value<std::string>()->default_value("auto"),
        (std::string("compute dtype of the activations: ") + kComputeDtypeChoices +
-        " (bf16: what the GPU runs; on the CPU the ops round to bf16 where a GPU kernel stores).\n"
-        "Weights are converted to it when it is not f32")
+        " (bf16: what the GPU runs; on the CPU the ops round to bf16 where a GPU kernel stores;\n"
+        "fp8: bf16, with every block's token linears on e4m3 operands, weights per output\n"
+        "channel and activations per token: opt-in, faster on Hopper GPUs, less exact; the CPU\n"
+        "emulates it). Weights are converted to the activations' dtype when it is not f32")
            .c_str())
       ("transport", po::value<std::string>()->default_value("auto"),
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
@@ -129,6 +131,7 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   require_input(graphs == "on" || graphs == "off", "option --cuda-graphs must be on or off (got '" + graphs + "')");
   e.cuda_graphs = graphs == "on";
   e.compute = resolve_compute_dtype(vm["dtype"].as<std::string>(), e.backend);
+  e.fp8 = fp8_dtype_option(vm["dtype"].as<std::string>());
   e.transport = vm["transport"].as<std::string>();
   check_transport_name(e.transport);
   require_input(e.backend == "cuda" || e.transport == "auto" || e.transport == "mpi" || e.transport == "ucx",

@@ -89,6 +89,12 @@ class Denoiser {
   virtual void forward_head(const Tensor& tokens, const Tensor& scalars) = 0;
   virtual void forward_tail(const Tensor& velocity, bool use_cache) = 0;
   virtual const Tensor& cache_sums() const = 0;
+
+  // FP8 compute (--dtype fp8, docs/performance.md "FP8"): from now on the token linears run on
+  // e4m3 operands, each weight quantized here once per output channel and each activation per
+  // token in the step; the rest stays in the compute dtype. Before set_condition.
+  virtual void use_fp8_linears() = 0;
+  virtual bool fp8_linears() const = 0;
 };
 
 // The registry of model families: the spec of a preset (InputError naming the known ones).

@@ -50,9 +50,13 @@ struct FluxTransformer::Buffers {
   Tensor cache_residual;   // [n, d]   Q: what the cached blocks added in the last computed step
   Tensor cache_sums;       // [2] f64  Σ|S − P|, Σ|P| over this rank's image rows
   bool cached_layout = false;  // the arena holds the cache's buffers
+  // FP8 only: a token linear's input quantized per row (FluxTransformer::quantize).
+  Tensor act_q;      // [n, d + m] e4m3
+  Tensor act_scale;  // [n] f32
+  bool fp8_layout = false;
 
   // Takes every buffer from `a` (a measuring arena only counts).
-  void lay_out(Arena& a, const FluxConfig& c, DType dt, int64_t nt, int64_t ni, bool with_cache) {
+  void lay_out(Arena& a, const FluxConfig& c, DType dt, int64_t nt, int64_t ni, bool with_cache, bool fp8) {
     const int64_t n = nt + ni, d = c.hidden, H = c.heads, D = c.head_dim(), m = c.mlp_hidden();
     txt_input = a.take({nt, c.context_in_dim}, dt);
     y_input = a.take({c.vec_in_dim}, dt);
@@ -75,6 +79,11 @@ struct FluxTransformer::Buffers {
     q = a.take({n, H, D}, dt);
     k = a.take({n, H, D}, dt);
     concat = a.take({n, d + m}, dt);
+    fp8_layout = fp8;
+    if (fp8) {
+      act_q = a.take({n, d + m}, DType::e4m3);
+      act_scale = a.take({n}, DType::f32);
+    }
     cached_layout = with_cache;
     if (!with_cache) return;
     cache_signal = a.take({ni, d}, dt);
@@ -135,6 +144,60 @@ void FluxTransformer::linear(const std::string& name, const Tensor& x, const Ten
   backend_.linear(x, w(name + ".weight"), &bias, y, epilogue, gate);
 }
 
+std::vector<std::string> FluxTransformer::token_linear_names() const {
+  std::vector<std::string> names;
+  for (int i = 0; i < config_.depth; ++i)
+    for (const char* stream : {"img", "txt"})
+      for (const char* part : {"_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"})
+        names.push_back("double_blocks." + std::to_string(i) + "." + stream + part);
+  for (int i = 0; i < config_.depth_single; ++i)
+    for (const char* part : {".linear1", ".linear2"}) names.push_back("single_blocks." + std::to_string(i) + part);
+  return names;
+}
+
+void FluxTransformer::use_fp8_linears() {
+  for (const OpDesc& op : {OpDesc{Op::quantize_rows, compute_, compute_, DType::e4m3},
+                           OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_},
+                           OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_, DType::f32, Epilogue::gelu_tanh, true},
+                           OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_, DType::f32,
+                                  Epilogue::gated_residual, true}})
+    if (!backend_.supports(op))
+      throw ComputeError("the " + backend_.name() + " backend cannot run --dtype fp8: it lacks " + op.describe());
+  // Each weight [N, K] quantized per output channel, once (set-up: allocates).
+  for (const std::string& name : token_linear_names()) {
+    const Tensor& weight = w(name + ".weight");
+    Fp8Weight f{backend_.alloc(weight.shape(), DType::e4m3), backend_.alloc({weight.dim(0)}, DType::f32)};
+    backend_.quantize_rows(weight, f.q, f.scale);
+    fp8_[name] = std::move(f);
+  }
+  backend_.synchronize();
+}
+
+FluxTransformer::TokenInput FluxTransformer::quantize(const Tensor& x) {
+  TokenInput in{x, {}, {}};
+  if (!fp8_linears()) return in;
+  Buffers& b = *buf_;
+  in.q = b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1));
+  in.scale = b.act_scale.rows(0, x.dim(0));
+  backend_.quantize_rows(x, in.q, in.scale);
+  return in;
+}
+
+void FluxTransformer::token_linear(const std::string& name, const TokenInput& in, const Tensor& y, Epilogue epilogue,
+                                   const Tensor* gate, int64_t row0, int64_t count) {
+  const Tensor& weight = w(name + ".weight");
+  if (count < 0) count = weight.dim(0);
+  const Tensor bias = w(name + ".bias").rows(row0, count);
+  const auto f = fp8_.find(name);
+  if (f == fp8_.end()) {
+    backend_.linear(in.x, weight.rows(row0, count), &bias, y, epilogue, gate);
+    return;
+  }
+  FRESCO_ASSERT(in.q.defined(), "token_linear " + name + ": the input was not quantized");
+  backend_.linear_fp8(in.q, in.scale, f->second.q.rows(row0, count), f->second.scale.rows(row0, count), &bias, y,
+                      epilogue, gate);
+}
+
 void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t grid_h,
                                     int64_t grid_w, const std::vector<SequenceShard>& shards,
                                     int position) {
@@ -152,11 +215,12 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   const int64_t nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
   const bool with_cache = cache_.signal != CacheSignal::none;
-  if (b.txt_len != nt || b.img_len != ni || b.cached_layout != with_cache) {  // a new arena (dry run, then for real)
+  const bool fp8 = fp8_linears();
+  if (b.txt_len != nt || b.img_len != ni || b.cached_layout != with_cache || b.fp8_layout != fp8) {  // a new arena (dry run, then for real)
     Arena measure;
-    b.lay_out(measure, c, compute_, nt, ni, with_cache);
+    b.lay_out(measure, c, compute_, nt, ni, with_cache, fp8);
     b.arena = Arena(backend_.alloc_storage(measure.used()));
-    b.lay_out(b.arena, c, compute_, nt, ni, with_cache);
+    b.lay_out(b.arena, c, compute_, nt, ni, with_cache, fp8);
     b.txt_len = nt;
     b.img_len = ni;
     ++b.epoch;
@@ -235,7 +299,7 @@ void FluxTransformer::double_block(int index) {
     linear(sp + "_mod.lin", b.vec_silu, s.mod.reshape({6 * d}));
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
     backend_.norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), kNormEps, normed);
-    linear(sp + "_attn.qkv", normed, qkv.rows(s.row0, s.len));
+    token_linear(sp + "_attn.qkv", quantize(normed), qkv.rows(s.row0, s.len));
     norm_rope_qk(qkv.rows(s.row0, s.len), s.row0, sp + "_attn");
   }
   attention_->attend(backend_, b.q, b.k, qkv.cols(2 * d, d).reshape({n, H, D}),
@@ -244,10 +308,10 @@ void FluxTransformer::double_block(int index) {
     const std::string sp = p + s.name;
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
     const Tensor gate1 = s.mod.rows(2, 1), gate2 = s.mod.rows(5, 1);
-    linear(sp + "_attn.proj", attn.rows(s.row0, s.len), x, Epilogue::gated_residual, &gate1);
+    token_linear(sp + "_attn.proj", quantize(attn.rows(s.row0, s.len)), x, Epilogue::gated_residual, &gate1);
     backend_.norm_modulate(x, s.mod.rows(3, 1), s.mod.rows(4, 1), kNormEps, normed);
-    linear(sp + "_mlp.0", normed, hidden.rows(s.row0, s.len), Epilogue::gelu_tanh);
-    linear(sp + "_mlp.2", hidden.rows(s.row0, s.len), x, Epilogue::gated_residual, &gate2);
+    token_linear(sp + "_mlp.0", quantize(normed), hidden.rows(s.row0, s.len), Epilogue::gelu_tanh);
+    token_linear(sp + "_mlp.2", quantize(hidden.rows(s.row0, s.len)), x, Epilogue::gated_residual, &gate2);
   }
 }
 
@@ -264,16 +328,14 @@ void FluxTransformer::single_block(int index) {
   // into `fused`, the MLP part with the GELU epilogue straight into its place in `concat`
   // (one pass over the [L, m] hidden instead of three; measured −2.6 ms per 1024² step against
   // one product and a separate GELU, docs/performance.md).
-  const Tensor& w1 = w(p + ".linear1.weight");  // [3d + m, d]
-  const Tensor& b1 = w(p + ".linear1.bias");    // [3d + m]
-  const Tensor w_qkv = w1.rows(0, 3 * d), b_qkv = b1.rows(0, 3 * d);
-  const Tensor w_mlp = w1.rows(3 * d, m), b_mlp = b1.rows(3 * d, m);
-  backend_.linear(b.normed, w_qkv, &b_qkv, b.fused.cols(0, 3 * d));
-  backend_.linear(b.normed, w_mlp, &b_mlp, b.concat.cols(d, m), Epilogue::gelu_tanh);
+  // (linear1's weight [3d + m, d]: rows [0, 3d) qkv, [3d, 3d + m) MLP.)
+  const TokenInput normed = quantize(b.normed);
+  token_linear(p + ".linear1", normed, b.fused.cols(0, 3 * d), Epilogue::none, nullptr, 0, 3 * d);
+  token_linear(p + ".linear1", normed, b.concat.cols(d, m), Epilogue::gelu_tanh, nullptr, 3 * d, m);
   norm_rope_qk(b.fused, 0, p);
   attention_->attend(backend_, b.q, b.k, b.fused.cols(2 * d, d).reshape({L, H, D}),
                      b.concat.cols(0, d).reshape({L, H, D}));
-  linear(p + ".linear2", b.concat, b.x, Epilogue::gated_residual, &gate);
+  token_linear(p + ".linear2", quantize(b.concat), b.x, Epilogue::gated_residual, &gate);
 }
 
 void FluxTransformer::final_layer(const Tensor& velocity) {

@@ -14,6 +14,7 @@
 // the qkv rows, and the single block's attention writes straight into its concat buffer.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,12 @@ class FluxTransformer final : public Denoiser {
   void forward_tail(const Tensor& velocity, bool use_cache) override;
   const Tensor& cache_sums() const override;
 
+  // The token linears (every block's qkv, proj, MLP, linear1 and linear2, both streams) in e4m3.
+  void use_fp8_linears() override;
+  bool fp8_linears() const override { return !fp8_.empty(); }
+  // The checkpoint names of those linears' weights ("double_blocks.0.img_attn.qkv", ...).
+  std::vector<std::string> token_linear_names() const;
+
  private:
   struct Buffers;  // activations of one sequence layout, from one arena (set_condition)
   void embed_vector(const Tensor& scalars);
@@ -94,6 +101,17 @@ class FluxTransformer final : public Denoiser {
   void norm_rope_qk(const Tensor& qkv, int64_t row0, const std::string& norm_prefix);
   void linear(const std::string& name, const Tensor& x, const Tensor& y,
               Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr);
+  // A token linear's input: x itself, and with FP8 its rows quantized (e4m3 and one f32 scale per
+  // row, in the step's quantization buffers: valid until the next quantize).
+  struct TokenInput {
+    Tensor x;
+    Tensor q, scale;  // defined with FP8 only
+  };
+  TokenInput quantize(const Tensor& x);
+  // y = epilogue(in · W[rows]^T + b[rows]) of weight `name`'s output channels [row0, row0 + count)
+  // (count -1: all): the bf16 linear, or with FP8 the e4m3 product of the quantized input.
+  void token_linear(const std::string& name, const TokenInput& in, const Tensor& y, Epilogue epilogue = Epilogue::none,
+                    const Tensor* gate = nullptr, int64_t row0 = 0, int64_t count = -1);
   const Tensor& w(const std::string& name) const { return weights_.get(name); }
 
   FluxConfig config_;
@@ -105,6 +123,11 @@ class FluxTransformer final : public Denoiser {
   StepCacheLayout cache_;
   int step_ = 0;  // set_step's: the step the next forward computes
   std::unique_ptr<Buffers> buf_;
+  struct Fp8Weight {
+    Tensor q;      // [N, K] e4m3
+    Tensor scale;  // [N] f32: per output channel, W ≈ q * scale
+  };
+  std::map<std::string, Fp8Weight> fp8_;  // by linear name; empty unless use_fp8_linears()
 };
 
 }  // namespace fresco

@@ -22,9 +22,13 @@ namespace fresco {
 DType resolve_compute_dtype(const std::string& value, const std::string& backend, const std::string& option) {
   if (value == "auto") return backend == "cuda" ? DType::bf16 : DType::f32;
   if (value == "f32" || value == "float32") return DType::f32;
-  if (value == "bf16" || value == "bfloat16") return DType::bf16;
+  if (value == "bf16" || value == "bfloat16" || fp8_dtype_option(value)) return DType::bf16;
   throw InputError("option --" + option + " must be " + kComputeDtypeChoices + " (got '" + value + "')");
 }
+
+bool fp8_dtype_option(const std::string& value) { return value == "fp8" || value == "e4m3"; }
+
+std::string precision_name(const EngineChoice& engine) { return engine.fp8 ? "fp8" : dtype_name(engine.compute); }
 
 std::string device_name(const Backend& backend, int local_rank) {
 #ifdef FRESCO_HAVE_CUDA
@@ -98,6 +102,7 @@ void Engine::load_model() {
   weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice));
   model = make_denoiser(config.name, weights, *backend, make_attention(*layout, spec.attention, parallel.plan),
                         choice.compute);
+  if (choice.fp8) model->use_fp8_linears();
   resolve_cache_options(cache, spec.blocks);
   model->set_step_cache(cache_layout(cache));
 }

@@ -27,16 +27,22 @@ struct EngineChoice {
   bool backend_auto = false;     // --backend auto: cpu where cuda cannot run the group
   bool cuda_graphs = true;       // --cuda-graphs: capture a denoising step once, replay it
   DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
+  bool fp8 = false;              // --dtype fp8: bf16 activations, the token linears in e4m3
   std::string transport = "auto"; // --transport: auto | mpi | ipc | nccl | ucx (transports.hpp)
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };
 
 // The values --dtype accepts, for help texts and errors.
-inline constexpr const char* kComputeDtypeChoices = "auto (bf16 on cuda, f32 on cpu), f32 or bf16";
+inline constexpr const char* kComputeDtypeChoices = "auto (bf16 on cuda, f32 on cpu), f32, bf16 or fp8";
 // --dtype (or another option named `option`) resolved for `backend`: auto is bf16 on cuda and
-// f32 on cpu; f32/float32 and bf16/bfloat16 as given; anything else an InputError listing the
-// accepted values.
+// f32 on cpu; f32/float32 and bf16/bfloat16 as given; fp8 computes the activations in bf16
+// (fp8_dtype_option says whether the token linears run in e4m3); anything else an InputError
+// listing the accepted values.
 DType resolve_compute_dtype(const std::string& value, const std::string& backend, const std::string& option = "dtype");
+// Whether --dtype asks for the FP8 linears (docs/performance.md "FP8").
+bool fp8_dtype_option(const std::string& value);
+// The name of an engine's precision for records and reports: f32, bf16 or fp8.
+std::string precision_name(const EngineChoice& engine);
 
 // How an image is split over its ranks (--parallel and its degrees and options).
 struct ParallelChoice {

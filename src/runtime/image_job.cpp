@@ -119,7 +119,7 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
     p.comm_dtype = plan.fp8_wire ? "e4m3" : dtype_name(plan.compute);
   }
   p.seconds_per_step = seconds_per_step;
-  p.compute_dtype = dtype_name(plan.compute);
+  p.compute_dtype = precision_name(engine.choice);
   p.digests = job.digests;
   p.prompt_text = job.prompt_text;
   if (engine.cache.enabled()) p.cache = describe_cache(engine.cache);

@@ -29,7 +29,7 @@ void RunRecord::set_engine(const Engine& e) {
   record_["engine"] = {
       {"backend", e.backend->name()},
       {"device", device_name(*e.backend, e.mpi.local_rank())},
-      {"dtype", dtype_name(e.choice.compute)},
+      {"dtype", precision_name(e.choice)},
       {"cuda_graphs", e.choice.cuda_graphs},
       {"transport", layout.group().describe()},
       {"method", patch ? "patch" : "sequence"},

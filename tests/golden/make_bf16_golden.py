@@ -26,11 +26,9 @@ import make_golden as ref  # noqa: E402
 BF16 = torch.bfloat16
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: python3 tests/golden/make_bf16_golden.py GOLDEN_DIR")
-    gdir = sys.argv[1]
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+def bf16_forward(gdir, dev):
+    """The reference forward on the golden inputs in bfloat16: the velocity (bf16 tensor on dev).
+    make_fp8_golden.py runs it again with its FP8 linears patched into ref.linear."""
     c = ref.CFG
     with h5py.File(os.path.join(gdir, "flux_tiny_weights.h5"), "r") as f:
         P = {k: torch.tensor(np.array(f[k.replace(".", "/")]), device=dev).to(BF16)
@@ -53,16 +51,29 @@ def main():
     txt_ids = torch.zeros((txt.shape[0], 3), dtype=torch.float64)
     with torch.no_grad():
         vel = ref.forward(c, P, img, txt, y, t, guidance, img_ids, txt_ids)
+    ref.temb, ref.rope_phases, ref.rope = temb64, phases64, rope64
+    return vel
 
+
+def error_against_golden(gdir, vel):
+    """Relative L2 of a velocity against the float64 golden (flux_tiny_velocity.h5)."""
+    with h5py.File(os.path.join(gdir, "flux_tiny_velocity.h5"), "r") as f:
+        exact = torch.tensor(np.array(f["velocity"]), dtype=torch.float64)
+    got = vel.to(torch.float64).cpu()
+    return ((got - exact).norm() / exact.norm()).item()
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: python3 tests/golden/make_bf16_golden.py GOLDEN_DIR")
+    gdir = sys.argv[1]
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    vel = bf16_forward(gdir, dev)
     with h5py.File(os.path.join(gdir, "flux_tiny_velocity_bf16.h5"), "w") as f:
         f.create_dataset("velocity", data=vel.to(torch.float32).cpu().numpy())
         f.attrs["generator"] = "tests/golden/make_bf16_golden.py (PyTorch bfloat16 eager, %s)" % dev
         f.attrs["torch_version"] = str(torch.__version__)
-    with h5py.File(os.path.join(gdir, "flux_tiny_velocity.h5"), "r") as f:
-        exact = torch.tensor(np.array(f["velocity"]), dtype=torch.float64)
-    got = vel.to(torch.float64).cpu()
-    print("bf16 reference: relative L2 error against the float64 golden %.3e"
-          % ((got - exact).norm() / exact.norm()).item())
+    print("bf16 reference: relative L2 error against the float64 golden %.3e" % error_against_golden(gdir, vel))
 
 
 if __name__ == "__main__":

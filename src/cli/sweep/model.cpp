@@ -23,6 +23,7 @@ Priced priced(const SweepPlan& plan, const json& record, double measured_rate) {
   if (const auto e = record.find("run_engine"); e != record.end()) {
     engine.backend = e->at("backend").get<std::string>();
     engine.compute = resolve_compute_dtype(e->at("dtype").get<std::string>(), engine.backend);
+    engine.fp8 = fp8_dtype_option(e->at("dtype").get<std::string>());
     device = e->value("device", "");
   }
   Priced p;
