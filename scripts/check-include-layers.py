@@ -16,6 +16,7 @@ RULES = [
     ("src/backend/", "backend"),
     ("io/", "io"),
     ("mpi/comm/", "comm"),
+    ("src/text/", "text"),
     ("src/model/hooks.hpp", "hooks"),
     ("src/model/sequence_shard.", "hooks"),
     ("src/model/", "model"),
@@ -31,11 +32,12 @@ ALLOWED = {
     "backend": {"core", "cuda"},
     "io": {"core"},
     "comm": {"core", "cuda"},
+    "text": {"core"},
     "hooks": {"backend", "core", "cuda"},
-    "model": {"hooks", "backend", "io", "core"},
+    "model": {"hooks", "backend", "io", "text", "core"},
     "plans": {"hooks", "comm", "backend", "core", "cuda"},
-    "runtime": {"model", "plans", "hooks", "comm", "io", "backend", "core", "cuda"},
-    "cli": {"runtime", "model", "plans", "hooks", "comm", "io", "backend", "core", "cuda"},
+    "runtime": {"model", "plans", "hooks", "comm", "io", "text", "backend", "core", "cuda"},
+    "cli": {"runtime", "model", "plans", "hooks", "comm", "io", "text", "backend", "core", "cuda"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev                  # safetensors header
   librandom123-dev                    # counter-based RNG for the initial noise
   libpng-dev                          # image output
+  libsentencepiece-dev                # T5's tokenizer (src/text/t5_tokenizer.cpp; required)
   libgtest-dev                        # unit tests
   libucx-dev                          # UCX one-sided transport (--transport ucx; optional: -DFRESCO_UCX=OFF)
   gnuplot-nox                         # `fresco sweep` plots (PNG through its pngcairo terminal)
