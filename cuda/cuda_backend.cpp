@@ -135,12 +135,14 @@ class CudaBackend final : public Backend {
   void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
                   const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
                   const Tensor* gate = nullptr) override;
+  void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, const Tensor& q,
+                         const Tensor& scales) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;
 
  private:
   // Grow-only device scratch, one buffer per role so that the operands of one op never share.
-  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kChangePartial, kFp8Scale, kSlots };
+  enum Slot { kAcc, kConvX, kConvW, kBias, kAttQ, kAttK, kAttV, kAttO, kPartial, kChangePartial, kFp8Scale, kNormed, kSlots };
 
   cudaStream_t s() const { return stream_.get(); }
   template <typename T>
@@ -172,7 +174,7 @@ class CudaBackend final : public Backend {
       cuda::DeviceBuffer("attention q"),        cuda::DeviceBuffer("attention k"),
       cuda::DeviceBuffer("attention v"),        cuda::DeviceBuffer("attention output"),
       cuda::DeviceBuffer("group partial sums"), cuda::DeviceBuffer("change partial sums"),
-      cuda::DeviceBuffer("gated fp8 scales")};
+      cuda::DeviceBuffer("gated fp8 scales"),   cuda::DeviceBuffer("normed rows to quantize")};
   size_t attention_cudnn_ = 0, attention_kernel_ = 0, linear_lt_ = 0, linear_acc_ = 0, linear_fallback_ = 0;
   size_t linear_fp8_lt_ = 0, linear_fp8_widened_ = 0;
   size_t attention_wide_ = 0, conv_cudnn_ = 0, conv_kernel_ = 0;
@@ -261,6 +263,7 @@ bool CudaBackend::supports(const OpDesc& d) const {
     case Op::quantize_rows: return is_float(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_float(d.out);
     case Op::linear_fp8: return d.in == DType::e4m3 && is_float(d.out);
+    case Op::norm_modulate_fp8: return is_float(d.in) && d.out == DType::e4m3;
     default: return is_float(d.in) && is_float(d.out);
   }
 }
@@ -504,6 +507,22 @@ void CudaBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tens
   numel(scale, X.cols, "norm_modulate", "scale");
   cuda::layer_norm(X, vec(shift, "norm_modulate"), vec(scale, "norm_modulate"), eps,
                    mat(y, "norm_modulate"), s());
+}
+
+void CudaBackend::norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                    const Tensor& q, const Tensor& scales) {
+  op_checks::quantized_rows(x, q, scales, "norm_modulate_fp8");
+  const Mat X = mat(x, "norm_modulate_fp8"), Q = mat(q, "norm_modulate_fp8");
+  numel(shift, X.cols, "norm_modulate_fp8", "shift");
+  numel(scale, X.cols, "norm_modulate_fp8", "scale");
+  check(scales, "norm_modulate_fp8");
+  const Vec SH = vec(shift, "norm_modulate_fp8"), SC = vec(scale, "norm_modulate_fp8");
+  float* qs = scales.data<float>();
+  if (cuda::layer_norm_fp8(X, SH, SC, eps, Q, qs, s())) return;
+  // Elsewhere the two ops it stands for, through a scratch row block of x's dtype.
+  const Mat Y{scratch<char>(kNormed, size_t(X.rows * X.cols) * dtype_size(x.dtype())), X.dt, X.rows, X.cols, X.cols};
+  cuda::layer_norm(X, SH, SC, eps, Y, s());
+  cuda::quantize_rows(Y, Q, qs, s());
 }
 
 void CudaBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps, const Tensor& y) {

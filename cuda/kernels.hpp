@@ -84,6 +84,11 @@ void unpack_latent(Mat tokens, int64_t c, int64_t h, int64_t w, Mat latent, cuda
 // y = (x - mean) / sqrt(var + eps) per row; with shift/scale (data non-null):
 // y = (1 + scale) * that + shift (norm_modulate).
 void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stream);
+// norm_modulate_fp8: layer_norm with shift/scale, each value rounded to x's dtype, then the row
+// quantized as quantize_rows does (q e4m3, qscale[r] f32), in one pass. False (nothing
+// launched) where the one-pass kernel does not apply (f32, rows over 4096 wide, misaligned):
+// the caller runs layer_norm and quantize_rows.
+bool layer_norm_fp8(Mat x, Vec shift, Vec scale, float eps, Mat q, float* qscale, cudaStream_t stream);
 // x, y: rows of H heads of D elements. normalize: y = x * rsqrt(mean(x^2) + eps) * scale[d];
 // with cos/sin ([rows, D/2] tables, data non-null) the pairs (2p, 2p+1) are then rotated.
 void rms_norm_rope(Mat x, int64_t heads, int64_t head_dim, bool normalize, Vec scale, float eps,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -196,6 +197,38 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
   }
   __syncthreads();
   return shared[32];
+}
+
+// Maximum over the block, as block_sum (`shared`: 33 floats).
+__device__ __forceinline__ float block_max(float v, float* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();  // `shared` may still be read by a previous call
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float w = lane < warps ? shared[lane] : 0.0f;
+    w = warp_max(w);
+    if (lane == 0) shared[32] = w;
+  }
+  __syncthreads();
+  return shared[32];
+}
+
+// ---- e4m3 (FP8) ------------------------------------------------------------------------------
+
+// The per-row scale of quantize_rows: amax / 448, or 1 for a row of zeros.
+__device__ __forceinline__ float e4m3_scale_of(float amax) { return amax > 0 ? __fdiv_rn(amax, 448.0f) : 1.0f; }
+// 8 values divided by `scale` (rounded to nearest) and converted to e4m3 (nearest even,
+// saturated at +-448), packed in memory order: the bytes quantize_rows stores.
+__device__ __forceinline__ uint2 to_e4m3x8(const float (&v)[8], float scale) {
+  union {
+    uint2 word;
+    __nv_fp8_storage_t bytes[8];
+  } pack;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) pack.bytes[e] = __nv_cvt_float_to_fp8(__fdiv_rn(v[e], scale), __NV_SATFINITE, __NV_E4M3);
+  return pack.word;
 }
 
 // ---- launches ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // RoPE alone. Statistics in f32 over a row (LayerNorm: one block per row, two passes for the
 // mean and the variance) or a head (RMSNorm: one warp per head; rows of 16-byte-aligned runs
 // of 4 use the vectorised kernel that reads each head once into registers).
+#include <type_traits>
+
 #include "cuda/kernels_common.cuh"
 #include "src/core/tuning.hpp"
 
@@ -42,9 +44,13 @@ __global__ void __launch_bounds__(kRowThreads)
 // In place is safe: every read of the row precedes the block reductions' barriers.
 constexpr int kLnThreads = 128, kLnMaxVec = 4;
 
-template <typename T, typename Tm>
+//
+// Quantize (norm_modulate_fp8): the row, rounded to T as y would store it, is kept in registers
+// and stored as e4m3 with one scale per row instead (qout, qscale), exactly what quantize_rows of
+// the stored y would give.
+template <typename T, typename Tm, bool Quantize = false>
 __global__ void __launch_bounds__(kLnThreads)
-    layer_norm_vec_kernel(Mat x, const Tm* shift, const Tm* scale, float eps, Mat y) {
+    layer_norm_vec_kernel(Mat x, const Tm* shift, const Tm* scale, float eps, Mat y, Mat qout = {}, float* qscale = nullptr) {
   __shared__ float shared[33];
   const int64_t C = x.cols, nv = C / 8;
   for (int64_t r = blockIdx.x; r < x.rows; r += gridDim.x) {
@@ -74,7 +80,8 @@ __global__ void __launch_bounds__(kLnThreads)
       }
     }
     const float inv = 1.0f / sqrtf(block_sum(q, shared) / float(C) + eps);
-    T* out = at<T>(y, r, 0);
+    T* out = Quantize ? nullptr : at<T>(y, r, 0);
+    float amax = 0.0f;
 #pragma unroll
     for (int k = 0; k < kLnMaxVec; ++k) {
       const int64_t j = threadIdx.x + int64_t(k) * kLnThreads;
@@ -90,7 +97,25 @@ __global__ void __launch_bounds__(kLnThreads)
 #pragma unroll
           for (int i = 0; i < 8; ++i) o[i] = (v[k][i] - mean) * inv;
         }
-        store8(out + 8 * j, o);
+        if constexpr (Quantize) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            v[k][i] = to_f(from_f<T>(o[i]));  // the value y would hold
+            amax = fmaxf(amax, fabsf(v[k][i]));
+          }
+        } else {
+          store8(out + 8 * j, o);
+        }
+      }
+    }
+    if constexpr (Quantize) {
+      const float qs = e4m3_scale_of(block_max(amax, shared));
+      if (threadIdx.x == 0) qscale[r] = qs;
+      auto* qrow = at<__nv_fp8_storage_t>(qout, r, 0);
+#pragma unroll
+      for (int k = 0; k < kLnMaxVec; ++k) {
+        const int64_t j = threadIdx.x + int64_t(k) * kLnThreads;
+        if (j < nv) *reinterpret_cast<uint2*>(qrow + 8 * j) = to_e4m3x8(v[k], qs);
       }
     }
   }
@@ -297,6 +322,24 @@ void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stre
     });
   });
   FRESCO_CUDA_LAUNCHED();
+}
+
+bool layer_norm_fp8(Mat x, Vec shift, Vec scale, float eps, Mat q, float* qscale, cudaStream_t stream) {
+  if (x.rows == 0 || x.cols == 0) return true;
+  const bool q_words = reinterpret_cast<uintptr_t>(q.data) % 8 == 0 && (x.rows <= 1 || q.ld % 8 == 0);
+  if (x.dt == kF32 || shift.dt != scale.dt || shift.dt != x.dt || !scale.data || x.cols % 8 != 0 ||
+      x.cols > kLnThreads * 8 * kLnMaxVec || !vector_ok(x, 8) || !q_words || !aligned16(shift.data) ||
+      !aligned16(scale.data))
+    return false;
+  const unsigned blocks = unsigned(x.rows < 65535 * 4 ? x.rows : 65535 * 4);
+  dispatch_float(x.dt, [&](auto t) {
+    using T = typename decltype(t)::type;
+    if constexpr (!std::is_same_v<T, float>)
+      layer_norm_vec_kernel<T, T, true><<<blocks, kLnThreads, 0, stream>>>(
+          x, static_cast<const T*>(shift.data), static_cast<const T*>(scale.data), eps, Mat{}, q, qscale);
+  });
+  FRESCO_CUDA_LAUNCHED();
+  return true;
 }
 
 void rms_norm_rope(Mat x, int64_t heads, int64_t head_dim, bool normalize, Vec scale, float eps,

@@ -17,26 +17,11 @@ namespace {
 constexpr int kQuantizeThreads = 256;
 constexpr float kE4m3Max = 448.0f;
 
-// The block's maximum of v (every thread gets it). `partial`: 32 floats of shared memory.
-__device__ float block_max(float v, float* partial) {
-  v = warp_max(v);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float m = lane < int(blockDim.x >> 5) ? partial[lane] : 0.0f;
-    m = warp_max(m);
-    if (lane == 0) partial[0] = m;
-  }
-  __syncthreads();
-  return partial[0];
-}
-
 constexpr int kRegisterChunks = 8;  // chunks of 8 values per thread: rows up to 256 * 64 = 16384
 
 template <typename T>
 __global__ void quantize_rows_vec_kernel(Mat x, Mat q, float* scales) {
-  __shared__ float partial[32];
+  __shared__ float partial[33];
   const int64_t r = blockIdx.x, chunks = x.cols / 8;
   const T* in = at<const T>(x, r, 0);
   float v[kRegisterChunks][8];
@@ -50,22 +35,13 @@ __global__ void quantize_rows_vec_kernel(Mat x, Mat q, float* scales) {
       for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[j][e]));
     }
   }
-  amax = block_max(amax, partial);
-  const float scale = amax > 0 ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+  const float scale = e4m3_scale_of(block_max(amax, partial));
   if (threadIdx.x == 0) scales[r] = scale;
   auto* out = at<__nv_fp8_storage_t>(q, r, 0);
 #pragma unroll
   for (int j = 0; j < kRegisterChunks; ++j) {
     const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
-    if (c8 < chunks) {
-      union {
-        uint2 word;
-        __nv_fp8_storage_t bytes[8];
-      } pack;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) pack.bytes[e] = __nv_cvt_float_to_fp8(__fdiv_rn(v[j][e], scale), __NV_SATFINITE, __NV_E4M3);
-      *reinterpret_cast<uint2*>(out + c8 * 8) = pack.word;
-    }
+    if (c8 < chunks) *reinterpret_cast<uint2*>(out + c8 * 8) = to_e4m3x8(v[j], scale);
   }
 }
 
@@ -80,12 +56,11 @@ __global__ void fold_gate_kernel(const float* w_scale, Vec gate, Vec bias, int64
 
 template <typename T>
 __global__ void quantize_rows_kernel(Mat x, Mat q, float* scales) {
-  __shared__ float partial[32];
+  __shared__ float partial[33];
   const int64_t r = blockIdx.x;
   float amax = 0;
   for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) amax = fmaxf(amax, fabsf(to_f(*at<const T>(x, r, c))));
-  amax = block_max(amax, partial);
-  const float scale = amax > 0 ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+  const float scale = e4m3_scale_of(block_max(amax, partial));
   if (threadIdx.x == 0) scales[r] = scale;
   for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) {
     const float v = __fdiv_rn(to_f(*at<const T>(x, r, c)), scale);

@@ -485,6 +485,7 @@ class Cases {
   void latent_and_image();
   void fp8();
   void linear_fp8();
+  void norm_modulate_fp8();
 };
 
 // ---- linear ---------------------------------------------------------------------------------
@@ -1371,6 +1372,42 @@ void Cases::fp8() {
       }
 }
 
+// norm_modulate_fp8: the same bytes and scales as the tested backend's own norm_modulate
+// followed by quantize_rows (the definition: the fused op stores nothing in between), and the
+// dequantized rows within e4m3's precision of the float64 LayerNorm + modulate.
+void Cases::norm_modulate_fp8() {
+  constexpr float eps = 1e-6f;
+  for (DType dt : {DType::f32, DType::bf16})
+    for (auto [L, C] : {std::pair<int64_t, int64_t>{1, 8}, {5, 24}, {19, 64}, {64, 1000}, {33, 3072}, {0, 8}})
+      for (Layout layout : {Layout::plain, Layout::strided}) {
+        const bool strided = layout == Layout::strided;
+        if (strided && L == 0) continue;
+        add(Op::norm_modulate_fp8, join({{"L", L}, {"C", C}}), dt, layout_name(layout),
+            desc(Op::norm_modulate_fp8, dt, DType::e4m3, dt, strided), [=](Ctx& c) {
+              const Tensor x = c.values({L, C}, 3.0), mod = c.values({2, C});
+              const Tensor modd = c.input(mod), shd = modd.rows(0, 1), scd = modd.rows(1, 1);
+              const Tensor xd = strided ? c.strided_input(x) : c.input(x);
+              // q strided as a wide buffer's columns: 16 bytes in, rows of C + 32 bytes.
+              const Guarded q = strided ? c.output({L, C}, DType::e4m3, 16, 32) : c.output({L, C}, DType::e4m3);
+              const Guarded scales = c.output({L}, DType::f32);
+              c.op([&] { c.be.norm_modulate_fp8(xd, shd, scd, eps, q.view, scales.view); }, true);
+              const Guarded y = c.output({L, C}, dt), q2 = c.output({L, C}, DType::e4m3), s2 = c.output({L}, DType::f32);
+              c.be.norm_modulate(xd, shd, scd, eps, y.view);
+              c.be.quantize_rows(y.view, q2.view, s2.view);
+              const Vec got_q = c.result(q), got_s = c.result(scales);
+              c.check("q vs norm_modulate + quantize_rows", got_q, c.result(q2), kExact);
+              c.check("scales vs norm_modulate + quantize_rows", got_s, c.result(s2), kExact);
+              const Vec mv = to_vec(mod);
+              const Vec sh(mv.begin(), mv.begin() + C), sc(mv.begin() + C, mv.end());
+              Vec dequantized;
+              for (int64_t r = 0; r < L; ++r)
+                for (int64_t k = 0; k < C; ++k) dequantized.push_back(got_q[size_t(r * C + k)] * got_s[size_t(r)]);
+              c.check("dequantized vs LayerNorm + modulate", dequantized,
+                      ref_modulate(ref_layer_norm(to_vec(x), L, C, eps), sh, sc), 3.9e-3);
+            });
+      }
+}
+
 // linear_fp8 against its definition (backend.hpp): the products of the e4m3 values summed in
 // double, then both scales, the bias and the epilogue, rounded once. K a multiple of 16 with
 // 16-byte rows takes cuBLASLt's e4m3 path on GPUs that have one (the strided cases are laid out
@@ -1428,6 +1465,7 @@ std::vector<Case> make_cases() {
   Cases c;
   c.linear();
   c.linear_fp8();
+  c.norm_modulate_fp8();
   c.norms();
   c.heads();
   c.attention();

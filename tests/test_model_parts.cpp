@@ -23,6 +23,24 @@ TEST(Presets, ParameterCounts) {
   EXPECT_THROW(flux_preset("flux-huge"), InputError);
 }
 
+TEST(Presets, TokenLinearWeights) {
+  // The weights --dtype fp8 quantizes: the token linears' [N, K] matrices of the weight table.
+  for (const char* preset : {"flux-tiny", "flux-dev"}) {
+    const FluxConfig c = flux_preset(preset);
+    int64_t n = 0;
+    for (const auto& s : flux_weight_specs(c)) {
+      const std::string& k = s.name;
+      const bool token = k.find("_attn.qkv.weight") != std::string::npos || k.find("_attn.proj.weight") != std::string::npos ||
+                         k.find("_mlp.0.weight") != std::string::npos || k.find("_mlp.2.weight") != std::string::npos ||
+                         k.find(".linear1.weight") != std::string::npos || k.find(".linear2.weight") != std::string::npos;
+      if (token) n += shape_numel(s.shape);
+    }
+    EXPECT_EQ(flux_token_linear_weight_count(c), n) << preset;
+  }
+  // FLUX.1-dev: 8.6 B of its 11.9 B parameters (the modulation GEMVs hold most of the rest).
+  EXPECT_NEAR(double(flux_token_linear_weight_count(flux_preset("flux-dev"))), 8.61e9, 0.01e9);
+}
+
 TEST(WeightTable, ReportsEveryProblemAtOnce) {
   const FluxConfig c = flux_preset("flux-tiny");
   std::map<std::string, StoredTensorInfo> found;

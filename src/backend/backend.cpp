@@ -43,6 +43,7 @@ const char* op_name(Op op) {
     case Op::quantize_rows: return "quantize_rows";
     case Op::dequantize_rows: return "dequantize_rows";
     case Op::linear_fp8: return "linear_fp8";
+    case Op::norm_modulate_fp8: return "norm_modulate_fp8";
     case Op::count: break;
   }
   return "?";

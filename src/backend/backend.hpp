@@ -62,6 +62,7 @@ enum class Op {
   quantize_rows,       // q[R,C] e4m3, scale[R] f32 = amax(x row) / 448: FP8 communication
   dequantize_rows,     // y[R,C] = q[R,C] * scale[R]
   linear_fp8,          // y[M,N] = epilogue(xs[M] ws[N] (xq[M,K] · wq[N,K]^T) + b[N]), e4m3 operands
+  norm_modulate_fp8,   // q, scale = quantize_rows(norm_modulate(x)): a token linear's e4m3 input
   count
 };
 
@@ -227,6 +228,12 @@ class Backend {
   virtual void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
                           const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
                           const Tensor* gate = nullptr) = 0;
+  // The input of the linears after a norm_modulate, quantized where it is made: q and scales
+  // exactly as quantize_rows of norm_modulate(x, shift, scale, eps) stored in x's dtype, without
+  // storing that. x: [L, C] of a compute dtype; shift, scale: [C]; q: e4m3 [L, C], any row
+  // stride; scales: f32 [L].
+  virtual void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                 const Tensor& q, const Tensor& scales) = 0;
 
   // ---- set-up ops -----------------------------------------------------------------------
   // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard

@@ -76,6 +76,7 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::quantize_rows: return is_compute_dtype(d.in) && d.out == DType::e4m3;
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     case Op::linear_fp8: return d.in == DType::e4m3 && is_compute_dtype(d.out);
+    case Op::norm_modulate_fp8: return is_compute_dtype(d.in) && d.out == DType::e4m3;
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
   }
 }
@@ -207,6 +208,13 @@ void CpuBackend::modulate_rows(const Tensor& x, const Tensor& shift, const Tenso
   const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
   const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  modulated(in, sh, sc, normalize, eps, out);
+  cpu::store(out, y);
+}
+
+void CpuBackend::modulated(const Rows& in, const float* sh, const float* sc, bool normalize, float eps,
+                           const Rows& out) {
+  const int64_t C = in.width;
   for_rows(out, [&](int64_t l) {
     const float* r = in.row(l);
     float* o = out.row(l);
@@ -217,7 +225,6 @@ void CpuBackend::modulate_rows(const Tensor& x, const Tensor& shift, const Tenso
       for (int64_t c = 0; c < C; ++c) o[c] = (1.0f + sc[c]) * r[c] + sh[c];
     }
   });
-  cpu::store(out, y);
 }
 
 void CpuBackend::rms_norm_heads(const Tensor& x, const Tensor& scale, float eps,

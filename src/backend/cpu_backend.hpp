@@ -71,6 +71,8 @@ class CpuBackend final : public Backend {
   void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
                   const Tensor* bias, const Tensor& y, Epilogue epilogue = Epilogue::none,
                   const Tensor* gate = nullptr) override;
+  void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, const Tensor& q,
+                         const Tensor& scales) override;
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;  // src/backend/cpu_random.cpp
 
@@ -85,6 +87,9 @@ class CpuBackend final : public Backend {
   // one loop of modulate and norm_modulate (rounded once at the store).
   void modulate_rows(const Tensor& x, const Tensor& shift, const Tensor& scale, bool normalize,
                      float eps, const Tensor& y, const char* op);
+  // Its rows in f32, before the store's rounding: out = (1 + sc) * x' + sh.
+  static void modulated(const cpu::Rows& in, const float* sh, const float* sc, bool normalize, float eps,
+                        const cpu::Rows& out);
 
   // y = f(a, b) element-wise, rounded once at the store: the loop of add and subtract.
   template <typename F>

@@ -19,6 +19,16 @@ struct ByteRows {
 };
 ByteRows byte_rows(const Tensor& q) { return {q.data<uint8_t>(), cpu::matrix_of(q).ld}; }
 
+// One row of quantize_rows: its scale, and its e4m3 bytes into q.
+float quantize_row(const float* row, int64_t width, uint8_t* q) {
+  float amax = 0;
+  for (int64_t c = 0; c < width; ++c) amax = std::max(amax, std::fabs(row[c]));
+  // The same f32 operations as the CUDA kernel, so both produce the same bytes.
+  const float s = amax > 0 ? amax / kE4m3Max : 1.0f;
+  for (int64_t c = 0; c < width; ++c) q[c] = float_to_e4m3(row[c] / s);
+  return s;
+}
+
 }  // namespace
 
 void CpuBackend::quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) {
@@ -28,14 +38,32 @@ void CpuBackend::quantize_rows(const Tensor& x, const Tensor& q, const Tensor& s
   const ByteRows out = byte_rows(q);
   float* scale = scales.data<float>();
 #pragma omp parallel for if (in.rows * in.width > (1 << 15))
-  for (int64_t r = 0; r < in.rows; ++r) {
-    const float* row = in.row(r);
-    float amax = 0;
-    for (int64_t c = 0; c < in.width; ++c) amax = std::max(amax, std::fabs(row[c]));
-    // The same f32 operations as the CUDA kernel, so both produce the same bytes.
-    const float s = amax > 0 ? amax / kE4m3Max : 1.0f;
-    scale[r] = s;
-    for (int64_t c = 0; c < in.width; ++c) out.data[r * out.ld + c] = float_to_e4m3(row[c] / s);
+  for (int64_t r = 0; r < in.rows; ++r) scale[r] = quantize_row(in.row(r), in.width, out.data + r * out.ld);
+}
+
+void CpuBackend::norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                   const Tensor& q, const Tensor& scales) {
+  // x: [L, C] compute dtype -> q: [L, C] e4m3, scales: [L] f32
+  op_checks::quantized_rows(x, q, scales, "norm_modulate_fp8");
+  op_checks::matrix(x, "norm_modulate_fp8");
+  const cpu::Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const int64_t L = in.rows, C = in.width;
+  op_checks::numel(shift, C, "norm_modulate_fp8", "shift");
+  op_checks::numel(scale, C, "norm_modulate_fp8", "scale");
+  const float* sh = cpu::dense(shift, scratch_, cpu::kVec0);
+  const float* sc = cpu::dense(scale, scratch_, cpu::kVec1);
+  const cpu::Rows rows{scratch_.get(cpu::kTmp, size_t(L * C)), L, C, C};
+  modulated(in, sh, sc, true, eps, rows);
+  const ByteRows out = byte_rows(q);
+  float* s = scales.data<float>();
+  const DType dt = x.dtype();
+#pragma omp parallel for if (L * C > (1 << 15))
+  for (int64_t r = 0; r < L; ++r) {
+    float* row = rows.row(r);
+    cpu::with_float_dtype(dt, [&](auto e) {  // the values norm_modulate would store in x's dtype
+      for (int64_t c = 0; c < C; ++c) row[c] = e.load(e.store(row[c]));
+    });
+    s[r] = quantize_row(row, C, out.data + r * out.ld);
   }
 }
 

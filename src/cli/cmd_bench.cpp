@@ -185,6 +185,11 @@ class ProfilingBackend final : public Backend {
     timed(kind.str(), 2.0 * double(M) * double(N) * double(K), bytes,
           [&] { in_.linear_fp8(xq, x_scale, wq, w_scale, bias, y, epilogue, gate); });
   }
+  void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, const Tensor& q,
+                         const Tensor& scales) override {
+    timed("norm_modulate_fp8", 0, tensor_bytes(x) + tensor_bytes(q),
+          [&] { in_.norm_modulate_fp8(x, shift, scale, eps, q, scales); });
+  }
   void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override {
     timed("dequantize_rows", 0, tensor_bytes(q) + tensor_bytes(y), [&] { in_.dequantize_rows(q, scales, y); });
   }

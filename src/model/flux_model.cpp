@@ -157,6 +157,7 @@ std::vector<std::string> FluxTransformer::token_linear_names() const {
 
 void FluxTransformer::use_fp8_linears() {
   for (const OpDesc& op : {OpDesc{Op::quantize_rows, compute_, compute_, DType::e4m3},
+                           OpDesc{Op::norm_modulate_fp8, compute_, compute_, DType::e4m3},
                            OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_},
                            OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_, DType::f32, Epilogue::gelu_tanh, true},
                            OpDesc{Op::linear_fp8, DType::e4m3, DType::e4m3, compute_, DType::f32,
@@ -171,6 +172,18 @@ void FluxTransformer::use_fp8_linears() {
     fp8_[name] = std::move(f);
   }
   backend_.synchronize();
+}
+
+FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                                                           const Tensor& normed) {
+  if (!fp8_linears()) {
+    backend_.norm_modulate(x, shift, scale, kNormEps, normed);
+    return {normed, {}, {}};
+  }
+  Buffers& b = *buf_;  // FP8: only the quantized rows are made (`normed` is not written)
+  const TokenInput in{normed, b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1)), b.act_scale.rows(0, x.dim(0))};
+  backend_.norm_modulate_fp8(x, shift, scale, kNormEps, in.q, in.scale);
+  return in;
 }
 
 FluxTransformer::TokenInput FluxTransformer::quantize(const Tensor& x) {
@@ -298,8 +311,7 @@ void FluxTransformer::double_block(int index) {
     const std::string sp = p + s.name;
     linear(sp + "_mod.lin", b.vec_silu, s.mod.reshape({6 * d}));
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
-    backend_.norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), kNormEps, normed);
-    token_linear(sp + "_attn.qkv", quantize(normed), qkv.rows(s.row0, s.len));
+    token_linear(sp + "_attn.qkv", norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), normed), qkv.rows(s.row0, s.len));
     norm_rope_qk(qkv.rows(s.row0, s.len), s.row0, sp + "_attn");
   }
   attention_->attend(backend_, b.q, b.k, qkv.cols(2 * d, d).reshape({n, H, D}),
@@ -309,8 +321,8 @@ void FluxTransformer::double_block(int index) {
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
     const Tensor gate1 = s.mod.rows(2, 1), gate2 = s.mod.rows(5, 1);
     token_linear(sp + "_attn.proj", quantize(attn.rows(s.row0, s.len)), x, Epilogue::gated_residual, &gate1);
-    backend_.norm_modulate(x, s.mod.rows(3, 1), s.mod.rows(4, 1), kNormEps, normed);
-    token_linear(sp + "_mlp.0", quantize(normed), hidden.rows(s.row0, s.len), Epilogue::gelu_tanh);
+    token_linear(sp + "_mlp.0", norm_modulate(x, s.mod.rows(3, 1), s.mod.rows(4, 1), normed), hidden.rows(s.row0, s.len),
+                 Epilogue::gelu_tanh);
     token_linear(sp + "_mlp.2", quantize(hidden.rows(s.row0, s.len)), x, Epilogue::gated_residual, &gate2);
   }
 }
@@ -323,13 +335,12 @@ void FluxTransformer::single_block(int index) {
   const Tensor mod = b.mod.rows(0, 3);  // [3, d]: shift, scale, gate
   const Tensor gate = mod.rows(2, 1);
   linear(p + ".modulation.lin", b.vec_silu, mod.reshape({3 * d}));
-  backend_.norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), kNormEps, b.normed);
+  const TokenInput normed = norm_modulate(b.x, mod.rows(0, 1), mod.rows(1, 1), b.normed);
   // linear1 [L, 3d + m] = qkv | mlp, as two products on row slices of its weight: the qkv part
   // into `fused`, the MLP part with the GELU epilogue straight into its place in `concat`
   // (one pass over the [L, m] hidden instead of three; measured −2.6 ms per 1024² step against
   // one product and a separate GELU, docs/performance.md).
   // (linear1's weight [3d + m, d]: rows [0, 3d) qkv, [3d, 3d + m) MLP.)
-  const TokenInput normed = quantize(b.normed);
   token_linear(p + ".linear1", normed, b.fused.cols(0, 3 * d), Epilogue::none, nullptr, 0, 3 * d);
   token_linear(p + ".linear1", normed, b.concat.cols(d, m), Epilogue::gelu_tanh, nullptr, 3 * d, m);
   norm_rope_qk(b.fused, 0, p);

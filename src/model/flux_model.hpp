@@ -108,6 +108,9 @@ class FluxTransformer final : public Denoiser {
     Tensor q, scale;  // defined with FP8 only
   };
   TokenInput quantize(const Tensor& x);
+  // y = norm_modulate(x) as a token linear's input: into `normed`, or with FP8 straight into the
+  // quantization buffers (one pass; `normed` is not written).
+  TokenInput norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& normed);
   // y = epilogue(in · W[rows]^T + b[rows]) of weight `name`'s output channels [row0, row0 + count)
   // (count -1: all): the bf16 linear, or with FP8 the e4m3 product of the quantized input.
   void token_linear(const std::string& name, const TokenInput& in, const Tensor& y, Epilogue epilogue = Epilogue::none,

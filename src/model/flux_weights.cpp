@@ -56,6 +56,11 @@ std::vector<WeightSpec> flux_weight_specs(const FluxConfig& c) {
   return s;
 }
 
+int64_t flux_token_linear_weight_count(const FluxConfig& config) {
+  const int64_t d = config.hidden, m = config.mlp_hidden();
+  return int64_t(2 * config.depth + config.depth_single) * (4 * d * d + 2 * m * d);
+}
+
 int64_t flux_parameter_count(const FluxConfig& config) {
   int64_t n = 0;
   for (const auto& spec : flux_weight_specs(config)) n += shape_numel(spec.shape);

@@ -20,6 +20,9 @@ struct WeightSpec {
 // Every tensor of the preset, in checkpoint order.
 std::vector<WeightSpec> flux_weight_specs(const FluxConfig& config);
 int64_t flux_parameter_count(const FluxConfig& config);
+// The weights of the token linears (every block's qkv, proj, MLP, linear1, linear2; no biases):
+// what --dtype fp8 keeps a second time in e4m3, (2 depth + depth_single) (4 d^2 + 2 m d).
+int64_t flux_token_linear_weight_count(const FluxConfig& config);
 
 // One difference of a file's tensors from a preset's table.
 struct WeightProblem {

@@ -100,6 +100,8 @@ double weight_bytes_in_memory(const FluxConfig& config, const EngineChoice& engi
   std::error_code ec;
   if (const auto size = std::filesystem::file_size(weights_path, ec); !ec)
     bytes = engine.compute == DType::f32 ? double(size) : std::min(double(size), bytes);
+  // --dtype fp8 keeps the token linears' weights a second time, in e4m3 (one byte each).
+  if (engine.fp8) bytes += double(flux_token_linear_weight_count(config));
   return bytes;
 }
 
