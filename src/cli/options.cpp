@@ -159,6 +159,8 @@ BenchEngine bench_engine(const po::variables_map& vm) {
   BenchEngine e;
   e.backend = backend_option(vm);
   e.dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), e.backend);
+  require_input(!fp8_dtype_option(vm["dtype"].as<std::string>()),
+                "--dtype fp8 changes the transformer's linears; the decoder has none: use auto, f32 or bf16");
   return e;
 }
 
