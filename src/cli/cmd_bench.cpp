@@ -519,6 +519,8 @@ Command bench_command() {
     o.warmup = vm["warmup"].as<int64_t>();
     o.parallel = parallel_choice(vm);
     o.engine = engine_choice(vm);
+    require_input(o.engine.fp8_bf16_steps == 0,
+                  "option --fp8-bf16-steps is for generate: bench times the steps of one precision (--dtype fp8 or bf16)");
     require_input(o.width > 0 && o.height > 0 && o.width % 16 == 0 && o.height % 16 == 0,
                   "options --width and --height must be positive multiples of 16");
     require_input(o.txt_len > 0, "option --txt-len must be positive");

@@ -107,6 +107,7 @@ Command decode_command() {
                   "--out names the outputs of one file; " + std::to_string(files.size()) + " files were given");
     for (const std::string& f : files) ensure_output_path(decode_outputs(f, false, prefix).png);
     EngineChoice engine = engine_choice(vm);
+    require_input(!engine.fp8, "--dtype fp8 changes the transformer's linears; the decoder has none: use auto, f32 or bf16");
     auto backend = std::shared_ptr<Backend>(make_backend(engine.backend, ctx.mpi.local_rank()));
     std::shared_ptr<VaeDecoder> decoder = load_decoder(vm["vae"].as<std::string>(), *backend, engine);
     // The closure owns the backend too: the decoder only refers to it.

@@ -84,7 +84,9 @@ Command forward_command() {
     // The engine (its backend selects the rank's GPU, which the device transports use), then
     // the inputs' sizes: the automatic layout is chosen for them (every rank reads the same
     // files, so these fail on all ranks or none); the layout is collective.
-    run->engine = std::make_unique<Engine>(ctx.mpi, engine_choice(vm), parallel_choice(vm),
+    const EngineChoice engine = engine_choice(vm);
+    require_input(engine.fp8_bf16_steps == 0, "option --fp8-bf16-steps is for generate: forward runs one forward");
+    run->engine = std::make_unique<Engine>(ctx.mpi, engine, parallel_choice(vm),
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
     const std::string in_path = vm["inputs"].as<std::string>();

@@ -111,6 +111,10 @@ void add_engine_options(po::options_description& o) {
         "channel and activations per token: opt-in, faster on Hopper GPUs, less exact; the CPU\n"
         "emulates it). Weights are converted to the activations' dtype when it is not f32")
            .c_str())
+      ("fp8-bf16-steps", po::value<int>()->default_value(0),
+       "with --dtype fp8: the first N and the last N denoising steps of each image run in bf16\n"
+       "(the hybrid schedule: FP8's error kept out of the steps that set the composition and the\n"
+       "fine detail); 0: every step in fp8")
       ("transport", po::value<std::string>()->default_value("auto"),
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
        "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"
@@ -132,6 +136,9 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   e.cuda_graphs = graphs == "on";
   e.compute = resolve_compute_dtype(vm["dtype"].as<std::string>(), e.backend);
   e.fp8 = fp8_dtype_option(vm["dtype"].as<std::string>());
+  e.fp8_bf16_steps = vm["fp8-bf16-steps"].as<int>();
+  require_input(e.fp8_bf16_steps >= 0, "option --fp8-bf16-steps must be 0 or more");
+  require_input(e.fp8_bf16_steps == 0 || e.fp8, "option --fp8-bf16-steps goes with --dtype fp8");
   e.transport = vm["transport"].as<std::string>();
   check_transport_name(e.transport);
   require_input(e.backend == "cuda" || e.transport == "auto" || e.transport == "mpi" || e.transport == "ucx",

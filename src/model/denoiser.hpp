@@ -95,6 +95,9 @@ class Denoiser {
   // token in the step; the rest stays in the compute dtype. Before set_condition.
   virtual void use_fp8_linears() = 0;
   virtual bool fp8_linears() const = 0;
+  // With FP8 linears: whether the next forwards use them (true) or the bf16 weights (false: the
+  // hybrid schedule's bf16 steps, runtime/step_runner.hpp). Host state, baked into a captured step.
+  virtual void set_fp8_active(bool active) = 0;
 };
 
 // The registry of model families: the spec of a preset (InputError naming the known ones).

@@ -176,7 +176,7 @@ void FluxTransformer::use_fp8_linears() {
 
 FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                                                            const Tensor& normed) {
-  if (!fp8_linears()) {
+  if (!fp8_now()) {
     backend_.norm_modulate(x, shift, scale, kNormEps, normed);
     return {normed, {}, {}};
   }
@@ -188,7 +188,7 @@ FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, cons
 
 FluxTransformer::TokenInput FluxTransformer::quantize(const Tensor& x) {
   TokenInput in{x, {}, {}};
-  if (!fp8_linears()) return in;
+  if (!fp8_now()) return in;
   Buffers& b = *buf_;
   in.q = b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1));
   in.scale = b.act_scale.rows(0, x.dim(0));
@@ -202,7 +202,7 @@ void FluxTransformer::token_linear(const std::string& name, const TokenInput& in
   if (count < 0) count = weight.dim(0);
   const Tensor bias = w(name + ".bias").rows(row0, count);
   const auto f = fp8_.find(name);
-  if (f == fp8_.end()) {
+  if (!fp8_active_ || f == fp8_.end()) {
     backend_.linear(in.x, weight.rows(row0, count), &bias, y, epilogue, gate);
     return;
   }

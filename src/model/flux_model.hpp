@@ -85,6 +85,7 @@ class FluxTransformer final : public Denoiser {
   // The token linears (every block's qkv, proj, MLP, linear1 and linear2, both streams) in e4m3.
   void use_fp8_linears() override;
   bool fp8_linears() const override { return !fp8_.empty(); }
+  void set_fp8_active(bool active) override { fp8_active_ = active; }
   // The checkpoint names of those linears' weights ("double_blocks.0.img_attn.qkv", ...).
   std::vector<std::string> token_linear_names() const;
 
@@ -131,6 +132,8 @@ class FluxTransformer final : public Denoiser {
     Tensor scale;  // [N] f32: per output channel, W ≈ q * scale
   };
   std::map<std::string, Fp8Weight> fp8_;  // by linear name; empty unless use_fp8_linears()
+  bool fp8_active_ = true;                // set_fp8_active
+  bool fp8_now() const { return fp8_active_ && fp8_linears(); }
 };
 
 }  // namespace fresco

@@ -28,6 +28,7 @@ struct EngineChoice {
   bool cuda_graphs = true;       // --cuda-graphs: capture a denoising step once, replay it
   DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
   bool fp8 = false;              // --dtype fp8: bf16 activations, the token linears in e4m3
+  int fp8_bf16_steps = 0;        // --fp8-bf16-steps: the first and last N steps in bf16
   std::string transport = "auto"; // --transport: auto | mpi | ipc | nccl | ucx (transports.hpp)
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };

@@ -16,7 +16,9 @@ ImageDenoiser::ImageDenoiser(Engine& engine, bool verbose)
     : engine_(engine),
       verbose_(verbose),
       runner_(*engine.backend, *engine.layout, *engine.model, engine.choice.cuda_graphs, engine.step_capturable(),
-              engine.cache) {}
+              engine.cache) {
+  runner_.set_bf16_edge_steps(engine.choice.fp8_bf16_steps);
+}
 
 DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& prompt,
                                      const std::function<void()>& between_steps) {

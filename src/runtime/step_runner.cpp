@@ -86,8 +86,19 @@ bool StepRunner::replay(const GraphKey& key) {
   return true;
 }
 
+int StepRunner::step_kind(int step, int steps) const {
+  const int n = model_.fp8_linears() ? bf16_edge_steps_ : 0;
+  const bool bf16_step = step < n || step >= steps - n;
+  return 2 * model_.attention().graph_kind(step) + (bf16_step ? 1 : 0);
+}
+
+void StepRunner::set_precision(int kind) {
+  if (model_.fp8_linears()) model_.set_fp8_active(kind % 2 == 0);
+}
+
 void StepRunner::run_eagerly(int step, int kind, Part part) {
   model_.set_step(step);  // replays before it ran no host code
+  set_precision(kind);
   const double sent_before = layout_.stats().bytes_sent;
   enqueue(part);
   part_bytes_[{kind, part}] = layout_.stats().bytes_sent - sent_before;
@@ -96,9 +107,10 @@ void StepRunner::run_eagerly(int step, int kind, Part part) {
 void StepRunner::capture_for_next(int step, int steps, int kind, const std::vector<Part>& parts) {
   // The eager step may have planned or grown what other kinds' graphs point at.
   agree_on_graphs();
-  if (!graphs_ || !capturable_ || step + 1 >= steps || model_.attention().graph_kind(step + 1) != kind) return;
+  if (!graphs_ || !capturable_ || step + 1 >= steps || step_kind(step + 1, steps) != kind) return;
   const double counted = layout_.stats().bytes_sent;
   model_.set_step(step + 1);  // recorded for step + 1, not run
+  set_precision(kind);
   for (Part part : parts) {
     const GraphKey key{kind, part};
     CapturedStep captured{backend_.capture([&] { enqueue(part); }), current(), part_bytes_[key]};
@@ -170,11 +182,13 @@ void StepRunner::run(int step, int steps, float t, float guidance, float dt) {
   marks_[size_t(2 * steps_run_)]->record(backend_.stream());
 
   StepTime info;
-  info.kind = model_.attention().graph_kind(step);
-  info.eager = cache_ ? run_cached(step, steps, info.kind, info) : run_whole(step, steps, info.kind);
+  const int kind = step_kind(step, steps);
+  info.kind = kind / 2;
+  info.bf16 = kind % 2 == 1 && model_.fp8_linears();
+  info.eager = cache_ ? run_cached(step, steps, kind, info) : run_whole(step, steps, kind);
   marks_[size_t(2 * steps_run_ + 1)]->record(backend_.stream());
   info.first_of_kind = std::none_of(step_info_.begin(), step_info_.end(), [&](const StepTime& s) {
-    return s.kind == info.kind && s.cached == info.cached;
+    return s.kind == info.kind && s.cached == info.cached && s.bf16 == info.bf16;
   });
   step_info_.push_back(info);
   ++steps_run_;

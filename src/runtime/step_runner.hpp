@@ -47,6 +47,9 @@ class StepRunner {
   // `cache`: the step cache (none by default); the model's set_step_cache must match it.
   StepRunner(Backend& backend, const ParallelLayout& layout, Denoiser& model, bool graphs, bool capturable,
              const StepCacheOptions& cache = {});
+  // FP8's hybrid schedule (--fp8-bf16-steps N): with a model whose linears are FP8, the first N
+  // and the last N steps of an image run its bf16 weights instead (each precision its own graphs).
+  void set_bf16_edge_steps(int n) { bf16_edge_steps_ = n; }
 
   // The sampler's state of an image of `rows` of this rank's tokens (token_channels wide);
   // reallocated only when `rows` changes, so graphs of the previous shape stay valid.
@@ -73,7 +76,8 @@ class StepRunner {
     double ms = 0;
     bool eager = false;
     int kind = 0;                 // AttentionStrategy::graph_kind of the step
-    bool first_of_kind = false;   // the image's first step of its kind and cache decision
+    bool bf16 = false;            // a bf16 step of an FP8 model's hybrid schedule
+    bool first_of_kind = false;   // the image's first step of its kind, precision and cache decision
     bool cached = false;          // the step reused the cached residual
     double decision_ms = 0;       // with a cache: the host's decision after the head had finished
                                   // (the 16-byte read, the group's gather, the policy)
@@ -100,7 +104,12 @@ class StepRunner {
   Epochs current() const;
   // Drops every graph on all ranks of the group if any rank holds one that is stale.
   void agree_on_graphs();
-  // A step graph's key: the attention's graph kind and the part of the step.
+  // A step's kind: AttentionStrategy::graph_kind times 2, plus 1 for a bf16 step of an FP8 model's
+  // hybrid schedule. Steps of one kind replay one graph.
+  int step_kind(int step, int steps) const;
+  // The model's precision for a step of `kind` (Denoiser::set_fp8_active), before it runs or is captured.
+  void set_precision(int kind);
+  // A step graph's key: the step's kind and the part of the step.
   enum class Part { whole, head, computed_tail, cached_tail };
   using GraphKey = std::pair<int, Part>;
   // Runs a step without a cache; returns whether it ran eagerly.
@@ -135,6 +144,7 @@ class StepRunner {
   std::map<GraphKey, CapturedStep> captured_;
   std::map<GraphKey, double> part_bytes_;  // what each part's exchanges sent when it last ran eagerly
   std::unique_ptr<StepCachePolicy> cache_;  // null without a cache
+  int bf16_edge_steps_ = 0;                  // set_bf16_edge_steps
   // Device events around the steps of the current image (reused across images).
   std::vector<std::unique_ptr<Event>> marks_;
   std::vector<StepTime> step_info_;  // eager, kind, first_of_kind of each step (ms filled by times())
