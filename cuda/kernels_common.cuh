@@ -181,38 +181,31 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-// `shared` holds 33 values of T.
-template <typename T>
-__device__ __forceinline__ T block_sum(T v, T* shared) {
+// A reduction over the block (blockDim.x a multiple of 32, at most 1024) of `warp_reduce`'s
+// operation (`identity` its neutral value); every thread gets the result. `shared` holds 33
+// values of T.
+template <typename T, typename WarpReduce>
+__device__ __forceinline__ T block_reduce(T v, T* shared, T identity, WarpReduce warp_reduce) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum(v);
+  v = warp_reduce(v);
   __syncthreads();  // `shared` may still be read by a previous call
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    T w = lane < warps ? shared[lane] : T(0);
-    w = warp_sum(w);
+    T w = lane < warps ? shared[lane] : identity;
+    w = warp_reduce(w);
     if (lane == 0) shared[32] = w;
   }
   __syncthreads();
   return shared[32];
 }
-
-// Maximum over the block, as block_sum (`shared`: 33 floats).
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T* shared) {
+  return block_reduce(v, shared, T(0), [](T x) { return warp_sum(x); });
+}
+// The maximum (of non-negative values: the identity is 0).
 __device__ __forceinline__ float block_max(float v, float* shared) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_max(v);
-  __syncthreads();  // `shared` may still be read by a previous call
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float w = lane < warps ? shared[lane] : 0.0f;
-    w = warp_max(w);
-    if (lane == 0) shared[32] = w;
-  }
-  __syncthreads();
-  return shared[32];
+  return block_reduce(v, shared, 0.0f, [](float x) { return warp_max(x); });
 }
 
 // ---- e4m3 (FP8) ------------------------------------------------------------------------------

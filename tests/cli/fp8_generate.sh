@@ -34,3 +34,7 @@ expect_error "must be 0 or more" -- "$FRESCO" generate --weights weights.h5 --pr
   --dtype fp8 --fp8-bf16-steps -1
 expect_error "is for generate" -- "$FRESCO" bench --model flux-tiny --width 64 --height 64 --steps 1 \
   --dtype fp8 --fp8-bf16-steps 1
+expect_error "is for generate" -- "$FRESCO" forward --weights weights.h5 --inputs none.h5 --out x.h5 \
+  --dtype fp8 --fp8-bf16-steps 1
+expect_error "the decoder has none" -- "$FRESCO" decode --vae none.h5 --dtype fp8 none.h5
+expect_error "the decoder has none" -- "$FRESCO" bench-decode --dtype fp8
