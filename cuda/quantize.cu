@@ -15,7 +15,6 @@ namespace fresco::cuda {
 namespace {
 
 constexpr int kQuantizeThreads = 256;
-constexpr float kE4m3Max = 448.0f;
 
 constexpr int kRegisterChunks = 8;  // chunks of 8 values per thread: rows up to 256 * 64 = 16384
 

@@ -180,18 +180,19 @@ FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, cons
     backend_.norm_modulate(x, shift, scale, kNormEps, normed);
     return {normed, {}, {}};
   }
-  Buffers& b = *buf_;  // FP8: only the quantized rows are made (`normed` is not written)
-  const TokenInput in{normed, b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1)), b.act_scale.rows(0, x.dim(0))};
+  const TokenInput in = quantized_input(normed);  // only the quantized rows are made, not `normed`
   backend_.norm_modulate_fp8(x, shift, scale, kNormEps, in.q, in.scale);
   return in;
 }
 
+FluxTransformer::TokenInput FluxTransformer::quantized_input(const Tensor& x) const {
+  const Buffers& b = *buf_;
+  return {x, b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1)), b.act_scale.rows(0, x.dim(0))};
+}
+
 FluxTransformer::TokenInput FluxTransformer::quantize(const Tensor& x) {
-  TokenInput in{x, {}, {}};
-  if (!fp8_now()) return in;
-  Buffers& b = *buf_;
-  in.q = b.act_q.rows(0, x.dim(0)).cols(0, x.dim(1));
-  in.scale = b.act_scale.rows(0, x.dim(0));
+  if (!fp8_now()) return {x, {}, {}};
+  const TokenInput in = quantized_input(x);
   backend_.quantize_rows(x, in.q, in.scale);
   return in;
 }

@@ -109,6 +109,8 @@ class FluxTransformer final : public Denoiser {
     Tensor q, scale;  // defined with FP8 only
   };
   TokenInput quantize(const Tensor& x);
+  // x with the quantization buffers' views of its shape (rows of act_q, act_scale), not yet filled.
+  TokenInput quantized_input(const Tensor& x) const;
   // y = norm_modulate(x) as a token linear's input: into `normed`, or with FP8 straight into the
   // quantization buffers (one pass; `normed` is not written).
   TokenInput norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& normed);
