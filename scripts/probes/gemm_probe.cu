@@ -6,6 +6,9 @@
 //     output channel for W, one per token for X), with the bias and GELU+bias epilogues, and
 //     the gated residual folded in (the gate multiplied into W's scale vector, beta = 1 on the
 //     residual, bias pre-multiplied by the gate);
+//   - bf16 with the gated residual in the GEMM: the gate as a per-output-channel alpha vector
+//     (pointer mode ALPHA_DEVICE_VECTOR_BETA_HOST), the bias pre-multiplied by the gate, beta = 1
+//     on the residual (what would replace today's f32 product plus gated_residual kernel);
 // and checks a sample of each fp8 variant's outputs against a host dot product of the same
 // quantized values. Build: nvcc -O2 -arch=sm_90a gemm_probe.cu -lcublasLt -o gemm_probe
 #include <cublasLt.h>
@@ -31,6 +34,7 @@ static const size_t kWs = 32u << 20;
 struct Variant {
   const char* name;
   bool fp8, outer, gelu, gated;
+  bool alpha_vector = false;  // bf16: the gate as alpha, one f32 per output channel (device)
 };
 
 // D^T[N x M] = A(W: K x N col-major, op T) * B(X^T: K x M) ; row-major D [M, N].
@@ -47,6 +51,10 @@ static bool setup(const Variant& v, int64_t M, int64_t N, int64_t K, const void*
   cudaDataType_t bt = CUDA_R_16BF;
   cublasLtMatmulDescSetAttribute(*desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
   const cudaDataType_t ab = v.fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  if (v.alpha_vector) {
+    int32_t mode = CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST;
+    if (!LK(cublasLtMatmulDescSetAttribute(*desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof mode))) return false;
+  }
   if (v.fp8) {
     if (v.outer) {
       int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
@@ -81,7 +89,8 @@ int main() {
                               {"fp8 tensor bias", true, false, false, false},
                               {"fp8 rowwise bias", true, true, false, false},
                               {"fp8 rowwise gelu", true, true, true, false},
-                              {"fp8 rowwise gated", true, true, false, true}};
+                              {"fp8 rowwise gated", true, true, false, true},
+                              {"bf16 gated alphavec", false, false, false, true, true}};
   cudaStream_t st;
   CK(cudaStreamCreate(&st));
   cudaEvent_t e0, e1;
@@ -102,11 +111,12 @@ int main() {
       for (size_t i = 0; i < sa.size(); ++i) { sa[i] = 0.02f + 0.001f * float(i % 7); gate[i] = 0.5f + 0.01f * float(i % 13); }
       for (size_t i = 0; i < sb.size(); ++i) sb[i] = 1.0f + 0.01f * float(i % 5);
       void *dx, *dw, *db, *dd, *dqx, *dqw, *dgb, *dd2;
-      float *dsa, *dsb, *dsag, *dscal;
+      float *dsa, *dsb, *dsag, *dscal, *dgate;
       CK(cudaMalloc(&dx, M * K * 2)); CK(cudaMalloc(&dw, N * K * 2)); CK(cudaMalloc(&db, N * 2));
       CK(cudaMalloc(&dgb, N * 2)); CK(cudaMalloc(&dd, M * N * 2)); CK(cudaMalloc(&dd2, M * N * 2));
       CK(cudaMalloc(&dqx, M * K)); CK(cudaMalloc(&dqw, N * K));
       CK(cudaMalloc(&dsa, N * 4)); CK(cudaMalloc(&dsb, M * 4)); CK(cudaMalloc(&dsag, N * 4)); CK(cudaMalloc(&dscal, 8));
+      CK(cudaMalloc(&dgate, N * 4));
       CK(cudaMemcpy(dx, hx.data(), M * K * 2, cudaMemcpyHostToDevice));
       CK(cudaMemcpy(dw, hw.data(), N * K * 2, cudaMemcpyHostToDevice));
       CK(cudaMemcpy(db, hb.data(), N * 2, cudaMemcpyHostToDevice));
@@ -118,6 +128,7 @@ int main() {
       std::vector<__nv_bfloat16> hgb(static_cast<size_t>(N));
       for (int64_t i = 0; i < N; ++i) { sag[size_t(i)] = sa[size_t(i)] * gate[size_t(i)]; hgb[size_t(i)] = float(hb[size_t(i)]) * gate[size_t(i)]; }
       CK(cudaMemcpy(dsag, sag.data(), N * 4, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dgate, gate.data(), N * 4, cudaMemcpyHostToDevice));
       CK(cudaMemcpy(dgb, hgb.data(), N * 2, cudaMemcpyHostToDevice));
       const float scal[2] = {0.02f, 1.0f};
       CK(cudaMemcpy(dscal, scal, 8, cudaMemcpyHostToDevice));
@@ -148,17 +159,18 @@ int main() {
         const void* A = v.fp8 ? dqw : dw;
         const void* B = v.fp8 ? dqx : dx;
         const float alpha = 1.f, beta = v.gated ? 1.f : 0.f;
-        int tries = v.fp8 ? 1 : found;
+        const void* alpha_arg = v.alpha_vector ? static_cast<const void*>(dgate) : &alpha;
+        int tries = (v.fp8 || v.alpha_vector) ? 1 : found;
         std::vector<uint16_t> first(static_cast<size_t>(M * N)), other(static_cast<size_t>(M * N));
         for (int a = 0; a < tries; ++a) {
           if (v.gated) CK(cudaMemsetAsync(dd, 0, M * N * 2, st));
           auto run = [&] {
-            return cublasLtMatmul(lt, desc, &alpha, A, la, B, lb, &beta, dd, lc, dd, ld, &res[a].algo, ws,
+            return cublasLtMatmul(lt, desc, alpha_arg, A, la, B, lb, &beta, dd, lc, dd, ld, &res[a].algo, ws,
                                   res[a].workspaceSize, st);
           };
           if (!LK(run())) { printf("  algo %d: run failed\n", a); continue; }
           CK(cudaStreamSynchronize(st));
-          if (v.fp8) {  // a sample of outputs against a host dot product of the same e4m3 values
+          if (v.fp8 || v.alpha_vector) {  // a sample of outputs against a host dot product of the same e4m3 values
             std::vector<__nv_bfloat16> out(static_cast<size_t>(M * N));
             CK(cudaMemcpy(out.data(), dd, M * N * 2, cudaMemcpyDeviceToHost));
             double worst = 0;
@@ -166,8 +178,10 @@ int main() {
               const int64_t m = (t * 977) % M, n = (t * 613) % N;
               double acc = 0;
               for (int64_t k = 0; k < K; ++k)
-                acc += double(e4m3_to_f(qw[size_t(n * K + k)])) * double(e4m3_to_f(qx[size_t(m * K + k)]));
-              double ref = (v.outer ? acc * sa[size_t(n)] * sb[size_t(m)] : acc * 0.02) + double(float(hb[size_t(n)]));
+                acc += v.fp8 ? double(e4m3_to_f(qw[size_t(n * K + k)])) * double(e4m3_to_f(qx[size_t(m * K + k)]))
+                             : double(float(hw[size_t(n * K + k)])) * double(float(hx[size_t(m * K + k)]));
+              double ref = (!v.fp8 ? acc : v.outer ? acc * sa[size_t(n)] * sb[size_t(m)] : acc * 0.02) +
+                           double(float(hb[size_t(n)]));
               if (v.gelu) ref = 0.5 * ref * (1 + std::tanh(0.7978845608 * (ref + 0.044715 * ref * ref * ref)));
               if (v.gated) ref *= gate[size_t(n)];  // one pass onto a zero residual
               worst = std::max(worst, std::fabs(float(out[size_t(m * N + n)]) - ref) / (std::fabs(ref) + 1e-2));
@@ -195,10 +209,10 @@ int main() {
           cublasLtMatmulAlgoConfigGetAttribute(&res[a].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &red, sizeof red, &sz);
           cublasLtMatmulAlgoConfigGetAttribute(&res[a].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &sz);
           cublasLtMatmulAlgoConfigGetAttribute(&res[a].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &sz);
-          const bool same = v.fp8 || a == 0 || other == first;
+          const bool same = v.fp8 || v.alpha_vector || a == 0 || other == first;
           printf("M=%6ld N=%5ld K=%5ld %-18s algo %d: %8.3f ms %7.1f TFLOP/s  splitk %d red %d tile %d stages %d %s\n", M,
                  N, K, v.name, a, med, flop / med / 1e9, splitk, red, tile, stages,
-                 v.fp8 ? "" : (same ? "bits=first" : "bits DIFFER"));
+                 (v.fp8 || v.alpha_vector) ? "" : (same ? "bits=first" : "bits DIFFER"));
         }
         cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(la); cublasLtMatrixLayoutDestroy(lb);
@@ -206,7 +220,7 @@ int main() {
         cublasLtMatmulDescDestroy(desc);
       }
       cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dgb); cudaFree(dd); cudaFree(dd2); cudaFree(dqx);
-      cudaFree(dqw); cudaFree(dsa); cudaFree(dsb); cudaFree(dsag); cudaFree(dscal);
+      cudaFree(dqw); cudaFree(dsa); cudaFree(dsb); cudaFree(dsag); cudaFree(dscal); cudaFree(dgate);
     }
   return 0;
 }

@@ -25,7 +25,7 @@ links="off 0.2,100 0.05,100"
 measure() {
   local out=$1; shift
   rm -rf "$out"
-  run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --out "$out" --ranks-per-node "$rpn" --comm-timeout 60 "$@" \
+  run_np "$NP" generate --weights weights.h5 --prompts prompts.h5 --out "$out" --ranks-per-node "$rpn" --comm-timeout 60 --verbose "$@" \
     > "$out.log"
   awk '/rank [0-9]+: sent/ { for (i = 1; i <= NF; ++i) { if ($i == "sent" && mib == "") mib = $(i + 1);
                                                         if ($i == "communication") { w += $(i + 1); n++ } } }
