@@ -78,8 +78,8 @@ void check_clip(Backend& be, DType dtype) {
                        load_weights(kGolden + "/clip_tiny_weights.h5", "clip-tiny", be, as), be, dtype);
   const ClipTextOutput out = clip.encode(ids, eot);
   const Tensor hidden = be.download(out.hidden), pooled = be.download(out.pooled);
-  ASSERT_EQ(hidden.shape(), (Shape{16, 32}));
-  ASSERT_EQ(pooled.shape(), (Shape{32}));
+  ASSERT_EQ(hidden.shape(), (Shape{16, 48}));
+  ASSERT_EQ(pooled.shape(), (Shape{48}));
   const double err_h = rel_l2(hidden, ref.read_f32("/hidden")), err_p = rel_l2(pooled, ref.read_f32("/pooled"));
   if (dtype == DType::f32) {
     std::printf("clip-tiny f32 on %s: hidden %.3e, pooled %.3e\n", be.name().c_str(), err_h, err_p);
@@ -150,12 +150,12 @@ TEST(TextEncoders, FullSizeWeightTables) {
 TEST(TextEncoders, RefusesBadInput) {
   auto cpu = make_cpu_backend();
   T5Encoder t5(t5_preset("t5-tiny"), random_weights("t5-tiny", 1, *cpu, DType::f32), *cpu);
-  EXPECT_THROW(t5.encode(std::vector<int32_t>{1, 64}), InputError);  // past the vocabulary
+  EXPECT_THROW(t5.encode(std::vector<int32_t>{1, 512}), InputError);  // past the vocabulary
   EXPECT_THROW(t5.encode(std::vector<int32_t>{}), InputError);
   ClipTextEncoder clip(clip_preset("clip-tiny"), random_weights("clip-tiny", 1, *cpu, DType::f32), *cpu);
-  EXPECT_THROW(clip.encode(std::vector<int32_t>(17, 63), 0), InputError);  // more than 16 positions
-  EXPECT_THROW(clip.encode(std::vector<int32_t>{62, 63}, 2), InputError);  // pooled position outside
-  EXPECT_THROW(clip.encode(std::vector<int32_t>{62, -1}, 1), InputError);
+  EXPECT_THROW(clip.encode(std::vector<int32_t>(17, 1023), 0), InputError);  // more than 16 positions
+  EXPECT_THROW(clip.encode(std::vector<int32_t>{1022, 1023}, 2), InputError);  // pooled position outside
+  EXPECT_THROW(clip.encode(std::vector<int32_t>{1022, -1}, 1), InputError);
   EXPECT_THROW(t5_preset("t5-base"), InputError);
 }
 

@@ -30,8 +30,9 @@ T5Config t5_preset(const std::string& name) {
   if (name == "t5-tiny") {
     // Test size (tests/golden/make_t5_golden.py): attention narrower than the model (3 x 8 vs
     // 32) and few buckets (4 per direction, max distance 8) so 20 tokens reach every kind of
-    // bucket, the clamped ones included.
-    c.vocab = 64;
+    // bucket, the clamped ones included. 512 ids hold the test tokenizer's 400 pieces, and
+    // d_model 32 is flux-tiny's context width (encode, then generate).
+    c.vocab = 512;
     c.d_model = 32;
     c.heads = 3;
     c.head_dim = 8;
@@ -82,12 +83,14 @@ ClipTextConfig clip_preset(const std::string& name) {
   ClipTextConfig c;
   c.name = name;
   if (name == "clip-l") return c;  // openai/clip-vit-large-patch14's text model
-  if (name == "clip-tiny") {       // test size (tests/golden/make_clip_golden.py)
-    c.vocab = 64;
-    c.width = 32;
+  if (name == "clip-tiny") {
+    // Test size (tests/golden/make_clip_golden.py): 1024 ids hold the test tokenizer's 914, and
+    // the width 48 is flux-tiny's pooled width (encode, then generate).
+    c.vocab = 1024;
+    c.width = 48;
     c.heads = 4;
     c.layers = 2;
-    c.mlp = 64;
+    c.mlp = 96;
     c.positions = 16;
     return c;
   }

@@ -16,9 +16,9 @@ Run (needs torch, numpy, h5py; on the dev machine that is /usr/bin/python3):
 Writes into OUTDIR:
     clip_tiny_weights.h5  float32 datasets, key "a.b.c" -> /a/b/c; root attrs
                           format="fresco-weights", format_version=1, model="clip-tiny"
-    clip_tiny_golden.h5   /ids [16] (float32, exact) (start 62, 9 words, end of text 63, padded with 63
-                          as FLUX pads CLIP), attr eot (the pooled position), /hidden [16, 32] and
-                          /pooled [32] of the float64 forward, /hidden_bf16 and /pooled_bf16 of
+    clip_tiny_golden.h5   /ids [16] (float32, exact) (start 1022, 9 words, end of text 1023, padded with 1023
+                          as FLUX pads CLIP), attr eot (the pooled position), /hidden [16, 48] and
+                          /pooled [48] of the float64 forward, /hidden_bf16 and /pooled_bf16 of
                           the bfloat16 eager forward (every op's result rounded to bfloat16,
                           LayerNorm statistics and softmax in float32): the bf16 tolerance's
                           baseline
@@ -37,8 +37,8 @@ import torch
 from fresco_weights_h5 import write_weights_file
 
 # clip-tiny (src/model/text_encoder_config.cpp)
-VOCAB, D, HEADS, LAYERS, MLP, POSITIONS, EPS = 64, 32, 4, 2, 64, 16, 1e-5
-BOS, EOT = 62, 63
+VOCAB, D, HEADS, LAYERS, MLP, POSITIONS, EPS = 1024, 48, 4, 2, 96, 16, 1e-5
+BOS, EOT = 1022, 1023  # the largest ids, as in CLIP's vocabulary
 SEED = 7171
 
 

@@ -36,7 +36,7 @@ from fresco_weights_h5 import write_weights_file
 
 # t5-tiny (src/model/text_encoder_config.cpp): attention 3 heads of 8 (narrower than the model),
 # 4 buckets per direction up to distance 8, so 20 tokens reach the clamped buckets.
-VOCAB, D, HEADS, DK, DFF, LAYERS = 64, 32, 3, 8, 48, 2
+VOCAB, D, HEADS, DK, DFF, LAYERS = 512, 32, 3, 8, 48, 2
 BUCKETS, MAX_DISTANCE, EPS = 8, 8, 1e-6
 L = 20
 SEED = 2929
@@ -128,7 +128,7 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     gen = torch.Generator().manual_seed(SEED)
     w = make_weights(gen)
-    words = torch.randint(3, VOCAB, (11,), generator=gen)
+    words = torch.randint(3, VOCAB, (11,), generator=gen)  # T5: 0 pad, 1 end, 2 unknown
     ids = torch.cat([words, torch.tensor([1]), torch.zeros(L - 12, dtype=torch.long)])
     with torch.no_grad():
         hidden, buckets = forward(w, ids, torch.float64)
