@@ -24,11 +24,15 @@ Command encode_command() {
       "the text and the JSONL settings become the prompt's attributes. --t5 and --clip are\n"
       "fresco-weights files of the presets t5-xxl and clip-l (or the test sizes t5-tiny, clip-tiny);\n"
       "--tokenizers is a folder laid out as FLUX.1's Hugging Face repository: tokenizer_2/spiece.model,\n"
-      "tokenizer/vocab.json, tokenizer/merges.txt. Runs on the first rank only.";
+      "tokenizer/vocab.json, tokenizer/merges.txt. Runs on the first rank only. Prints the weights'\n"
+      "size and load time and each encoder's time per prompt (the mean after the first prompt).";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
-        ("t5", po::value<std::string>()->required(), "T5 encoder weights (fresco-weights, t5-xxl or t5-tiny)")
-        ("clip", po::value<std::string>()->required(), "CLIP text encoder weights (fresco-weights, clip-l or clip-tiny)")
+        ("t5", po::value<std::string>()->required(),
+         "T5 encoder weights (fresco-weights, t5-xxl or t5-tiny), or random:SEED: t5-xxl's random\n"
+         "weights made on the device (timing the full size without a checkpoint)")
+        ("clip", po::value<std::string>()->required(),
+         "CLIP text encoder weights (fresco-weights, clip-l or clip-tiny), or random:SEED (clip-l's)")
         ("tokenizers", po::value<std::string>()->required(),
          "folder with tokenizer_2/spiece.model, tokenizer/vocab.json, tokenizer/merges.txt")
         ("t5-tokens", po::value<int64_t>()->default_value(512),
@@ -59,12 +63,22 @@ Command encode_command() {
       const std::unique_ptr<Backend> backend = make_backend(backend_name, mpi.local_rank());
       PromptEncoder encoder(files, t5_tokens, *backend, compute);
       const std::string model = encoder.t5_config().name + "+" + encoder.clip_config().name;
+      // Per-prompt times after the first (which also allocates the encoders' buffers).
+      double t5_ms = 0, clip_ms = 0;
       write_prompts_file(out, model, PromptSettings{}, int64_t(prompts.size()), [&](int64_t i) {
         const TextPrompt& p = prompts[size_t(i)];
         PromptEntry entry = encoder.encode(p.text);
         entry.settings = p.settings;
+        if (i > 0 || prompts.size() == 1) {
+          t5_ms += encoder.times().t5_ms;
+          clip_ms += encoder.times().clip_ms;
+        }
         return entry;
       });
+      const double timed = prompts.size() == 1 ? 1.0 : double(prompts.size() - 1);
+      std::printf("fresco encode: weights %.1f MB loaded in %.2f s; T5 %.2f ms and CLIP %.2f ms per prompt (%s)\n",
+                  double(encoder.weight_bytes()) / 1e6, encoder.times().load_s, t5_ms / timed, clip_ms / timed,
+                  prompts.size() == 1 ? "one prompt, buffers allocated in it" : "mean after the first prompt");
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("fresco encode: wrote %s (%zu prompts; %s with %lld T5 tokens, %s; %s %s; %.1f s)\n", out.c_str(),
                   prompts.size(), encoder.t5_config().name.c_str(), (long long)t5_tokens,

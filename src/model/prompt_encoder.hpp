@@ -16,8 +16,10 @@
 namespace fresco {
 
 struct PromptEncoderFiles {
-  std::string t5_weights;    // fresco-weights of a T5 preset (t5-xxl, t5-tiny)
-  std::string clip_weights;  // fresco-weights of a CLIP preset (clip-l, clip-tiny)
+  std::string t5_weights;    // fresco-weights of a T5 preset (t5-xxl, t5-tiny), or random:SEED
+                             // for t5-xxl's random weights made on the device (benchmarks)
+  std::string clip_weights;  // fresco-weights of a CLIP preset (clip-l, clip-tiny), or random:SEED
+                             // for clip-l's
   std::string tokenizers;    // a folder with tokenizer_2/spiece.model, tokenizer/vocab.json and
                              // tokenizer/merges.txt (FLUX.1's Hugging Face layout)
 };
@@ -33,6 +35,16 @@ class PromptEncoder {
   // txt [t5_tokens, d_model] and y [width], f32 host tensors; settings empty.
   PromptEntry encode(const std::string& text);
 
+  // Where the time goes (host wall clock; each encoder's run ends with a synchronize, before
+  // its output is copied to the host): loading both encoders, and each encoder's last run.
+  struct Times {
+    double load_s = 0;
+    double t5_ms = 0, clip_ms = 0;
+  };
+  const Times& times() const { return times_; }
+  // Bytes of both encoders' weights on the device.
+  int64_t weight_bytes() const { return weight_bytes_; }
+
   const T5Config& t5_config() const { return t5_->config(); }
   const ClipTextConfig& clip_config() const { return clip_->config(); }
 
@@ -43,6 +55,8 @@ class PromptEncoder {
   ClipTokenizer clip_tokenizer_;
   std::unique_ptr<T5Encoder> t5_;
   std::unique_ptr<ClipTextEncoder> clip_;
+  Times times_;
+  int64_t weight_bytes_ = 0;
 };
 
 }  // namespace fresco
