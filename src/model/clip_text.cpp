@@ -4,7 +4,6 @@
 #include <string>
 
 #include "src/core/error.hpp"
-#include "src/model/token_ids.hpp"
 
 namespace fresco {
 

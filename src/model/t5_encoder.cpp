@@ -2,9 +2,6 @@
 
 #include <string>
 
-#include "src/core/error.hpp"
-#include "src/model/token_ids.hpp"
-
 namespace fresco {
 
 T5Encoder::T5Encoder(T5Config config, ModelWeights weights, Backend& backend, DType compute)
