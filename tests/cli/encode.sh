@@ -37,6 +37,12 @@ enc --dtype bf16 prompts.txt bf16.h5 > /dev/null
 # Wrong inputs: one message each, no output.
 printf '{"prompt": "x", "sed": 1}\n' > typo.jsonl
 expect_error 'typo.jsonl:1: unknown key "sed"' -- enc typo.jsonl out.h5
+printf '{"prompt": "x"}\nnot json\n' > bad.jsonl
+expect_error "bad.jsonl:2: not JSON" -- enc bad.jsonl out.h5
+printf '{"seed": 1}\n' > noprompt.jsonl
+expect_error 'noprompt.jsonl:1: no "prompt" string' -- enc noprompt.jsonl out.h5
+printf '{"prompt": "x", "steps": 2.5}\n' > float.jsonl
+expect_error '"steps" must be an integer' -- enc float.jsonl out.h5
 printf '\n \n' > empty.txt
 expect_error "empty.txt holds no prompt" -- enc empty.txt out.h5
 expect_error "t5.h5 holds weights of t5-tiny, not of a CLIP encoder" -- \
