@@ -8,6 +8,8 @@
 // one key of the tile, the warp takes the tile's max and sum by shuffles, rescales its running
 // output and adds p_j v_j with lane-owned output dimensions (d = lane + 32 c). f32 throughout;
 // the output is rounded once at the store.
+#include <type_traits>
+
 #include "cuda/kernels_common.cuh"
 
 namespace fresco::cuda {
@@ -20,9 +22,12 @@ size_t attention_smem_bytes(int64_t D) {
   return size_t(kQueryTile * D + kKeyTile * (D + 1) + kKeyTile * D) * sizeof(float);
 }
 
-template <typename T, int NC>
+// Masked (attention_bias): the score of key j for query i gains bias[h, i, j] (nullable) and is
+// -inf where causal and j > i. Key 0 is never masked, so the first tile's maximum is finite.
+template <typename T, int NC, bool Masked>
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_kernel(Mat q, Mat k, Mat v, Mat o, int D, float scale, float* lse, int H) {
+    attention_kernel(Mat q, Mat k, Mat v, Mat o, int D, float scale, float* lse, int H, const float* bias,
+                     bool causal) {
   extern __shared__ float smem[];
   float* sq = smem;                       // [kQueryTile][D], pre-scaled
   float* sk = sq + kQueryTile * D;        // [kKeyTile][D + 1]
@@ -66,6 +71,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       const float* qrow = sq + (warp * kQueriesPerWarp + qq) * D;
       float s = 0.0f;
       for (int d = 0; d < D; ++d) s = fmaf(qrow[d], krow[d], s);
+      if constexpr (Masked) {
+        const int64_t query = q0 + warp * kQueriesPerWarp + qq, key = j0 + lane;
+        if (bias && valid && query < Lq) s += bias[(int64_t(h) * Lq + query) * Lk + key];
+        if (causal && key > query) s = -INFINITY;
+      }
       s = valid ? s : -INFINITY;
       const float mn = fmaxf(m[qq], warp_max(s));  // finite: key j0 is valid
       const float p = valid ? expf(s - mn) : 0.0f;
@@ -100,16 +110,38 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <typename T, int NC>
+template <typename T, int NC, bool Masked>
 void launch_attention(Mat q, Mat k, Mat v, Mat o, int64_t H, int64_t D, float scale, float* lse,
-                      cudaStream_t stream) {
+                      const float* bias, bool causal, cudaStream_t stream) {
   const size_t smem = attention_smem_bytes(D);
   if (smem > 48 * 1024)
-    FRESCO_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, NC>,
+    FRESCO_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, NC, Masked>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((q.rows + kQueryTile - 1) / kQueryTile), unsigned(H));
-  attention_kernel<T, NC><<<grid, kWarps * 32, smem, stream>>>(q, k, v, o, int(D), scale, lse, int(H));
+  attention_kernel<T, NC, Masked>
+      <<<grid, kWarps * 32, smem, stream>>>(q, k, v, o, int(D), scale, lse, int(H), bias, causal);
   FRESCO_CUDA_LAUNCHED();
+}
+
+// The tiled kernel for head dims up to kAttentionMaxHeadDim, its register tile picked by D.
+template <bool Masked>
+void attention_tiled(Mat q, Mat k, Mat v, Mat o, int64_t heads, int64_t head_dim, float scale, float* lse,
+                     const float* bias, bool causal, cudaStream_t stream) {
+  if (q.rows == 0 || heads == 0) return;
+  FRESCO_ASSERT(head_dim > 0 && head_dim <= kAttentionMaxHeadDim,
+                "attention kernel: head dim " + std::to_string(head_dim));
+  FRESCO_ASSERT(q.dt == k.dt && q.dt == v.dt && q.dt == o.dt,
+                "attention kernel: q, k, v and o share one dtype");
+  dispatch_float(q.dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const auto run = [&](auto nc) {
+      launch_attention<T, decltype(nc)::value, Masked>(q, k, v, o, heads, head_dim, scale, lse, bias, causal, stream);
+    };
+    if (head_dim <= 32) run(std::integral_constant<int, 1>{});
+    else if (head_dim <= 64) run(std::integral_constant<int, 2>{});
+    else if (head_dim <= 128) run(std::integral_constant<int, 4>{});
+    else run(std::integral_constant<int, 8>{});
+  });
 }
 
 // One warp per (row, head).
@@ -149,18 +181,12 @@ __global__ void heads_to_tokens_kernel(const float* stats, float* lse, int64_t L
 
 void attention(Mat q, Mat k, Mat v, Mat o, int64_t heads, int64_t head_dim, float scale,
                float* lse, cudaStream_t stream) {
-  if (q.rows == 0 || heads == 0) return;
-  FRESCO_ASSERT(head_dim > 0 && head_dim <= kAttentionMaxHeadDim,
-                "attention kernel: head dim " + std::to_string(head_dim));
-  FRESCO_ASSERT(q.dt == k.dt && q.dt == v.dt && q.dt == o.dt,
-                "attention kernel: q, k, v and o share one dtype");
-  dispatch_float(q.dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if (head_dim <= 32) launch_attention<T, 1>(q, k, v, o, heads, head_dim, scale, lse, stream);
-    else if (head_dim <= 64) launch_attention<T, 2>(q, k, v, o, heads, head_dim, scale, lse, stream);
-    else if (head_dim <= 128) launch_attention<T, 4>(q, k, v, o, heads, head_dim, scale, lse, stream);
-    else launch_attention<T, 8>(q, k, v, o, heads, head_dim, scale, lse, stream);
-  });
+  attention_tiled<false>(q, k, v, o, heads, head_dim, scale, lse, nullptr, false, stream);
+}
+
+void attention_bias(Mat q, Mat k, Mat v, Mat o, int64_t heads, int64_t head_dim, float scale,
+                    const float* bias, bool causal, cudaStream_t stream) {
+  attention_tiled<true>(q, k, v, o, heads, head_dim, scale, nullptr, bias, causal, stream);
 }
 
 void attention_merge(Mat o_part, const float* lse_part, Mat o, float* lse, int64_t heads,

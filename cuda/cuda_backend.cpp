@@ -130,6 +130,13 @@ class CudaBackend final : public Backend {
                   const Tensor& bias, const Tensor& y) override;
   void upsample_nearest(const Tensor& x, const Tensor& y) override;
   void transpose(const Tensor& x, const Tensor& y) override;
+  void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) override;
+  void layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                         const Tensor& y) override;
+  void multiply(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void quick_gelu(const Tensor& x, const Tensor& y) override;
+  void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                      float scale, const Tensor& o) override;
   void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
   void dequantize_rows(const Tensor& q, const Tensor& scales, const Tensor& y) override;
   void linear_fp8(const Tensor& xq, const Tensor& x_scale, const Tensor& wq, const Tensor& w_scale,
@@ -264,6 +271,7 @@ bool CudaBackend::supports(const OpDesc& d) const {
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_float(d.out);
     case Op::linear_fp8: return d.in == DType::e4m3 && is_float(d.out);
     case Op::norm_modulate_fp8: return is_float(d.in) && d.out == DType::e4m3;
+    case Op::gather_rows: return d.in == DType::i64 && is_float(d.out);
     default: return is_float(d.in) && is_float(d.out);
   }
 }
@@ -608,6 +616,28 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   if (OF.data != O.data) cuda::convert(OF, O, s());
 }
 
+void CudaBackend::attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias,
+                                 bool causal, float scale, const Tensor& o) {
+  op_checks::attention_bias(q, k, v, bias, causal, o);
+  const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2);
+  FRESCO_ASSERT(D <= cuda::kAttentionMaxHeadDim, "attention_bias: head dim " + std::to_string(D) + " above " +
+                                                     std::to_string(cuda::kAttentionMaxHeadDim));
+  if (bias) check(*bias, "attention_bias");
+  const float* B = bias ? bias->data<float>() : nullptr;
+  const Mat Q = mat(q, "attention_bias"), K = mat(k, "attention_bias"), V = mat(v, "attention_bias"),
+            O = mat(o, "attention_bias");
+  if (Lq == 0) return;
+  if (Q.dt == K.dt && Q.dt == V.dt && Q.dt == O.dt) {
+    cuda::attention_bias(Q, K, V, O, H, D, scale, B, causal, s());
+    return;
+  }
+  // Mixed dtypes: every operand widened to f32 (exact), one rounding at the store (as attention).
+  const Mat QF = widen(Q, kAttQ), KF = widen(K, kAttK), VF = widen(V, kAttV);
+  const Mat OF = O.dt == cuda::kF32 ? O : Mat{scratch<float>(kAttO, size_t(Lq * H * D)), cuda::kF32, Lq, H * D, H * D};
+  cuda::attention_bias(QF, KF, VF, OF, H, D, scale, B, causal, s());
+  if (OF.data != O.data) cuda::convert(OF, O, s());
+}
+
 void CudaBackend::attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
                                   const Tensor& lse) {
   FRESCO_ASSERT(o.rank() == 3 && o.shape() == o_part.shape() && lse.shape() == lse_part.shape() &&
@@ -780,6 +810,35 @@ void CudaBackend::upsample_nearest(const Tensor& x, const Tensor& y) {
   const Mat X = mat(x, "upsample_nearest"), Y = mat(y, "upsample_nearest");
   cuda::upsample_nearest({X.data, X.dt, C, H * W, x.contiguous() ? H * W : x.row_stride()}, H, W,
                          {Y.data, Y.dt, C, 4 * H * W, y.contiguous() ? 4 * H * W : y.row_stride()}, s());
+}
+
+// ---- text encoders --------------------------------------------------------------------------
+
+void CudaBackend::gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) {
+  op_checks::gather_rows(table, ids, y);
+  check(ids, "gather_rows");
+  cuda::gather_rows(vec(table, "gather_rows"), table.dim(1), ids.data<int64_t>(), mat(y, "gather_rows"), s());
+}
+
+void CudaBackend::layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                                    const Tensor& y) {
+  same_shape(x, y, "layer_norm_affine");
+  op_checks::matrix(x, "layer_norm_affine");
+  const Mat X = mat(x, "layer_norm_affine");
+  numel(weight, X.cols, "layer_norm_affine", "weight");
+  numel(bias, X.cols, "layer_norm_affine", "bias");
+  cuda::layer_norm_affine(X, vec(weight, "layer_norm_affine"), vec(bias, "layer_norm_affine"), eps,
+                          mat(y, "layer_norm_affine"), s());
+}
+
+void CudaBackend::multiply(const Tensor& a, const Tensor& b, const Tensor& y) {
+  op_checks::binary(a, b, y, "multiply");
+  cuda::multiply(mat(a, "multiply"), mat(b, "multiply"), mat(y, "multiply"), s());
+}
+
+void CudaBackend::quick_gelu(const Tensor& x, const Tensor& y) {
+  same_shape(x, y, "quick_gelu");
+  cuda::quick_gelu(mat(x, "quick_gelu"), mat(y, "quick_gelu"), s());
 }
 
 void CudaBackend::transpose(const Tensor& x, const Tensor& y) {

@@ -71,6 +71,9 @@ struct GeluTanh {
 struct Silu {
   __device__ float operator()(float v) const { return v / (1.0f + expf(-v)); }
 };
+struct QuickGelu {
+  __device__ float operator()(float v) const { return v / (1.0f + expf(-1.702f * v)); }
+};
 struct Affine {
   float a, b;
   __device__ float operator()(float v) const { return a * v + b; }
@@ -125,6 +128,9 @@ struct Plus {
 };
 struct Minus {
   __device__ float operator()(float u, float v) const { return u - v; }
+};
+struct Times {
+  __device__ float operator()(float u, float v) const { return u * v; }
 };
 
 // y = f(a, b). Each element is read and written by one thread, so y may be a or b.
@@ -343,6 +349,7 @@ void convert(Mat src, Mat dst, cudaStream_t stream) { map(src, dst, Identity{}, 
 void gelu_tanh(Mat x, Mat y, cudaStream_t stream) { map(x, y, GeluTanh{}, stream); }
 void silu(Mat x, Mat y, cudaStream_t stream) { map(x, y, Silu{}, stream); }
 void affine(Mat x, float a, float b, Mat y, cudaStream_t stream) { map(x, y, Affine{a, b}, stream); }
+void quick_gelu(Mat x, Mat y, cudaStream_t stream) { map(x, y, QuickGelu{}, stream); }
 
 namespace {
 template <typename F>
@@ -369,6 +376,29 @@ void binary(Mat a, Mat b, Mat y, F f, cudaStream_t stream) {
 
 void add(Mat a, Mat b, Mat y, cudaStream_t stream) { binary(a, b, y, Plus{}, stream); }
 void subtract(Mat a, Mat b, Mat y, cudaStream_t stream) { binary(a, b, y, Minus{}, stream); }
+void multiply(Mat a, Mat b, Mat y, cudaStream_t stream) { binary(a, b, y, Times{}, stream); }
+
+namespace {
+// Row r of y from row ids[r] of the table (blockIdx.y walks rows, as FRESCO_FOR_ELEMENTS).
+template <typename Ty>
+__global__ void gather_rows_kernel(Vec table, const int64_t* ids, Mat y) {
+  const int64_t V = table.n / y.cols;
+  FRESCO_FOR_ELEMENTS(y) {
+    const int64_t id = ids[r];
+    *at<Ty>(y, r, c) = from_f<Ty>(id >= 0 && id < V ? load_dt(table.data, table.dt, id * y.cols + c) : 0.0f);
+  }
+}
+}  // namespace
+
+void gather_rows(Vec table, int64_t C, const int64_t* ids, Mat y, cudaStream_t stream) {
+  if (y.rows * y.cols == 0) return;
+  FRESCO_ASSERT(y.cols == C && table.n % C == 0, "gather_rows kernel: rows of " + std::to_string(y.cols) +
+                                                     " from a table of rows of " + std::to_string(C));
+  dispatch_float(y.dt, [&](auto t) {
+    gather_rows_kernel<typename decltype(t)::type><<<grid_2d(y), kThreads, 0, stream>>>(table, ids, y);
+  });
+  FRESCO_CUDA_LAUNCHED();
+}
 
 void axpy(Vec alpha, Mat x, Mat y, cudaStream_t stream) {
   if (y.rows * y.cols == 0) return;

@@ -44,6 +44,13 @@ void silu(Mat x, Mat y, cudaStream_t stream);
 // y = a + b, y = a - b (any float dtypes; y may be a or b)
 void add(Mat a, Mat b, Mat y, cudaStream_t stream);
 void subtract(Mat a, Mat b, Mat y, cudaStream_t stream);
+// y = a * b (any float dtypes; y may be a or b)
+void multiply(Mat a, Mat b, Mat y, cudaStream_t stream);
+// y = x * sigmoid(1.702 x)
+void quick_gelu(Mat x, Mat y, cudaStream_t stream);
+// y[l, :] = table[ids[l], :] (table [V, C] dense of any float dtype; ids device i64 [L]); an id
+// outside [0, V) gives a row of zeros.
+void gather_rows(Vec table, int64_t C, const int64_t* ids, Mat y, cudaStream_t stream);
 // y = a * x + b (host constants)
 void affine(Mat x, float a, float b, Mat y, cudaStream_t stream);
 // y += alpha[0] * x, alpha a device scalar of any float dtype
@@ -88,6 +95,8 @@ void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stre
 // quantized as quantize_rows does (q e4m3, qscale[r] f32), in one pass. False (nothing
 // launched) where the one-pass kernel does not apply (f32, rows over 4096 wide, misaligned):
 // the caller runs layer_norm and quantize_rows.
+// y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c] per row (CLIP's LayerNorm).
+void layer_norm_affine(Mat x, Vec weight, Vec bias, float eps, Mat y, cudaStream_t stream);
 bool layer_norm_fp8(Mat x, Vec shift, Vec scale, float eps, Mat q, float* qscale, cudaStream_t stream);
 // x, y: rows of H heads of D elements. normalize: y = x * rsqrt(mean(x^2) + eps) * scale[d];
 // with cos/sin ([rows, D/2] tables, data non-null) the pairs (2p, 2p+1) are then rotated.
@@ -115,6 +124,10 @@ void gemm_fallback(Mat x, Mat w, float* acc, int64_t ld_acc, cudaStream_t stream
 void attention(Mat q, Mat k, Mat v, Mat o, int64_t heads, int64_t head_dim, float scale,
                float* lse, cudaStream_t stream);
 constexpr int64_t kAttentionMaxHeadDim = 256;
+// The same kernel with s = scale q k^T + bias[h, i, j] (bias: f32 [H, Lq, Lk] dense, nullable)
+// and, when causal, keys j > i masked; no lse (the text encoders' attention).
+void attention_bias(Mat q, Mat k, Mat v, Mat o, int64_t heads, int64_t head_dim, float scale,
+                    const float* bias, bool causal, cudaStream_t stream);
 // lse' = log(e^lse + e^lse_part), o = e^(lse - lse') o + e^(lse_part - lse') o_part.
 void attention_merge(Mat o_part, const float* lse_part, Mat o, float* lse, int64_t heads,
                      int64_t head_dim, cudaStream_t stream);

@@ -12,7 +12,8 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-template <typename Tx, typename Ty>
+// Affine: y = n * scale[c] + shift[c] (a LayerNorm's weight and bias) instead of the modulation.
+template <typename Tx, typename Ty, bool Affine = false>
 __global__ void __launch_bounds__(kRowThreads)
     layer_norm_kernel(Mat x, Vec shift, Vec scale, float eps, Mat y) {
   __shared__ float shared[33];
@@ -31,7 +32,8 @@ __global__ void __launch_bounds__(kRowThreads)
     Ty* out = at<Ty>(y, r, 0);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       float n = (to_f(in[c]) - mean) * inv;
-      if (scale.data) n = (1.0f + load_dt(scale.data, scale.dt, c)) * n + load_dt(shift.data, shift.dt, c);
+      if (Affine) n = load_dt(scale.data, scale.dt, c) * n + load_dt(shift.data, shift.dt, c);
+      else if (scale.data) n = (1.0f + load_dt(scale.data, scale.dt, c)) * n + load_dt(shift.data, shift.dt, c);
       out[c] = from_f<Ty>(n);
     }
   }
@@ -292,6 +294,19 @@ __global__ void rms_norm_rope_rows_kernel(Mat x, int64_t H, int64_t D, bool norm
 }
 
 }  // namespace
+
+void layer_norm_affine(Mat x, Vec weight, Vec bias, float eps, Mat y, cudaStream_t stream) {
+  if (x.rows == 0 || x.cols == 0) return;
+  // CLIP's 77 rows of 768: the three-pass kernel is plenty.
+  const unsigned blocks = unsigned(x.rows < 65535 * 4 ? x.rows : 65535 * 4);
+  dispatch_float(x.dt, [&](auto tx) {
+    dispatch_float(y.dt, [&](auto ty) {
+      layer_norm_kernel<typename decltype(tx)::type, typename decltype(ty)::type, true>
+          <<<blocks, kRowThreads, 0, stream>>>(x, bias, weight, eps, y);
+    });
+  });
+  FRESCO_CUDA_LAUNCHED();
+}
 
 void layer_norm(Mat x, Vec shift, Vec scale, float eps, Mat y, cudaStream_t stream) {
   if (x.rows == 0 || x.cols == 0) return;

@@ -107,6 +107,7 @@ void write_settings(h5::File& file, const PromptSettings& s, const std::string& 
   if (s.height) file.write_attr("height", *s.height, object);
   if (s.steps) file.write_attr("steps", *s.steps, object);
   if (s.guidance) file.write_attr("guidance", *s.guidance, object);
+  if (s.text) file.write_attr("text", *s.text, object);
 }
 }  // namespace
 

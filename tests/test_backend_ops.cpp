@@ -110,11 +110,16 @@ constexpr Op kFluxStepOps[] = {
     Op::add,     Op::axpy,          Op::timestep_embedding, Op::copy,
     Op::count_nonfinite, Op::subtract, Op::change_sums};
 
+// The text encoders' own ops (docs/text-encoders.md; they use linear, rms_norm_heads, add,
+// transpose and copy too).
+constexpr Op kTextEncoderOps[] = {Op::gather_rows, Op::layer_norm_affine, Op::multiply, Op::quick_gelu,
+                                  Op::attention_bias};
+
 // Whether `backend` must run a case rather than decline it.
 bool required(const Backend& backend, const OpDesc& d) {
   if (backend.name() == "cpu") return true;  // the specification runs everything
-  if (std::find(std::begin(kFluxStepOps), std::end(kFluxStepOps), d.op) == std::end(kFluxStepOps))
-    return false;
+  const auto listed = [&d](const auto& ops) { return std::find(std::begin(ops), std::end(ops), d.op) != std::end(ops); };
+  if (!listed(kFluxStepOps) && !listed(kTextEncoderOps)) return false;
   return d.in != DType::f16 && d.out != DType::f16 && d.weight != DType::f16;
 }
 
@@ -439,8 +444,16 @@ double round_to(DType dtype, double v) {
 // softmax(q k^T / sqrt(D)) v per head in double, with the log-sum-exp of each query row.
 // q: [Lq, H, D]; k, v: [Lk, H, D]. With `naive` set to a 16-bit dtype: the naive implementation
 // in that precision instead (S, P and O each rounded), the baseline of flash-attention's rule.
+// attention_bias's: another `scale` (0: 1/sqrt(D)), bias [H, Lq, Lk] added to the scaled scores,
+// keys j > i left out when `causal`.
+struct ScoreRule {
+  double scale = 0;
+  const Vec* bias = nullptr;
+  bool causal = false;
+};
 void ref_attention(const Vec& q, const Vec& k, const Vec& v, int64_t Lq, int64_t Lk, int64_t H,
-                   int64_t D, Vec& o, Vec& lse, DType naive = DType::f64) {
+                   int64_t D, Vec& o, Vec& lse, DType naive = DType::f64, ScoreRule rule = {}) {
+  const double scale = rule.scale != 0 ? rule.scale : 1 / std::sqrt(double(D));
   o.assign(size_t(Lq * H * D), 0.0);
   lse.assign(size_t(Lq * H), 0.0);
   Vec s(static_cast<size_t>(Lk));
@@ -450,7 +463,8 @@ void ref_attention(const Vec& q, const Vec& k, const Vec& v, int64_t Lq, int64_t
       for (int64_t j = 0; j < Lk; ++j) {
         double dot = 0;
         for (int64_t d = 0; d < D; ++d) dot += q[size_t((i * H + h) * D + d)] * k[size_t((j * H + h) * D + d)];
-        s[size_t(j)] = round_to(naive, dot / std::sqrt(double(D)));
+        const double b = rule.bias ? (*rule.bias)[size_t((h * Lq + i) * Lk + j)] : 0.0;
+        s[size_t(j)] = rule.causal && j > i ? -INFINITY : round_to(naive, dot * scale + b);
         mx = std::max(mx, s[size_t(j)]);
       }
       double sum = 0;
@@ -486,6 +500,7 @@ class Cases {
   void fp8();
   void linear_fp8();
   void norm_modulate_fp8();
+  void text_encoders();
 };
 
 // ---- linear ---------------------------------------------------------------------------------
@@ -892,7 +907,8 @@ void Cases::elementwise() {
   };
   const Unary unary[] = {{Op::gelu_tanh, gelu_ref}, {Op::silu, [](double v) { return v / (1 + std::exp(-v)); }},
                          // affine's constants are f32: the reference uses the values the op gets
-                         {Op::affine, [](double v) { return double(float(1 / 0.3611)) * v + double(0.1159f); }}};
+                         {Op::affine, [](double v) { return double(float(1 / 0.3611)) * v + double(0.1159f); }},
+                         {Op::quick_gelu, [](double v) { return v / (1 + std::exp(-1.702 * v)); }}};
   for (DType dt : kDtypesAndF16)
     for (Shape s : {Shape{1}, Shape{7}, Shape{1000}, Shape{4097}, Shape{33, 70}, Shape{3, 5, 40}})
       for (Layout layout : {Layout::plain, Layout::in_place, Layout::strided}) {
@@ -915,6 +931,7 @@ void Cases::elementwise() {
                 [&] {
                   if (u.op == Op::gelu_tanh) c.be.gelu_tanh(xd, y.view);
                   else if (u.op == Op::silu) c.be.silu(xd, y.view);
+                  else if (u.op == Op::quick_gelu) c.be.quick_gelu(xd, y.view);
                   else c.be.affine(xd, float(1 / 0.3611), 0.1159f, y.view);
                 },
                 !in_place);
@@ -930,6 +947,16 @@ void Cases::elementwise() {
           c.op([&] { c.be.add(ad, bd, y.view); }, !in_place);
           Vec ref(size_t(a.numel()));
           for (int64_t i = 0; i < a.numel(); ++i) ref[size_t(i)] = double(a.f32()[i]) + b.f32()[i];
+          c.check("y", c.result(y), ref, rounded_once(dt));
+        });
+        add(Op::multiply, p, dt, layout_name(layout), desc(Op::multiply, dt, dt, dt, strided), [=](Ctx& c) {
+          const Tensor a = c.values(s), b = c.values(s);
+          Tensor ad;
+          const Guarded y = io(c, a, ad);  // in place: y = a * b into a
+          const Tensor bd = strided ? c.strided_input(b) : c.input(b);
+          c.op([&] { c.be.multiply(ad, bd, y.view); }, !in_place);
+          Vec ref(size_t(a.numel()));
+          for (int64_t i = 0; i < a.numel(); ++i) ref[size_t(i)] = double(a.f32()[i]) * b.f32()[i];
           c.check("y", c.result(y), ref, rounded_once(dt));
         });
         // subtract: in place into a (as add) and into b (the step cache's residual Q <- x - Q).
@@ -1461,6 +1488,106 @@ void Cases::linear_fp8() {
           }
 }
 
+// ---- the text encoders' ops: attention_bias, gather_rows, layer_norm_affine ---------------------
+//
+// (multiply and quick_gelu are with the element-wise ops.)
+void Cases::text_encoders() {
+  struct Spec {
+    int64_t Lq, Lk, H, D;
+  };
+  for (DType dt : kDtypes) {
+    // T5's (scale 1, a bias, no mask) and CLIP's (scale 1/8, causal, no bias) uses, both together,
+    // and neither; shapes with one tile, several query and key tiles, ragged tiles, Lq < Lk.
+    for (auto [Lq, Lk, H, D] : {Spec{1, 1, 1, 4}, {5, 9, 2, 8}, {37, 70, 3, 32}, {77, 77, 4, 64}, {130, 130, 2, 64}})
+      for (bool with_bias : {false, true})
+        for (bool causal : {false, true})
+          for (Layout layout : {Layout::plain, Layout::strided}) {
+            const bool strided = layout == Layout::strided;
+            if (strided && (Lq != Lk || !with_bias || !causal)) continue;
+            const double scale = with_bias ? 1.0 : 0.125;
+            const std::string p = join({{"Lq", Lq}, {"Lk", Lk}, {"H", H}, {"D", D}}) + (with_bias ? " bias" : "") +
+                                  (causal ? " causal" : "") + " scale " + (with_bias ? "1" : "1/8");
+            add(Op::attention_bias, p, dt, layout_name(layout), desc(Op::attention_bias, dt, dt, dt, strided),
+                [=](Ctx& c) {
+                  const int64_t HD = H * D;
+                  // T5's unscaled scores are larger: q and k of std 0.5 keep softmax away from one-hot.
+                  const double qk = with_bias ? 0.5 : 1.0;
+                  const Tensor q = c.values({Lq, H, D}, qk), k = c.values({Lk, H, D}, qk), v = c.values({Lk, H, D});
+                  const Tensor bias = c.values({H, Lq, Lk}, 2.0, DType::f32);
+                  Tensor qd, kd, vd;
+                  Guarded o;
+                  if (strided) {  // q, k, v from qkv rows; o into the first columns of a wider buffer
+                    const auto views = c.wide_views({q, k, v}, {0, HD, 2 * HD}, 3 * HD, c.act);
+                    qd = views[0], kd = views[1], vd = views[2];
+                    o = c.output({Lq, H, D}, dt, 0, 3 * HD);
+                  } else {
+                    qd = c.input(q), kd = c.input(k), vd = c.input(v);
+                    o = c.output({Lq, H, D});
+                  }
+                  const Tensor bd = c.input(bias, DType::f32);
+                  c.op([&] { c.be.attention_bias(qd, kd, vd, with_bias ? &bd : nullptr, causal, float(scale), o.view); },
+                       true);
+                  const Vec bv = to_vec(bias);
+                  const ScoreRule rule{double(float(scale)), with_bias ? &bv : nullptr, causal};
+                  Vec ref_o, ref_lse;
+                  ref_attention(to_vec(q), to_vec(k), to_vec(v), Lq, Lk, H, D, ref_o, ref_lse, DType::f64, rule);
+                  double max_nmse = kF32;
+                  std::string what = "o";
+                  if (dt != DType::f32) {  // flash-attention's rule, as attention
+                    Vec naive_o, naive_lse;
+                    ref_attention(to_vec(q), to_vec(k), to_vec(v), Lq, Lk, H, D, naive_o, naive_lse, dt, rule);
+                    const double naive = nmse(naive_o, ref_o);
+                    max_nmse = std::max(kBf16, 2 * naive);
+                    char buf[64];
+                    std::snprintf(buf, sizeof buf, "o (naive %s nmse %.1e)", dtype_name(dt), naive);
+                    what = buf;
+                  }
+                  c.check(what, c.result(o), ref_o, max_nmse);
+                });
+          }
+
+    // Embedding rows: repeated, first and last ids; tables of each weight dtype; strided y.
+    for (DType table_dt : kDtypes)
+      for (auto [V, C, L] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 5, 12}, {300, 64, 77}, {50, 1000, 9}})
+        for (Layout layout : {Layout::plain, Layout::strided}) {
+          const bool strided = layout == Layout::strided;
+          add(Op::gather_rows, join({{"V", V}, {"C", C}, {"L", L}}) + " table " + dtype_name(table_dt), dt,
+              layout_name(layout), desc(Op::gather_rows, DType::i64, dt, table_dt, strided), [=](Ctx& c) {
+                const Tensor table = c.values({V, C}, 1.0, table_dt);
+                Tensor ids({L}, DType::i64);
+                for (int64_t l = 0; l < L; ++l)
+                  ids.data<int64_t>()[l] = l == 0 ? V - 1 : l == 1 ? 0 : int64_t(c.rng() % uint32_t(V));
+                const Tensor td = c.input(table, table_dt), idd = c.upload(c.be, ids);
+                const Guarded y = strided ? c.strided_output({L, C}) : c.output({L, C});
+                c.op([&] { c.be.gather_rows(td, idd, y.view); }, true);
+                Vec ref(size_t(L * C));
+                for (int64_t l = 0; l < L; ++l)
+                  for (int64_t i = 0; i < C; ++i)
+                    ref[size_t(l * C + i)] = round_to(dt, table.f32()[ids.data<int64_t>()[l] * C + i]);
+                c.check("y", c.result(y), ref, kExact);
+              });
+        }
+
+    // LayerNorm with weight and bias (CLIP: rows of 768).
+    constexpr float eps = 1e-5f;
+    for (auto [L, C] : {std::pair<int64_t, int64_t>{1, 8}, {5, 3}, {77, 768}, {19, 1000}})
+      for (Layout layout : {Layout::plain, Layout::in_place, Layout::strided}) {
+        const bool strided = layout == Layout::strided, in_place = layout == Layout::in_place;
+        add(Op::layer_norm_affine, join({{"L", L}, {"C", C}}), dt, layout_name(layout),
+            desc(Op::layer_norm_affine, dt, dt, dt, strided), [=](Ctx& c) {
+              const Tensor x = c.values({L, C}, 3.0), w = c.values({C}), b = c.values({C});
+              const Guarded y = strided ? c.strided_output({L, C}) : c.output({L, C}, c.act, 0, 0, in_place ? &x : nullptr);
+              const Tensor xd = in_place ? y.view : strided ? c.strided_input(x) : c.input(x);
+              const Tensor wd = c.input(w), bd = c.input(b);
+              c.op([&] { c.be.layer_norm_affine(xd, wd, bd, eps, y.view); }, !in_place);
+              Vec ref = ref_layer_norm(to_vec(x), L, C, eps);
+              for (size_t i = 0; i < ref.size(); ++i) ref[i] = ref[i] * w.f32()[i % size_t(C)] + b.f32()[i % size_t(C)];
+              c.check("y", c.result(y), ref, rounded_once(dt));
+            });
+      }
+  }
+}
+
 std::vector<Case> make_cases() {
   Cases c;
   c.linear();
@@ -1475,6 +1602,7 @@ std::vector<Case> make_cases() {
   c.random_fills();
   c.latent_and_image();
   c.fp8();
+  c.text_encoders();
   return std::move(c.list);
 }
 

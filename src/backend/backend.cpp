@@ -44,6 +44,11 @@ const char* op_name(Op op) {
     case Op::dequantize_rows: return "dequantize_rows";
     case Op::linear_fp8: return "linear_fp8";
     case Op::norm_modulate_fp8: return "norm_modulate_fp8";
+    case Op::gather_rows: return "gather_rows";
+    case Op::layer_norm_affine: return "layer_norm_affine";
+    case Op::multiply: return "multiply";
+    case Op::quick_gelu: return "quick_gelu";
+    case Op::attention_bias: return "attention_bias";
     case Op::count: break;
   }
   return "?";

@@ -63,6 +63,11 @@ enum class Op {
   dequantize_rows,     // y[R,C] = q[R,C] * scale[R]
   linear_fp8,          // y[M,N] = epilogue(xs[M] ws[N] (xq[M,K] · wq[N,K]^T) + b[N]), e4m3 operands
   norm_modulate_fp8,   // q, scale = quantize_rows(norm_modulate(x)): a token linear's e4m3 input
+  gather_rows,         // y[L,C] = table[ids[l]] (the text encoders' embeddings; ids i64)
+  layer_norm_affine,   // y[L,C] = layer_norm(x) * weight[C] + bias[C] (CLIP)
+  multiply,            // y = a * b (same shape; T5's gated FFN)
+  quick_gelu,          // y = x * sigmoid(1.702 x) (CLIP's MLP)
+  attention_bias,      // o[Lq,H,D] = softmax(scale q k^T + bias[H,Lq,Lk], causal mask) v (T5, CLIP)
   count
 };
 
@@ -234,6 +239,27 @@ class Backend {
   // stride; scales: f32 [L].
   virtual void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                                  const Tensor& q, const Tensor& scales) = 0;
+
+  // ---- text encoders (docs/text-encoders.md) ----------------------------------------------
+  // y[l, :] = table[ids[l], :], rounded once to y's dtype. table: [V, C] dense (any float dtype,
+  // a weight); ids: [L] i64 on this device, each in [0, V) (the CPU throws on one outside, the
+  // GPU, which cannot, writes a row of zeros); y: [L, C], any row stride.
+  virtual void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) = 0;
+  // y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c], rounded once. x, y: [L, C] (row
+  // strides as layer_norm); weight, bias: [C].
+  virtual void layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                                 const Tensor& y) = 0;
+  // y = a * b: dtypes, row strides and aliasing as add.
+  virtual void multiply(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  // y = x * sigmoid(1.702 x) (CLIP's quick_gelu).
+  virtual void quick_gelu(const Tensor& x, const Tensor& y) = 0;
+  // Attention with a given scale, an additive bias and an optional causal mask, in f32:
+  //   s[h,i,j] = scale * q[i,h,:] . k[j,h,:] + bias[h,i,j] (bias null: 0), and -inf where causal
+  //   and j > i; o[i,h,:] = softmax_j(s[h,i,:]) v[:,h,:], rounded once.
+  // q, o: [Lq, H, D]; k, v: [Lk, H, D] (any row strides, as attention); bias: f32 [H, Lq, Lk]
+  // dense, finite. With `causal` every query must see a key (Lq <= Lk).
+  virtual void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                              float scale, const Tensor& o) = 0;
 
   // ---- set-up ops -----------------------------------------------------------------------
   // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard

@@ -1,8 +1,10 @@
-// CPU reference attention with the log-sum-exp of every query row.
+// CPU reference attention with the log-sum-exp of every query row, and the text encoders'
+// attention with a given scale, an additive bias and a causal mask (attention_bias).
 //
-// For each head h: S = q_h k_h^T / sqrt(D) (BLAS), P = softmax(S) row by row, o_h = P v_h
-// (BLAS); lse[l, h] = max_j S[l, j] + log(sum_j exp(S[l, j] - max)). Ring attention merges the
-// partial outputs of key/value blocks with lse (attention_merge), so it is part of the op.
+// For each head h: S = scale q_h k_h^T (+ bias_h) (BLAS; scale 1/sqrt(D) for attention),
+// P = softmax(S) row by row over the keys a query may see, o_h = P v_h (BLAS);
+// lse[l, h] = max_j S[l, j] + log(sum_j exp(S[l, j] - max)). Ring attention merges the partial
+// outputs of key/value blocks with lse (attention_merge), so it is part of the op.
 // Queries are processed in blocks so the score matrix (a scratch buffer of the backend) stays
 // small for long sequences. q, k, v and o are read and written with their row strides (q, k, v
 // straight from the fused qkv rows, o into a concat buffer); a head's D columns start at h*D
@@ -25,16 +27,27 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
                            const Tensor& lse) {
   // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse: [Lq, H] f32 (optional)
   op_checks::attention(q, k, v, o, lse);
+  FRESCO_ASSERT(!lse.defined() || lse.device() == Device::cpu, "attention: lse " + lse.describe() + " is not on the CPU");
+  attend(q, k, v, 1.0f / std::sqrt(float(q.dim(2))), nullptr, false, o, lse.defined() ? lse.data<float>() : nullptr);
+}
+
+void CpuBackend::attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                                float scale, const Tensor& o) {
+  // q, o: [Lq, H, D]; k, v: [Lk, H, D]; bias: f32 [H, Lq, Lk] (optional)
+  op_checks::attention_bias(q, k, v, bias, causal, o);
+  FRESCO_ASSERT(!bias || bias->device() == Device::cpu, "attention_bias: bias " + bias->describe() + " is not on the CPU");
+  attend(q, k, v, scale, bias ? bias->data<float>() : nullptr, causal, o, nullptr);
+}
+
+void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const float* bias,
+                        bool causal, const Tensor& o, float* plse) {
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
   FRESCO_ASSERT(Lk > 0 || Lq == 0, "attention over no keys");
-  FRESCO_ASSERT(!lse.defined() || lse.device() == Device::cpu, "attention: lse " + lse.describe() + " is not on the CPU");
   if (Lq == 0) return;
   const Rows Q = cpu::read(q, scratch_, cpu::kIn0);
   const Rows K = cpu::read(k, scratch_, cpu::kIn1);
   const Rows V = cpu::read(v, scratch_, cpu::kIn2);
   const Rows O = cpu::write(o, scratch_, cpu::kOut);
-  float* plse = lse.defined() ? lse.data<float>() : nullptr;
-  const float scale = 1.0f / std::sqrt(float(D));
 
   constexpr int64_t kQueryBlock = 256;
   float* S = scratch_.get(cpu::kScores, size_t(std::min(Lq, kQueryBlock) * Lk));  // [block, Lk]
@@ -46,15 +59,23 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
 #pragma omp parallel for
       for (int64_t i = 0; i < nq; ++i) {
         float* row = S + i * Lk;
-        const float mx = *std::max_element(row, row + Lk);
+        const int64_t query = q0 + i;
+        // Keys after the query are masked out (their probability is exactly 0).
+        const int64_t seen = causal ? std::min(Lk, query + 1) : Lk;
+        if (bias) {
+          const float* b = bias + (h * Lq + query) * Lk;  // bias[h, query, :]
+          for (int64_t j = 0; j < seen; ++j) row[j] += b[j];
+        }
+        const float mx = *std::max_element(row, row + seen);
         double sum = 0.0;
-        for (int64_t j = 0; j < Lk; ++j) {
+        for (int64_t j = 0; j < seen; ++j) {
           row[j] = std::exp(row[j] - mx);
           sum += row[j];
         }
         const float inv = float(1.0 / sum);
-        for (int64_t j = 0; j < Lk; ++j) row[j] *= inv;
-        if (plse) plse[(q0 + i) * H + h] = mx + float(std::log(sum));
+        for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
+        std::fill(row + seen, row + Lk, 0.0f);
+        if (plse) plse[query * H + h] = mx + float(std::log(sum));
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(D), int(Lk), 1.0f, S,
                   int(Lk), V.data + h * D, int(V.ld), 0.0f, O.row(q0) + h * D, int(O.ld));

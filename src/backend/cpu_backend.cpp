@@ -29,6 +29,7 @@ float gelu_tanh_of(float v) {
 }
 
 float silu_of(float v) { return v / (1.0f + std::exp(-v)); }
+float quick_gelu_of(float v) { return v / (1.0f + std::exp(-1.702f * v)); }
 
 // Mean and 1/sqrt(variance + eps) of a row, in double so the reference is not the weak link.
 struct RowStats {
@@ -77,6 +78,7 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::dequantize_rows: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     case Op::linear_fp8: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     case Op::norm_modulate_fp8: return is_compute_dtype(d.in) && d.out == DType::e4m3;
+    case Op::gather_rows: return d.in == DType::i64 && is_compute_dtype(d.out);
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
   }
 }
@@ -180,6 +182,27 @@ void CpuBackend::layer_norm(const Tensor& x, float eps, const Tensor& y) {
     float* o = out.row(l);
     const RowStats s = row_stats(r, C, eps);
     for (int64_t c = 0; c < C; ++c) o[c] = float((r[c] - s.mean) * s.inv_std);
+  });
+  cpu::store(out, y);
+}
+
+void CpuBackend::layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                                   const Tensor& y) {
+  // x, y: [L, C]; weight, bias: [C]
+  same_shape(x, y, "layer_norm_affine");
+  matrix(x, "layer_norm_affine");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const int64_t C = in.width;
+  numel(weight, C, "layer_norm_affine", "weight");
+  numel(bias, C, "layer_norm_affine", "bias");
+  const float* w = cpu::dense(weight, scratch_, cpu::kVec0);
+  const float* b = cpu::dense(bias, scratch_, cpu::kVec1);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t l) {
+    const float* r = in.row(l);
+    float* o = out.row(l);
+    const RowStats st = row_stats(r, C, eps);
+    for (int64_t c = 0; c < C; ++c) o[c] = w[c] * float((r[c] - st.mean) * st.inv_std) + b[c];
   });
   cpu::store(out, y);
 }
@@ -317,6 +340,16 @@ void CpuBackend::silu(const Tensor& x, const Tensor& y) {
   cpu::store(out, y);
 }
 
+void CpuBackend::quick_gelu(const Tensor& x, const Tensor& y) {
+  same_shape(x, y, "quick_gelu");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = quick_gelu_of(in.row(r)[i]);
+  });
+  cpu::store(out, y);
+}
+
 void CpuBackend::gated_residual(const Tensor& y, const Tensor& gate, const Tensor& x) {
   // x: [L, C] updated in place; gate: [C]; y: [L, C]
   same_shape(x, y, "gated_residual");
@@ -351,6 +384,29 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& y) {
 
 void CpuBackend::subtract(const Tensor& a, const Tensor& b, const Tensor& y) {
   binary(a, b, y, "subtract", [](float u, float v) { return u - v; });
+}
+
+void CpuBackend::multiply(const Tensor& a, const Tensor& b, const Tensor& y) {
+  binary(a, b, y, "multiply", [](float u, float v) { return u * v; });
+}
+
+void CpuBackend::gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) {
+  // table: [V, C] dense; ids: [L] i64; y: [L, C], any row stride
+  op_checks::gather_rows(table, ids, y);
+  FRESCO_ASSERT(ids.device() == Device::cpu && table.device() == Device::cpu,
+                "gather_rows on the CPU backend: table " + table.describe() + ", ids " + ids.describe());
+  const int64_t V = table.dim(0), C = table.dim(1);
+  const int64_t* id = ids.data<int64_t>();
+  for (int64_t l = 0; l < ids.numel(); ++l)
+    FRESCO_ASSERT(id[l] >= 0 && id[l] < V, "gather_rows: id " + std::to_string(id[l]) + " at " + std::to_string(l) +
+                                               " is outside the table's " + std::to_string(V) + " rows");
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  const size_t es = dtype_size(table.dtype());
+  for_rows(out, [&](int64_t l) {
+    cpu::convert_rows(static_cast<const char*>(table.raw()) + size_t(id[l] * C) * es, table.dtype(), C, out.row(l),
+                      DType::f32, C, 1, C);
+  });
+  cpu::store(out, y);
 }
 
 void CpuBackend::affine(const Tensor& x, float a, float b, const Tensor& y) {

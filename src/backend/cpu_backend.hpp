@@ -73,6 +73,13 @@ class CpuBackend final : public Backend {
                   const Tensor* gate = nullptr) override;
   void norm_modulate_fp8(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, const Tensor& q,
                          const Tensor& scales) override;
+  void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) override;
+  void layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                         const Tensor& y) override;
+  void multiply(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void quick_gelu(const Tensor& x, const Tensor& y) override;
+  void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                      float scale, const Tensor& o) override;  // src/backend/cpu_attention.cpp
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override;  // src/backend/cpu_random.cpp
 
@@ -90,6 +97,11 @@ class CpuBackend final : public Backend {
   // Its rows in f32, before the store's rounding: out = (1 + sc) * x' + sh.
   static void modulated(const cpu::Rows& in, const float* sh, const float* sc, bool normalize, float eps,
                         const cpu::Rows& out);
+
+  // o = softmax(scale q k^T + bias, causal mask) v per head, with lse (nullable) of the scaled
+  // and biased scores: the one loop of attention and attention_bias (src/backend/cpu_attention.cpp).
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const float* bias, bool causal,
+              const Tensor& o, float* lse);
 
   // y = f(a, b) element-wise, rounded once at the store: the loop of add and subtract.
   template <typename F>

@@ -30,6 +30,27 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                 "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
 }
 
+void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                    const Tensor& o) {
+  attention(q, k, v, o, Tensor());
+  const int64_t Lq = q.dim(0), H = q.dim(1), Lk = k.dim(0);
+  FRESCO_ASSERT(!bias || (bias->dtype() == DType::f32 && bias->contiguous() && bias->numel() == H * Lq * Lk),
+                "attention_bias: bias " + (bias ? bias->describe() : std::string()) + " should be f32 [" +
+                    std::to_string(H) + ", " + std::to_string(Lq) + ", " + std::to_string(Lk) + "]");
+  FRESCO_ASSERT(!causal || Lq <= Lk, "attention_bias: a causal mask needs Lq <= Lk, got q " + q.describe() +
+                                         ", k " + k.describe());
+}
+
+void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) {
+  FRESCO_ASSERT(table.defined() && ids.defined() && y.defined(), "gather_rows: undefined operand");
+  FRESCO_ASSERT(table.rank() == 2 && table.contiguous(), "gather_rows: table " + table.describe() +
+                                                             " should be a dense [V, C]");
+  FRESCO_ASSERT(ids.dtype() == DType::i64 && ids.contiguous() && ids.rank() == 1,
+                "gather_rows: ids " + ids.describe() + " should be a dense i64 [L]");
+  FRESCO_ASSERT(y.rank() == 2 && y.dim(0) == ids.numel() && y.dim(1) == table.dim(1),
+                "gather_rows: y " + y.describe() + " for ids " + ids.describe() + " and table " + table.describe());
+}
+
 void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y, const char* op) {
   same_shape(x, y, op);
   FRESCO_ASSERT(x.rank() == 3 && x.dim(2) % 2 == 0,

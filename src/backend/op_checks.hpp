@@ -16,6 +16,12 @@ void matrix(const Tensor& x, const char* op);
 void numel(const Tensor& t, int64_t n, const char* op, const char* what);
 // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse (when defined): f32 [Lq, H], contiguous.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse);
+// attention's operands without lse; bias (when given): f32 [H, Lq, Lk], contiguous; causal:
+// Lq <= Lk.
+void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                    const Tensor& o);
+// gather_rows: table [V, C] dense; ids i64 [L] dense; y [L, C].
+void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y);
 // x, y: [L, H, D] with D even; cos, sin: [L, D/2].
 void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y, const char* op);
 // rope's operands and scale: [D].

@@ -196,6 +196,26 @@ class ProfilingBackend final : public Backend {
   void transpose(const Tensor& x, const Tensor& y) override {
     timed("transpose", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.transpose(x, y); });
   }
+  void gather_rows(const Tensor& table, const Tensor& ids, const Tensor& y) override {
+    timed("gather_rows", 0, 2 * tensor_bytes(y), [&] { in_.gather_rows(table, ids, y); });
+  }
+  void layer_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                         const Tensor& y) override {
+    timed("layer_norm_affine", 0, tensor_bytes(x) + tensor_bytes(y),
+          [&] { in_.layer_norm_affine(x, weight, bias, eps, y); });
+  }
+  void multiply(const Tensor& a, const Tensor& b, const Tensor& y) override {
+    timed("multiply", 0, tensor_bytes(a) + tensor_bytes(b) + tensor_bytes(y), [&] { in_.multiply(a, b, y); });
+  }
+  void quick_gelu(const Tensor& x, const Tensor& y) override {
+    timed("quick_gelu", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.quick_gelu(x, y); });
+  }
+  void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
+                      float scale, const Tensor& o) override {
+    const double flops = 4.0 * double(q.dim(0)) * double(k.dim(0)) * double(q.dim(1)) * double(q.dim(2));
+    timed("attention_bias", flops, tensor_bytes(q) + tensor_bytes(k) + tensor_bytes(v) + tensor_bytes(o),
+          [&] { in_.attention_bias(q, k, v, bias, causal, scale, o); });
+  }
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                    const Tensor& y) override {
     timed("fill_random", 0, tensor_bytes(y), [&] { in_.fill_random(seed, stream, substream, mean, std, y); });

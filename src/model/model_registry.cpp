@@ -1,6 +1,7 @@
 #include "src/model/model_registry.hpp"
 
 #include "src/core/error.hpp"
+#include "src/model/text_encoder_config.hpp"
 #include "src/model/vae_config.hpp"
 
 namespace fresco {
@@ -8,11 +9,15 @@ namespace fresco {
 std::vector<std::string> all_preset_names() {
   auto names = flux_preset_names();
   for (const auto& n : vae_preset_names()) names.push_back(n);
+  for (const auto& n : t5_preset_names()) names.push_back(n);
+  for (const auto& n : clip_preset_names()) names.push_back(n);
   return names;
 }
 
 std::vector<WeightSpec> preset_weight_specs(const std::string& name) {
   if (is_vae_preset(name)) return vae_weight_specs(vae_preset(name));
+  if (is_t5_preset(name)) return t5_weight_specs(t5_preset(name));
+  if (is_clip_preset(name)) return clip_weight_specs(clip_preset(name));
   for (const auto& n : flux_preset_names())
     if (n == name) return flux_weight_specs(flux_preset(name));
   std::string known;

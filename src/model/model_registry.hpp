@@ -1,4 +1,4 @@
-// Every preset Fresco knows, transformer and autoencoder, with its weight table: what the
+// Every preset Fresco knows (transformer, autoencoder, text encoders), with its weight table: what the
 // weights file reader, `init-weights` and `convert` work from.
 #pragma once
 
