@@ -53,10 +53,14 @@ Tensor convert_on_host(const Tensor& host, DType as) {
 }  // namespace
 
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as) {
+                          std::optional<DType> as, const LoraMerge* lora) {
   FRESCO_ASSERT(!as || is_weight_dtype(*as),
                 std::string("load_weights: weights are f32, bf16 or f16, not ") + dtype_name(*as));
-  if (const auto seed = random_weights_seed(path)) return random_weights(preset, *seed, backend, as.value_or(DType::f32));
+  if (const auto seed = random_weights_seed(path)) {
+    require_input(!lora, "--lora needs a weights file: --weights " + path +
+                             " draws random weights on the device, where no LoRA is merged");
+    return random_weights(preset, *seed, backend, as.value_or(DType::f32));
+  }
   const WeightsFile file(path);
   if (file.model() != preset)
     throw InputError(path + " holds weights of preset " + file.model() + ", but the run uses " + preset);
@@ -76,6 +80,7 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
   for (const auto& spec : specs) {
     Tensor host = file.read(spec.name);
     identity.add(spec.name).tensor(host);
+    if (lora) host = lora->apply(spec.name, host);
     if (const int64_t bad = count_nonfinite_host(host))
       non_finite.push_back(spec.name + " (" + std::to_string(bad) + " of " +
                            std::to_string(host.numel()) + " values)");
@@ -92,6 +97,7 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
     for (const std::string& n : non_finite) msg += "\n  " + n;
     throw InputError(msg);
   }
+  if (lora) identity.add(lora->identity());
   weights.set_identity(identity.hex());
   return weights;
 }

@@ -11,6 +11,7 @@
 #include "src/backend/backend.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/lora.hpp"
 
 namespace fresco {
 
@@ -28,8 +29,11 @@ FluxConfig preset_for_weights(const std::string& path, const std::string& reques
 // a dtype (f32, bf16 or f16) converts every tensor to it on the host first (e.g. bf16 weights
 // for a bf16 run of an f32 file).
 // `path` "random:SEED" makes random_weights(preset, SEED, backend, as or f32) instead.
+// `lora`: adapters merged into the tensors they touch as each is read, in f32, before `as`
+// (src/model/lora.hpp); the weights' identity then includes the LoRA files and scales. Random
+// weights take none (InputError: they are drawn on the device).
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as = std::nullopt);
+                          std::optional<DType> as = std::nullopt, const LoraMerge* lora = nullptr);
 
 // A preset's random weights (the rules of write_random_weights, the same values as the file
 // it writes for that seed, up to the device's logf/sinf ulps), drawn directly on the backend's
