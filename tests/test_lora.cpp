@@ -146,7 +146,8 @@ TEST_P(LoraMergeTest, KohyaEqualsTheFormula) {
 
 // diffusers/PEFT names (lora_A/lora_B, no alpha: the factor is the scale) landing on rows of the
 // fused tensors: to_k -> qkv rows [d, 2d), add_v_proj -> txt qkv rows [2d, 3d), proj_mlp ->
-// linear1 rows [3d, 3d + m), norm_out.linear -> the final modulation with its halves swapped.
+// linear1 rows [3d, 3d + m), norm_out.linear -> the final modulation with its halves swapped;
+// and a pair of ComfyUI's naming (diffusion_model.single_blocks.1.linear2) on a whole tensor.
 TEST_P(LoraMergeTest, DiffusersEqualsTheFormulaOnTheFusedRows) {
   TempDir dir;
   const DType dtype = GetParam();
@@ -168,6 +169,11 @@ TEST_P(LoraMergeTest, DiffusersEqualsTheFormulaOnTheFusedRows) {
   updates.push_back({"double_blocks.0.txt_attn.qkv.weight", v_up, v_down, scale, 0, 2 * d, d});
   auto [mlp_up, mlp_down] = add("single_transformer_blocks.0.proj_mlp", m, 3);
   updates.push_back({"single_blocks.0.linear1.weight", mlp_up, mlp_down, scale, 0, 3 * d, m});
+  // ComfyUI's LoRAs: the original names under diffusion_model.
+  const Tensor l2_up = random_tensor({d, rank}, 5), l2_down = random_tensor({rank, d + m}, 105);
+  lora["diffusion_model.single_blocks.1.linear2.lora_B.weight"] = l2_up;
+  lora["diffusion_model.single_blocks.1.linear2.lora_A.weight"] = l2_down;
+  updates.push_back({"single_blocks.1.linear2.weight", l2_up, l2_down, scale, 0, 0, d});
   auto [n_up, n_down] = add("norm_out.linear", 2 * d, 4);
   updates.push_back({"final_layer.adaLN_modulation.1.weight", n_up, n_down, scale, d, 0, d});  // diffusers' shift half
   updates.push_back({"final_layer.adaLN_modulation.1.weight", n_up, n_down, scale, 0, d, d});  // its scale half
@@ -178,7 +184,7 @@ TEST_P(LoraMergeTest, DiffusersEqualsTheFormulaOnTheFusedRows) {
     u.down = u.down.to_dtype(DType::bf16).to_f32();
   }
   const LoraMerge merge({{{dir.file("peft.safetensors"), scale}}, false}, "flux-tiny");
-  EXPECT_EQ(merge.touched().size(), 4u);
+  EXPECT_EQ(merge.touched().size(), 5u);
   expect_merged(dir.file("w.h5"), merge, expected_weights(dir.file("w.h5"), updates));
 }
 

@@ -138,7 +138,7 @@ void write_tensor(WeightsWriter& w, const WeightSpec& spec, const TensorRecipe& 
     return;
   }
   const bool widen = dtype == DType::e4m3;
-  Tensor out(spec.shape, widen ? DType::f32 : dtype);  // spec.shape
+  Tensor out(spec.shape, widen ? DType::f32 : dtype);  // the preset's shape, e.g. qkv [3d, d]
   const int64_t row_numel = out.numel() / spec.shape[0];
   int64_t at = 0;
   bool scaled = false;

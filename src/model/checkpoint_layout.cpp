@@ -1,6 +1,7 @@
 #include "src/model/checkpoint_layout.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "src/core/error.hpp"
 #include "src/model/flux_config.hpp"
@@ -23,6 +24,15 @@ std::pair<std::string, std::string> split_leaf(const std::string& key) {
 
 // A whole stored tensor of `rows` rows.
 SourceRows whole(const std::string& name, int64_t rows) { return {name, rows, 0, rows}; }
+
+// `text` without `prefix` (which it starts with).
+std::string after(const std::string& text, std::string_view prefix) { return text.substr(prefix.size()); }
+
+// The block number of a module path: "double_blocks.7.img_mod.lin" -> "7".
+std::string block_of(const std::string& module) {
+  const size_t begin = module.find('.') + 1;
+  return module.substr(begin, module.find('.', begin) - begin);
+}
 
 // Diffusers' name of a FLUX transformer module (Fresco's module name without .weight/.bias).
 // The fused projections (qkv, linear1) and the final modulation are recipes of their own.
@@ -76,14 +86,14 @@ TensorRecipe diffusers_transformer_recipe(const FluxConfig& c, const std::string
   TensorRecipe r;
   if (module.ends_with("_attn.qkv")) {
     // [3d, d]: q, k and v stacked; diffusers keeps three Linears (the text stream's "add_*_proj").
-    const std::string block = "transformer_blocks." + module.substr(14, module.find('.', 14) - 14) + ".attn.";
+    const std::string block = "transformer_blocks." + block_of(module) + ".attn.";
     const bool txt = module.find(".txt_attn") != std::string::npos;
     for (const char* part : {"q", "k", "v"})
       r.parts.push_back(whole(block + (txt ? std::string("add_") + part + "_proj" : std::string("to_") + part) +
                                   "." + dleaf, d));
   } else if (module.starts_with("single_blocks.") && module.ends_with(".linear1")) {
     // [3d + m, d]: q, k, v and the MLP's input projection stacked.
-    const std::string block = "single_transformer_blocks." + module.substr(14, module.find('.', 14) - 14) + ".";
+    const std::string block = "single_transformer_blocks." + block_of(module) + ".";
     for (const char* part : {"attn.to_q", "attn.to_k", "attn.to_v"}) r.parts.push_back(whole(block + part + "." + dleaf, d));
     r.parts.push_back(whole(block + "proj_mlp." + dleaf, c.mlp_hidden()));
   } else if (module == "final_layer.adaLN_modulation.1") {
@@ -105,29 +115,31 @@ TensorRecipe diffusers_vae_recipe(const VaeConfig& c, const std::string& key, in
     return true;
   };
   TensorRecipe r;
-  if (module.starts_with("decoder.mid.attn_1.")) {
+  constexpr std::string_view kAttention = "decoder.mid.attn_1.", kUp = "decoder.up.";
+  if (module.starts_with(kAttention)) {
     // The attention's q, k, v and output are 1x1 convolutions in BFL, Linears in diffusers.
     static const std::pair<const char*, const char*> attn[] = {
         {"norm", "group_norm"}, {"q", "to_q"}, {"k", "to_k"}, {"v", "to_v"}, {"proj_out", "to_out.0"}};
-    const std::string part = module.substr(19);
+    const std::string part = after(module, kAttention);
     for (const auto& [bfl, diffusers] : attn)
       if (part == bfl) name = std::string("decoder.mid_block.attentions.0.") + diffusers;
     r.unit_kernel = leaf == "weight" && part != "norm";
   } else if (replace_prefix("decoder.mid.block_1.", "decoder.mid_block.resnets.0.") ||
              replace_prefix("decoder.mid.block_2.", "decoder.mid_block.resnets.1.")) {
-  } else if (module.starts_with("decoder.up.")) {
+  } else if (module.starts_with(kUp)) {
     // BFL counts the decoder's levels from the finest (up.0 runs last); diffusers' up_blocks
-    // are in the order they run.
-    const size_t dot = module.find('.', 11);
-    const int level = std::stoi(module.substr(11, dot - 11));
-    const std::string rest = module.substr(dot + 1);
+    // are in the order they run. "decoder.up.L.block.B.conv1" / "decoder.up.L.upsample.conv".
+    const int level = std::stoi(block_of(after(module, "decoder.")));
+    const std::string rest = after(module, std::string(kUp) + block_of(after(module, "decoder.")) + ".");
     const std::string block = "decoder.up_blocks." + std::to_string(c.levels() - 1 - level) + ".";
-    name = rest.starts_with("block.") ? block + "resnets." + rest.substr(6) : block + "upsamplers.0." + rest.substr(9);
+    name = rest.starts_with("block.") ? block + "resnets." + after(rest, "block.")
+                                      : block + "upsamplers.0." + after(rest, "upsample.");
   } else if (module == "decoder.norm_out") {
     name = "decoder.conv_norm_out";
   }
-  if (const size_t at = name.find(".nin_shortcut"); at != std::string::npos)
-    name = name.substr(0, at) + ".conv_shortcut" + name.substr(at + 13);
+  constexpr std::string_view kShortcut = ".nin_shortcut";
+  if (const size_t at = name.find(kShortcut); at != std::string::npos)
+    name = name.substr(0, at) + ".conv_shortcut" + name.substr(at + kShortcut.size());
   r.parts.push_back(whole(name + "." + leaf, rows));
   return r;
 }

@@ -19,8 +19,9 @@ constexpr std::pair<const char*, LoraPart> kSuffixes[] = {
     {".lora_up.weight", LoraPart::up},  {".lora_down.weight", LoraPart::down},  // kohya
     {".lora_B.weight", LoraPart::up},   {".lora_A.weight", LoraPart::down},     // PEFT / diffusers
     {".alpha", LoraPart::alpha}};
-// Prefixes of the diffusers/PEFT names: the pipeline component, PEFT's wrapper.
-constexpr const char* kModulePrefixes[] = {"transformer.", "base_model.model."};
+// Prefixes of the module names: diffusers' pipeline component, PEFT's wrapper, ComfyUI's
+// (whose LoRAs keep the original release's names under it).
+constexpr const char* kModulePrefixes[] = {"transformer.", "base_model.model.", "diffusion_model."};
 constexpr const char* kKohyaPrefix = "lora_unet_";
 
 // A stored tensor copied to the host in its own dtype.

@@ -2,22 +2,24 @@
 # one file, scale 0.6) equals the forward of weights merged by an independent numpy script;
 # scale 0 leaves the weights' bits; the LoRA's digest and scale are in the image's provenance, the
 # run record and the resume digest (another scale recomputes the images); unmatched keys, bad
-# scales and missing files are named.
+# scales and missing files are named. LORA_BACKEND=cuda (gpu_backend.sh) runs the forward checks
+# on the GPU: the merged weights uploaded, in f32.
 source "$(dirname "$0")/common.sh"
+BACKEND=${LORA_BACKEND:-cpu}
 FIXTURE="/usr/bin/python3 $(dirname "$0")/../checkpoints/lora_fixture.py"
 make_tiny_fixtures 2
 $FIXTURE write weights.h5 style.safetensors
 $FIXTURE merge weights.h5 style.safetensors 0.6 merged.h5
 
 # forward: the merge at load equals the weights merged beforehand (f32 rounding apart).
-"$FRESCO" forward --backend cpu --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
+"$FRESCO" forward --backend $BACKEND --dtype f32 --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
   --out lora.h5 --lora style.safetensors:0.6 > forward.log
-"$FRESCO" forward --backend cpu --weights merged.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
+"$FRESCO" forward --backend $BACKEND --dtype f32 --weights merged.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
   --out merged_out.h5 > /dev/null
 "$H5_TOOL" compare lora.h5 merged_out.h5 /velocity 1e-6 || fail "forward --lora differs from the merged weights"
-"$FRESCO" forward --backend cpu --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" --out plain.h5 > /dev/null
+"$FRESCO" forward --backend $BACKEND --dtype f32 --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" --out plain.h5 > /dev/null
 if "$H5_TOOL" compare lora.h5 plain.h5 /velocity 1e-3 > /dev/null; then fail "the LoRA changed nothing"; fi
-"$FRESCO" forward --backend cpu --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
+"$FRESCO" forward --backend $BACKEND --dtype f32 --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" \
   --out zero.h5 --lora style.safetensors:0 > /dev/null
 "$H5_TOOL" compare zero.h5 plain.h5 /velocity 0 || fail "scale 0 is not the weights themselves"
 
@@ -62,7 +64,7 @@ write_safetensors('te.safetensors', t)"
 expect_error "te.safetensors: lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight (no tensor of flux-tiny has this name)" -- \
   "$FRESCO" forward --backend cpu --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" --out x.h5 \
   --lora te.safetensors
-"$FRESCO" forward --backend cpu --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" --out warned.h5 \
+"$FRESCO" forward --backend $BACKEND --dtype f32 --weights weights.h5 --inputs "$GOLDEN_DIR/flux_tiny_inputs.h5" --out warned.h5 \
   --lora te.safetensors:0.6 --lora-unmatched warn > warn.log 2>&1 || { cat warn.log; fail "--lora-unmatched warn"; }
 grep -q "warning: LoRA key not merged (--lora-unmatched warn): te.safetensors: lora_te1_" warn.log || fail "no warning"
 "$H5_TOOL" compare warned.h5 lora.h5 /velocity 0 || fail "the matched pairs of a warned file are not merged alike"
