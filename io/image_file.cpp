@@ -21,6 +21,7 @@ std::map<std::string, std::string> png_text(const ImageProvenance& p) {
       {"prompt_index", std::to_string(p.prompt_index)}};
   if (!p.vae.empty()) t["vae"] = p.vae;
   if (!p.prompt_text.empty()) t["prompt"] = p.prompt_text;
+  if (!p.lora.empty()) t["lora"] = p.lora;
   if (!p.cache.empty()) {
     t["cache"] = p.cache;
     t["cache_computed"] = p.cache_computed;
@@ -76,6 +77,7 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("digest_prompt", p.digests.prompt);
     file.write_attr("digest_settings", p.digests.settings);
     if (image && !p.vae.empty()) file.write_attr("vae", p.vae);
+    if (!p.lora.empty()) file.write_attr("lora", p.lora);
     if (!p.cache.empty()) {
       file.write_attr("cache", p.cache);
       file.write_attr("cache_computed", p.cache_computed);
@@ -120,6 +122,7 @@ ImageProvenance read_image_provenance(const h5::File& file) {
   p.digests = {text("digest_weights"), text("digest_prompt"), text("digest_settings"), text("digest")};
   if (file.has_attr("vae")) p.vae = text("vae");
   if (file.has_attr("prompt")) p.prompt_text = text("prompt");
+  if (file.has_attr("lora")) p.lora = text("lora");
   if (file.has_attr("cache")) {
     p.cache = text("cache");
     p.cache_computed = text("cache_computed");

@@ -49,6 +49,7 @@ struct ImageProvenance {
   std::string prompt_text;        // the prompt's text where the prompt file gives it (empty: none)
   std::string cache;              // the step cache and its settings (empty: none; docs/step-cache.md)
   std::string cache_computed;     // with a cache: '1' computed, '0' cached, per step
+  std::string lora;               // the LoRA files merged, their digests and scales (empty: none)
 };
 
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5

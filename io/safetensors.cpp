@@ -13,7 +13,6 @@
 #include <string_view>
 #include <vector>
 
-#include "io/weights_file.hpp"
 #include "src/core/error.hpp"
 
 namespace fresco {
@@ -23,42 +22,16 @@ DType parse_dtype(const std::string& s, const std::string& where) {
   if (s == "F32") return DType::f32;
   if (s == "F16") return DType::f16;
   if (s == "BF16") return DType::bf16;
-  throw InputError(where + " has dtype " + s + " (Fresco converts F32, F16 and BF16)");
-}
-
-// What to convert instead of a sharded (diffusers) checkpoint.
-constexpr const char* kSingleFileAdvice =
-    "Fresco converts the single-file checkpoints of the original FLUX.1 release "
-    "(flux1-dev.safetensors, flux1-schnell.safetensors, ae.safetensors)";
-
-// A folder given as the checkpoint: the diffusers layout (sharded, renamed keys), or a folder
-// of checkpoints one of which was meant.
-std::string describe_folder(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::vector<std::string> checkpoints;
-  bool diffusers = false;
-  std::error_code ec;
-  for (const auto& f : fs::directory_iterator(path, ec)) {
-    const std::string name = f.path().filename().string();
-    diffusers |= name.starts_with("diffusion_pytorch_model") || name.ends_with(".safetensors.index.json");
-    if (name.ends_with(".safetensors")) checkpoints.push_back((fs::path(path) / name).string());
-  }
-  if (diffusers)
-    return path + " is a folder: the diffusers layout (sharded diffusion_pytorch_model*.safetensors "
-                  "files with renamed keys), which Fresco does not convert. " + kSingleFileAdvice;
-  if (checkpoints.empty()) return path + " is a folder, not a safetensors file, and holds none";
-  std::sort(checkpoints.begin(), checkpoints.end());
-  std::string names;
-  for (size_t i = 0; i < checkpoints.size() && i < 3; ++i) names += (i ? ", " : "") + checkpoints[i];
-  if (checkpoints.size() > 3) names += ", ... " + std::to_string(checkpoints.size()) + " in all";
-  return path + " is a folder; pass one of its .safetensors files (" + names + ")";
+  if (s == "F8_E4M3") return DType::e4m3;
+  throw InputError(where + " has dtype " + s + " (Fresco converts F32, F16, BF16 and F8_E4M3)");
 }
 
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw InputError(describe_folder(path));
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path + " is a folder, not a safetensors file");
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw InputError("cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
@@ -97,8 +70,8 @@ void SafetensorsFile::parse_header() {
     const auto first = bytes.find_first_not_of(" \t\r\n");
     if (first != std::string_view::npos && bytes[first] == '{') {
       if (bytes.find("\"weight_map\"") != std::string_view::npos)
-        throw InputError(path + " is the index of a sharded checkpoint (JSON), not a safetensors file; " +
-                         kSingleFileAdvice);
+        throw InputError(path + " is the index of a sharded checkpoint (JSON), not a safetensors file; "
+                                "its name must end in .safetensors.index.json to be read as one");
       throw InputError(path + " is a JSON file, not a safetensors file");
     }
     throw InputError(path + ": header length exceeds the file (truncated?)");
@@ -144,15 +117,6 @@ TensorTable SafetensorsFile::table(const CheckpointKeys& keys) const {
   for (const auto& [name, e] : entries_)
     if (const auto key = keys ? keys(name) : name) found[*key] = {e.shape, e.dtype, dtype_name(e.dtype)};
   return found;
-}
-
-void write_weights_from_safetensors(const SafetensorsFile& st, const std::string& out,
-                                    const std::string& model, const CheckpointKeys& keys) {
-  write_weights_file(out, model, [&](WeightsWriter& w) {
-    w.attribute("source", st.path());
-    for (const auto& [name, e] : st.entries())
-      if (const auto key = keys(name)) w.tensor_bytes(*key, e.dtype, e.shape, st.data(e));
-  });
 }
 
 }  // namespace fresco

@@ -1,7 +1,6 @@
-// Reading safetensors checkpoints (8-byte little-endian header length, a JSON header of
-// {name: {dtype, shape, data_offsets}}, then the raw data) and copying their tensors into
-// Fresco's HDF5 weights format. Which preset a checkpoint is (and so which tensors to keep) is
-// decided by src/model/weights_io.hpp (convert_safetensors).
+// Reading safetensors files (8-byte little-endian header length, a JSON header of
+// {name: {dtype, shape, data_offsets}}, then the raw data). Which preset a checkpoint is, how its
+// names map to Fresco's and the writing of the weights file are src/model/checkpoint_convert.hpp's.
 #pragma once
 
 #include <functional>
@@ -25,8 +24,9 @@ struct SafetensorsEntry {
 using CheckpointKeys = std::function<std::optional<std::string>(const std::string&)>;
 
 // A memory-mapped safetensors file; the header is parsed and checked on open. What is not a
-// safetensors file is named for what it is: a folder (the diffusers layout is one), the JSON
-// index of a sharded checkpoint, an HDF5 file (InputError).
+// safetensors file is named for what it is: a folder, the JSON index of a sharded checkpoint, an
+// HDF5 file (InputError). Folders and sharded checkpoints are io/safetensors_set.hpp's.
+// Dtypes: F32, F16, BF16 and F8_E4M3 (the last widened to bf16 by the converter).
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
@@ -49,11 +49,5 @@ class SafetensorsFile {
   const unsigned char* data_start_ = nullptr;
   std::map<std::string, SafetensorsEntry> entries_;
 };
-
-// Writes the tensors of `st` that `keys` maps to a weights file for preset `model`, at their
-// mapped keys, bytes and dtypes unchanged, with the checkpoint's path as the `source`
-// attribute. Published atomically. The caller has checked the tensors against the preset.
-void write_weights_from_safetensors(const SafetensorsFile& st, const std::string& out,
-                                    const std::string& model, const CheckpointKeys& keys);
 
 }  // namespace fresco

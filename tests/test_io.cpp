@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,53 +19,20 @@
 #include "io/prompts_file.hpp"
 #include "io/safetensors.hpp"
 #include "src/model/weights_io.hpp"
+#include "src/model/checkpoint_convert.hpp"
+#include "src/model/model_registry.hpp"
 #include "src/model/model_inputs.hpp"
 #include "src/core/difference.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/vae_decoder.hpp"
 #include "src/model/noise.hpp"
+#include "tests/safetensors_fixture.hpp"
 
 using namespace fresco;
+using namespace fresco::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("fresco-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-// Writes a safetensors file holding `tensors` (name -> f32 tensor stored as `dtype`).
-void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                       DType dtype, const char* dtype_tag) {
-  nlohmann::json header;
-  header["__metadata__"] = {{"format", "pt"}};
-  std::string data;
-  for (const auto& [name, t] : tensors) {
-    const Tensor stored = t.to_dtype(dtype);
-    header[name] = {{"dtype", dtype_tag},
-                    {"shape", t.shape()},
-                    {"data_offsets", {data.size(), data.size() + stored.bytes()}}};
-    data.append(static_cast<const char*>(stored.raw()), stored.bytes());
-  }
-  const std::string h = header.dump();
-  std::ofstream out(path, std::ios::binary);
-  const uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out.put(char((n >> (8 * i)) & 0xff));
-  out << h << data;
-}
 
 std::map<std::string, Tensor> random_flux_tensors(const FluxConfig& c) {
   std::map<std::string, Tensor> m;
@@ -134,7 +102,7 @@ TEST(Safetensors, ConvertRoundTrip) {
   const FluxConfig c = flux_preset("flux-tiny");
   const auto tensors = random_flux_tensors(c);
   write_safetensors(dir.file("ckpt.safetensors"), tensors, DType::bf16, "BF16");
-  EXPECT_EQ(convert_safetensors(dir.file("ckpt.safetensors"), dir.file("w.h5"), "auto").preset, "flux-tiny");
+  EXPECT_EQ(convert_checkpoint(dir.file("ckpt.safetensors"), dir.file("w.h5"), "auto").preset, "flux-tiny");
   // The HDF5 file keeps bf16 and the values survive bit for bit.
   const h5::File f = h5::File::open(dir.file("w.h5"));
   EXPECT_EQ(f.read_raw("/double_blocks/0/txt_mlp/2/weight").dtype(), DType::bf16);
@@ -155,7 +123,7 @@ TEST(Safetensors, RejectsBadCheckpoints) {
   // Another preset named explicitly: every mismatch listed, no output file.
   write_safetensors(dir.file("tiny.safetensors"), tensors, DType::f32, "F32");
   try {
-    convert_safetensors(dir.file("tiny.safetensors"), dir.file("out.h5"), "flux-small");
+    convert_checkpoint(dir.file("tiny.safetensors"), dir.file("out.h5"), "flux-small");
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("img_in.weight has shape"), std::string::npos);
@@ -164,7 +132,7 @@ TEST(Safetensors, RejectsBadCheckpoints) {
   // A missing tensor: no preset matches.
   tensors.erase("final_layer.linear.bias");
   write_safetensors(dir.file("partial.safetensors"), tensors, DType::f32, "F32");
-  EXPECT_THROW(convert_safetensors(dir.file("partial.safetensors"), dir.file("out.h5"), "auto"), InputError);
+  EXPECT_THROW(convert_checkpoint(dir.file("partial.safetensors"), dir.file("out.h5"), "auto"), InputError);
   // An unsupported dtype names the tensor.
   write_safetensors(dir.file("i32.safetensors"), {{"x", Tensor::zeros({2})}}, DType::f32, "I32");
   EXPECT_THROW(SafetensorsFile(dir.file("i32.safetensors")), InputError);
@@ -177,7 +145,7 @@ TEST(Safetensors, RejectsBadCheckpoints) {
 // The message of the InputError that `convert` throws (empty when it does not throw one).
 std::string convert_error(const std::string& in, const std::string& out, const std::string& model) {
   try {
-    convert_safetensors(in, out, model);
+    convert_checkpoint(in, out, model);
   } catch (const InputError& e) {
     return e.what();
   }
@@ -194,7 +162,7 @@ TEST(Safetensors, StripsTheComfyUiPrefix) {
   tensors["vae.decoder.conv_in.weight"] = Tensor::zeros({4});
   tensors["text_encoders.clip_l.proj.weight"] = Tensor::zeros({2, 2});
   write_safetensors(dir.file("comfy.safetensors"), tensors, DType::bf16, "BF16");
-  convert_safetensors(dir.file("comfy.safetensors"), dir.file("w.h5"), "auto");
+  convert_checkpoint(dir.file("comfy.safetensors"), dir.file("w.h5"), "auto");
   auto cpu = make_cpu_backend();
   const ModelWeights w = load_weights(dir.file("w.h5"), "flux-tiny", *cpu);  // every tensor, no others
   EXPECT_EQ(w.get("img_in.weight").dtype(), DType::bf16);
@@ -224,11 +192,62 @@ TEST(Safetensors, SummarisesAnotherPresetsCheckpoint) {
             std::string::npos)
       << partial;
   EXPECT_NE(partial.find("missing tensor final_layer.linear.bias"), std::string::npos) << partial;
-  // Keys of another naming (diffusers): said so.
-  write_safetensors(dir.file("renamed.safetensors"), {{"transformer_blocks.0.attn.to_q.weight", Tensor::zeros({2})}},
+  // Keys of another naming (neither the original release's nor diffusers'): said so.
+  write_safetensors(dir.file("renamed.safetensors"), {{"model.layers.0.mlp.weight", Tensor::zeros({2})}},
                     DType::f32, "F32");
   const std::string renamed = convert_error(dir.file("renamed.safetensors"), dir.file("out.h5"), "auto");
-  EXPECT_NE(renamed.find("none of its tensor names is a FLUX.1 key"), std::string::npos) << renamed;
+  EXPECT_NE(renamed.find("none of its tensor names is a key of a preset"), std::string::npos) << renamed;
+  // Diffusers' names are read as such: what is missing is named by the preset's key.
+  write_safetensors(dir.file("diffusers.safetensors"),
+                    {{"transformer_blocks.0.attn.to_q.weight", Tensor::zeros({64, 64})}}, DType::f32, "F32");
+  const std::string diffusers = convert_error(dir.file("diffusers.safetensors"), dir.file("out.h5"), "flux-tiny");
+  EXPECT_NE(diffusers.find("read as diffusers' layout"), std::string::npos) << diffusers;
+  EXPECT_NE(diffusers.find("(84 problems: 84 missing)"), std::string::npos) << diffusers;
+  EXPECT_EQ(diffusers.find("none of its tensor names"), std::string::npos) << diffusers;
+}
+
+// F8_E4M3 checkpoints (flux1-dev-fp8, ComfyUI's scaled ones) are widened to bf16: each value
+// exactly (every E4M3 value is a bf16 value), times the tensor's scale where NAME.scale_weight
+// is stored (rounded once); the scale tensors and the scaled_fp8 marker are not written.
+TEST(Safetensors, WidensE4m3ToBf16WithItsScale) {
+  TempDir dir;
+  std::map<std::string, Tensor> stored;
+  std::map<std::string, float> scales;
+  for (const auto& [name, t] : random_flux_tensors(flux_preset("flux-tiny"))) {
+    Tensor scaled = t.clone();
+    // Weights of the blocks get a per-tensor scale (values / scale fill E4M3's range), the rest none.
+    const bool with_scale = name.ends_with(".weight") && name.find("blocks.") != std::string::npos;
+    if (with_scale) {
+      scales[name] = 0.0625f / 448.0f * float(1 + stored.size() % 7);
+      for (int64_t i = 0; i < scaled.numel(); ++i) scaled.f32()[i] /= scales[name];
+      const std::string stem = name.substr(0, name.size() - 7);
+      stored[stem + ".scale_weight"] = Tensor::from_floats({1}, std::vector<float>{scales[name]});
+      stored[stem + ".scale_input"] = Tensor::from_floats({1}, std::vector<float>{1.0f});
+    }
+    stored[name] = scaled.to_dtype(DType::e4m3);
+  }
+  stored["scaled_fp8"] = Tensor::zeros({0}).to_dtype(DType::e4m3);
+  write_stored_safetensors(dir.file("fp8.safetensors"), stored, {{DType::e4m3, "F8_E4M3"}, {DType::f32, "F32"}});
+  const ConvertedCheckpoint done = convert_checkpoint(dir.file("fp8.safetensors"), dir.file("w.h5"), "auto");
+  EXPECT_EQ(done.preset, "flux-tiny");
+  EXPECT_EQ(done.widened_e4m3, std::ssize(preset_weight_specs("flux-tiny")));
+  EXPECT_EQ(done.scaled_e4m3, std::ssize(scales));
+  const WeightsFile file(dir.file("w.h5"));
+  for (const WeightSpec& spec : preset_weight_specs("flux-tiny")) {
+    const Tensor got = file.read(spec.name);
+    ASSERT_EQ(got.dtype(), DType::bf16) << spec.name;
+    const Tensor e4m3 = stored.at(spec.name).to_f32();
+    Tensor expected(spec.shape);
+    const float scale = scales.count(spec.name) ? scales.at(spec.name) : 1.0f;
+    for (int64_t i = 0; i < expected.numel(); ++i) expected.f32()[i] = e4m3.f32()[i] * scale;
+    const Tensor want = expected.to_dtype(DType::bf16);
+    ASSERT_EQ(std::memcmp(got.raw(), want.raw(), want.bytes()), 0) << spec.name;
+  }
+  // A per-channel scale is refused, naming it.
+  stored["double_blocks.0.img_attn.qkv.scale_weight"] = Tensor::zeros({192});
+  write_stored_safetensors(dir.file("rows.safetensors"), stored, {{DType::e4m3, "F8_E4M3"}, {DType::f32, "F32"}});
+  const std::string msg = convert_error(dir.file("rows.safetensors"), dir.file("out.h5"), "auto");
+  EXPECT_NE(msg.find("double_blocks.0.img_attn.qkv.scale_weight has shape [192]"), std::string::npos) << msg;
 }
 
 TEST(Prompts, BatchSeedIsOffsetByTheImageIndex) {

@@ -249,6 +249,7 @@ struct BenchOptions {
   bool profile = false, json = false;
   ParallelChoice parallel;  // every rank of the job computes the one image
   StepCacheOptions cache;   // --cache with a forced --cache-pattern (default 10)
+  LoraOptions lora;         // --lora: merged as for generate (the load's cost, not the step's)
 };
 
 
@@ -281,6 +282,7 @@ std::string config_label(const std::string& model, const BenchOptions& o) {
 int run_bench(BenchOptions o, const MpiSession& mpi) {
   Engine e(mpi, o.engine, o.parallel, o.weights, o.model);
   e.cache = o.cache;
+  e.lora = o.lora;
   resolve_cache_options(e.cache, e.spec.blocks);
   const int64_t grid_h = o.height / 16, grid_w = o.width / 16, Limg = grid_h * grid_w;
   const StepFlops flops = e.spec.step_flops(o.txt_len, Limg);
@@ -518,10 +520,12 @@ Command bench_command() {
     add_engine_options(o);
     add_parallel_options(o);
     add_cache_options(o);
+    add_lora_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     BenchOptions o;
     o.cache = cache_options(vm);
+    o.lora = lora_options(vm);
     // Random weights do not decide like trained ones: bench times forced decisions.
     if (o.cache.enabled() && o.cache.pattern.empty()) {
       for (const char* name : {"cache-threshold", "cache-warmup", "cache-max-consecutive", "cache-coefficients"})

@@ -78,6 +78,7 @@ Command forward_command() {
     add_model_options(o);
     add_engine_options(o);
     add_parallel_options(o);
+    add_lora_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     auto run = std::make_shared<ForwardRun>(ctx.mpi, vm["out"].as<std::string>());
@@ -89,6 +90,7 @@ Command forward_command() {
     run->engine = std::make_unique<Engine>(ctx.mpi, engine, parallel_choice(vm),
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
+    e.lora = lora_options(vm);
     const std::string in_path = vm["inputs"].as<std::string>();
     run->inputs = read_forward_inputs(in_path, e.config);
     const ForwardInputs& in = run->inputs;

@@ -410,6 +410,7 @@ Command generate_command() {
     add_engine_options(o);
     add_parallel_options(o);
     add_cache_options(o);
+    add_lora_options(o);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
@@ -444,6 +445,7 @@ Command generate_command() {
     Engine& e = *run->engine;
     e.cache = cache_options(vm);
     resolve_cache_options(e.cache, e.spec.blocks);
+    e.lora = lora_options(vm);
     // The automatic layout is chosen for the model and the images of this run, so they are read
     // first; every rank reads the same files and options, so these checks fail on all or none.
     validate_prompts(*run->prompts, e.config);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "io/atomic_output.hpp"
+#include "src/model/checkpoint_convert.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/model_registry.hpp"
@@ -60,19 +61,22 @@ Command init_weights_command() {
 Command convert_command() {
   Command c;
   c.name = "convert";
-  c.summary = "convert a FLUX (or FLUX autoencoder) safetensors checkpoint to a Fresco weights file";
-  c.usage = "fresco convert [--model auto|PRESET] IN.safetensors OUT.h5";
+  c.summary = "convert a FLUX (or FLUX autoencoder) checkpoint to a Fresco weights file";
+  c.usage = "fresco convert [--model auto|PRESET] IN OUT.h5";
   c.details =
-      "IN is one safetensors file with the keys of the original FLUX.1 release (flux1-dev,\n"
-      "flux1-schnell, ae.safetensors); diffusers' sharded folders are not converted. Keeps each\n"
-      "tensor's dtype (F32, F16, BF16); keys become HDF5 paths with '.' -> '/'. Keys under\n"
-      "model.diffusion_model. (ComfyUI's checkpoints) are taken without that prefix and the other\n"
-      "tensors left out; for autoencoder presets (ae.safetensors -> flux-ae) so are encoder.*.\n"
-      "The checkpoint must match the preset's weight table exactly; a mismatch is summarised with\n"
-      "the preset the checkpoint does match, or the closest one.";
+      "IN is a safetensors checkpoint: one file, the index of a sharded one\n"
+      "(*.safetensors.index.json), or a folder holding either (diffusers' transformer/ or vae/).\n"
+      "Names: those of the original FLUX.1 release (flux1-dev.safetensors, ae.safetensors), or\n"
+      "diffusers' (renamed to the original's, q/k/v fused; docs/checkpoints.md has the table).\n"
+      "Keys under model.diffusion_model. (ComfyUI's checkpoints) are taken without that prefix and\n"
+      "the other tensors left out; for autoencoder presets so are encoder.*. F32, F16 and BF16\n"
+      "tensors keep their dtype; F8_E4M3 ones (flux1-dev-fp8) are widened to bf16, times their\n"
+      "per-tensor scale (NAME.scale_weight) when the checkpoint has one. The checkpoint must\n"
+      "match the preset's weight table exactly; a mismatch is summarised with the preset the\n"
+      "checkpoint does match, or the closest one.";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
-        ("input", po::value<std::string>()->required(), "safetensors checkpoint (first positional)")
+        ("input", po::value<std::string>()->required(), "safetensors file, index json or folder (first positional)")
         ("output", po::value<std::string>()->required(), "output HDF5 file (second positional)")
         ("model", po::value<std::string>()->default_value("auto"),
          "preset the checkpoint is for; auto picks the preset whose weight table matches");
@@ -85,10 +89,14 @@ Command convert_command() {
     ensure_output_path(out);
     return [=]() {
       if (!writes_here(ctx)) return 0;
-      const ConvertedCheckpoint done = convert_safetensors(in, out, model);
-      std::string how;
+      const ConvertedCheckpoint done = convert_checkpoint(in, out, model);
+      std::string how = "; " + done.layout + " layout";
+      if (done.shards > 1) how += ", " + std::to_string(done.shards) + " shards";
       if (!done.stripped_prefix.empty()) how += "; keys under " + done.stripped_prefix + ", prefix removed";
       if (done.left_out > 0) how += "; " + std::to_string(done.left_out) + " other tensor(s) left out";
+      if (done.widened_e4m3 > 0)
+        how += "; " + std::to_string(done.widened_e4m3) + " F8_E4M3 tensor(s) widened to bf16 (" +
+               std::to_string(done.scaled_e4m3) + " with a per-tensor scale)";
       std::printf("fresco convert: wrote %s (preset %s%s)\n", out.c_str(), done.preset.c_str(), how.c_str());
       return 0;
     };

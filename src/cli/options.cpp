@@ -66,6 +66,11 @@ std::string value_string(const boost::any& v) {
     return s.str();
   }
   if (const auto* b = boost::any_cast<bool>(&v)) return *b ? "true" : "false";
+  if (const auto* list = boost::any_cast<std::vector<std::string>>(&v)) {  // repeatable options (--lora)
+    std::string joined;
+    for (const std::string& item : *list) joined += (joined.empty() ? "" : " ") + item;
+    return joined;
+  }
   return "(set)";
 }
 }  // namespace

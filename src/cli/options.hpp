@@ -75,6 +75,11 @@ DType parse_dtype_option(const std::string& option, const std::string& value);
 void add_cache_options(po::options_description& options);
 StepCacheOptions cache_options(const po::variables_map& vm);
 
+// --lora FILE[:SCALE] (repeatable) and --lora-unmatched error|warn (generate, forward, bench):
+// InputError for a bad scale, a missing file, another --lora-unmatched value.
+void add_lora_options(po::options_description& options);
+LoraOptions lora_options(const po::variables_map& vm);
+
 // The items of a comma-separated list, trimmed of blanks, empty ones dropped.
 std::vector<std::string> split_list(const std::string& text);
 // `text` as a number when the whole of it is one (blanks around it allowed), else nullopt.

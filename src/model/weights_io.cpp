@@ -5,7 +5,6 @@
 #include <map>
 #include <optional>
 
-#include "io/safetensors.hpp"
 #include "src/core/digest.hpp"
 #include "src/core/error.hpp"
 #include "src/model/model_registry.hpp"
@@ -54,10 +53,14 @@ Tensor convert_on_host(const Tensor& host, DType as) {
 }  // namespace
 
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as) {
+                          std::optional<DType> as, const LoraMerge* lora) {
   FRESCO_ASSERT(!as || is_weight_dtype(*as),
                 std::string("load_weights: weights are f32, bf16 or f16, not ") + dtype_name(*as));
-  if (const auto seed = random_weights_seed(path)) return random_weights(preset, *seed, backend, as.value_or(DType::f32));
+  if (const auto seed = random_weights_seed(path)) {
+    require_input(!lora, "--lora needs a weights file: --weights " + path +
+                             " draws random weights on the device, where no LoRA is merged");
+    return random_weights(preset, *seed, backend, as.value_or(DType::f32));
+  }
   const WeightsFile file(path);
   if (file.model() != preset)
     throw InputError(path + " holds weights of preset " + file.model() + ", but the run uses " + preset);
@@ -77,6 +80,7 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
   for (const auto& spec : specs) {
     Tensor host = file.read(spec.name);
     identity.add(spec.name).tensor(host);
+    if (lora) host = lora->apply(spec.name, host);
     if (const int64_t bad = count_nonfinite_host(host))
       non_finite.push_back(spec.name + " (" + std::to_string(bad) + " of " +
                            std::to_string(host.numel()) + " values)");
@@ -93,6 +97,7 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
     for (const std::string& n : non_finite) msg += "\n  " + n;
     throw InputError(msg);
   }
+  if (lora) identity.add(lora->identity());
   weights.set_identity(identity.hex());
   return weights;
 }
@@ -152,66 +157,6 @@ void write_random_weights(const std::string& path, const std::string& preset, ui
       w.tensor(specs[i].name, t.to_dtype(dtype));
     }
   });
-}
-
-namespace {
-
-// Key prefixes of single-file checkpoints that bundle the transformer with other models.
-constexpr const char* kTransformerPrefixes[] = {"model.diffusion_model."};
-
-}  // namespace
-
-ConvertedCheckpoint convert_safetensors(const std::string& in, const std::string& out,
-                                        const std::string& model) {
-  if (model != "auto") preset_weight_specs(model);  // rejects an unknown preset
-  const SafetensorsFile st(in);
-  std::string prefix;
-  for (const std::string p : kTransformerPrefixes)
-    for (const auto& [name, e] : st.entries())
-      if (name.starts_with(p)) prefix = p;
-  // The checkpoint's tensors as a preset's keys: without the prefix (those outside it are left
-  // out), and without the encoder of an autoencoder checkpoint (ae.safetensors), which Fresco
-  // does not use.
-  const auto keys_for = [&prefix](const std::string& preset) -> CheckpointKeys {
-    return [&prefix, vae = is_vae_preset(preset)](const std::string& name) -> std::optional<std::string> {
-      if (!name.starts_with(prefix)) return std::nullopt;
-      std::string key = name.substr(prefix.size());
-      if (vae && key.starts_with("encoder.")) return std::nullopt;
-      return key;
-    };
-  };
-  // Every preset against the checkpoint: the one that matches, else the closest.
-  std::map<std::string, std::vector<WeightProblem>> problems;
-  std::string match, closest;
-  for (const auto& name : all_preset_names()) {
-    problems[name] = validate_weight_table(name, preset_weight_specs(name), st.table(keys_for(name)));
-    if (problems[name].empty() && match.empty()) match = name;
-    if (closest.empty() || problems[name].size() < problems[closest].size()) closest = name;
-  }
-  const std::string preset = model == "auto" ? match : model;
-  if (preset.empty() || !problems[preset].empty()) {
-    const std::string against = preset.empty() ? closest : preset;
-    const auto& found = problems[against];
-    const bool no_key_known = std::count_if(found.begin(), found.end(), [](const WeightProblem& p) {
-                                return p.kind == WeightProblem::Kind::missing;
-                              }) == std::ssize(preset_weight_specs(against));
-    std::string note;
-    if (!match.empty())
-      note = "it looks like " + match + ", which it matches exactly (convert with --model " + match +
-             " or --model auto)";
-    else if (no_key_known && !st.entries().empty())
-      note = "none of its tensor names is a FLUX.1 key (such as double_blocks.0.img_attn.qkv.weight; it has " +
-             st.entries().begin()->first +
-             ", ...): the keys of the original release are needed, diffusers' renamed ones are not converted";
-    else if (preset.empty())
-      note = "no preset matches it; " + closest + " is the closest (--model names another to compare with)";
-    else if (closest != preset)
-      note = closest + " is closer (" + std::to_string(problems[closest].size()) + " problems)";
-    throw InputError(describe_weight_problems(in, against, found, note));
-  }
-  const CheckpointKeys keys = keys_for(preset);
-  write_weights_from_safetensors(st, out, preset, keys);
-  return {preset, prefix, int64_t(st.entries().size() - st.table(keys).size())};
 }
 
 }  // namespace fresco

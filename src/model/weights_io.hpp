@@ -1,5 +1,5 @@
 // Weights files seen from the model: which preset a file is for, loading a preset's tensors
-// onto a backend, random weights, and converting a safetensors checkpoint. The file formats
+// onto a backend, random weights (converting a checkpoint: src/model/checkpoint_convert.hpp). The file formats
 // themselves are io/weights_file.hpp and io/safetensors.hpp.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include "src/backend/backend.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/lora.hpp"
 
 namespace fresco {
 
@@ -28,8 +29,11 @@ FluxConfig preset_for_weights(const std::string& path, const std::string& reques
 // a dtype (f32, bf16 or f16) converts every tensor to it on the host first (e.g. bf16 weights
 // for a bf16 run of an f32 file).
 // `path` "random:SEED" makes random_weights(preset, SEED, backend, as or f32) instead.
+// `lora`: adapters merged into the tensors they touch as each is read, in f32, before `as`
+// (src/model/lora.hpp); the weights' identity then includes the LoRA files and scales. Random
+// weights take none (InputError: they are drawn on the device).
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as = std::nullopt);
+                          std::optional<DType> as = std::nullopt, const LoraMerge* lora = nullptr);
 
 // A preset's random weights (the rules of write_random_weights, the same values as the file
 // it writes for that seed, up to the device's logf/sinf ulps), drawn directly on the backend's
@@ -43,19 +47,5 @@ ModelWeights random_weights(const std::string& preset, uint64_t seed, Backend& b
 // (f32, bf16 or f16). Published atomically.
 void write_random_weights(const std::string& path, const std::string& preset, uint64_t seed,
                           DType dtype);
-
-// Converts a FLUX checkpoint to a weights file for `model` ("auto": the preset whose table
-// the checkpoint matches). Tensors keep their dtype. Keys under the prefix
-// "model.diffusion_model." (ComfyUI's single-file checkpoints) are taken without it, and the
-// tensors outside it (text encoders, autoencoder) left out. Published atomically. A mismatch
-// is one InputError that summarises the differences and names the preset the checkpoint does
-// match, or else the closest one.
-struct ConvertedCheckpoint {
-  std::string preset;
-  std::string stripped_prefix;  // the key prefix taken off, or empty
-  int64_t left_out = 0;         // tensors of the checkpoint not written (encoder, outside the prefix)
-};
-ConvertedCheckpoint convert_safetensors(const std::string& in, const std::string& out,
-                                        const std::string& model);
 
 }  // namespace fresco

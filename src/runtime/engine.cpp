@@ -99,7 +99,16 @@ bool Engine::step_capturable() const {
 
 void Engine::load_model() {
   FRESCO_ASSERT(layout != nullptr, "Engine::load_model before build_layout");
-  weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice));
+  if (lora.empty()) {
+    weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice));
+  } else {
+    const LoraMerge merge(lora, config.name);
+    if (mpi.rank() == 0)
+      for (const std::string& key : merge.unmatched())
+        std::fprintf(stderr, "fresco: warning: LoRA key not merged (--lora-unmatched warn): %s\n", key.c_str());
+    weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice), &merge);
+    loras = merge.summaries();
+  }
   model = make_denoiser(config.name, weights, *backend, make_attention(*layout, spec.attention, parallel.plan),
                         choice.compute);
   if (choice.fp8) model->use_fp8_linears();

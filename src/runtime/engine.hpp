@@ -15,6 +15,7 @@
 #include "src/backend/backend.hpp"
 #include "src/model/denoiser.hpp"
 #include "src/model/flux_config.hpp"
+#include "src/model/lora.hpp"
 #include "src/model/perf_model.hpp"
 #include "src/model/vae_decoder.hpp"
 #include "src/runtime/step_cache.hpp"
@@ -84,8 +85,9 @@ class Engine {
   // (null: ParallelLayout's fixed rule), for `images` images spread over the groups; sets the
   // communication deadline.
   void build_layout(DegreeChooser choose, int64_t images);
-  // Step 3: the weights onto the backend and the denoiser with the attention of the plan and
-  // the buffers of `cache` (set before; checked against the model here).
+  // Step 3: the weights onto the backend (with the `lora` files merged; rank 0 warns of keys
+  // they left unmatched where allowed) and the denoiser with the attention of the plan and the
+  // buffers of `cache` (set before; checked against the model here).
   void load_model();
 
   // Whether a whole step can be one graph: one rank per image, or transports that queue their
@@ -100,6 +102,8 @@ class Engine {
   EngineChoice choice;
   ParallelChoice parallel;
   StepCacheOptions cache;  // --cache and its knobs (none by default)
+  LoraOptions lora;        // --lora files merged into the transformer's weights at load (none by default)
+  std::vector<LoraSummary> loras;  // what load_model merged: provenance and the run record
   std::string weights_path;
   FluxConfig config;   // the preset (the performance model and memory estimate are FLUX's)
   DenoiserSpec spec;   // the preset as the runtime sees it

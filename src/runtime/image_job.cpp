@@ -125,6 +125,7 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
   p.digests = job.digests;
   p.prompt_text = job.prompt_text;
   if (engine.cache.enabled()) p.cache = describe_cache(engine.cache);
+  p.lora = describe_loras(engine.loras);
   return p;
 }
 

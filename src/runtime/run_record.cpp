@@ -43,6 +43,10 @@ void RunRecord::set_engine(const Engine& e) {
                                                                                            : dtype_name(plan.compute)},
       {"cache", describe_cache(e.cache)},
   };
+  json loras = json::array();  // docs/checkpoints.md "LoRA"
+  for (const LoraSummary& l : e.loras)
+    loras.push_back({{"path", l.path}, {"digest", l.digest}, {"scale", l.scale}, {"pairs", l.pairs}});
+  record_["engine"]["lora"] = std::move(loras);
   const DenoiserSpec& s = e.spec;
   record_["model"] = {{"name", s.name},
                       {"family", s.family},

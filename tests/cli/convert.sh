@@ -1,28 +1,29 @@
 # `fresco convert` given something other than a safetensors checkpoint says what it was given
-# (a folder, a sharded checkpoint's index, an HDF5 file) instead of a misleading "truncated?"
-# or "No such device"; status 2 and no output each time. (Checkpoints that are safetensors but
+# (a pipeline's folder, a folder of several checkpoints, a broken index, an HDF5 file) instead
+# of a misleading "truncated?" or "No such device"; status 2 and no output each time. (Sharded
+# and diffusers checkpoints that convert: convert_layouts.sh.) (Checkpoints that are safetensors but
 # match no preset, or another preset, are the Safetensors.* cases of test_unit.)
 source "$(dirname "$0")/common.sh"
 no_output() { [ ! -e out.h5 ] || fail "convert left an output"; }
 
-# A diffusers folder (transformer/ with sharded files and their index).
-mkdir transformer
-: > transformer/diffusion_pytorch_model-00001-of-00002.safetensors
-: > transformer/diffusion_pytorch_model-00002-of-00002.safetensors
-echo '{"metadata": {"total_size": 1}, "weight_map": {}}' \
-  > transformer/diffusion_pytorch_model.safetensors.index.json
-expect_error "transformer is a folder: the diffusers layout" -- "$FRESCO" convert transformer out.h5
-grep -q "flux1-dev.safetensors" err.log || fail "the folder's message does not name the file to convert"
+# A diffusers pipeline's root folder: its transformer/ and vae/ are named.
+mkdir -p pipeline/transformer pipeline/vae
+expect_error "pipeline is a diffusers pipeline folder: convert its transformer/ folder" -- \
+  "$FRESCO" convert pipeline out.h5
 [ "$LAST_RC" -eq 2 ] || fail "a folder is an input error (status 2), got $LAST_RC"
 no_output
-# A folder of other safetensors files: its files are named.
-mkdir ckpts; : > ckpts/a.safetensors
-expect_error "ckpts is a folder; pass one of its .safetensors files (ckpts/a.safetensors)" -- \
+# A folder of several checkpoints and no index: its files are named.
+mkdir ckpts; : > ckpts/a.safetensors; : > ckpts/b.safetensors
+expect_error "ckpts is a folder of several checkpoints and no index; pass one of its .safetensors files (ckpts/a.safetensors, ckpts/b.safetensors)" -- \
   "$FRESCO" convert ckpts out.h5
 no_output
-# The index of a sharded checkpoint.
+# An index that is not one, and a file holding an index under another name.
+echo '{"metadata": {"total_size": 1}}' > bad.safetensors.index.json
+expect_error 'bad.safetensors.index.json has no "weight_map" object' -- "$FRESCO" convert bad.safetensors.index.json out.h5
+cp bad.safetensors.index.json index.safetensors
+echo '{"weight_map": {}}' > index.safetensors
 expect_error "is the index of a sharded checkpoint (JSON), not a safetensors file" -- \
-  "$FRESCO" convert transformer/diffusion_pytorch_model.safetensors.index.json out.h5
+  "$FRESCO" convert index.safetensors out.h5
 [ "$LAST_RC" -eq 2 ] || fail "an index is an input error (status 2), got $LAST_RC"
 no_output
 # An HDF5 file, e.g. one already converted.

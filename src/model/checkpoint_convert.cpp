@@ -1,0 +1,225 @@
+#include "src/model/checkpoint_convert.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "io/safetensors_set.hpp"
+#include "io/weights_file.hpp"
+#include "src/core/error.hpp"
+#include "src/model/checkpoint_layout.hpp"
+#include "src/model/model_registry.hpp"
+#include "src/model/vae_config.hpp"
+
+namespace fresco {
+namespace {
+
+// Key prefixes of single-file checkpoints that bundle the transformer with other models.
+constexpr const char* kTransformerPrefixes[] = {"model.diffusion_model."};
+
+// Names only diffusers' FLUX transformer and autoencoder have.
+constexpr const char* kDiffusersMarkers[] = {"transformer_blocks.", "single_transformer_blocks.", "x_embedder.",
+                                             "decoder.up_blocks.", "decoder.mid_block."};
+
+// The per-tensor scales of ComfyUI's scaled FP8 checkpoints and their markers: read with the
+// weight they scale (the input scales are for FP8 matmuls, which a widened weight does not use).
+bool is_scale_metadata(const std::string& name) {
+  if (name == "scaled_fp8") return true;
+  for (const char* suffix : {".scale_weight", ".weight_scale", ".scale_input", ".input_scale", ".comfy_quant"})
+    if (name.ends_with(suffix)) return true;
+  return false;
+}
+
+CheckpointLayout detect_layout(const SafetensorsSet& set) {
+  for (const auto& [name, t] : set.tensors())
+    for (const char* marker : kDiffusersMarkers)
+      if (name.starts_with(marker)) return CheckpointLayout::diffusers;
+  return CheckpointLayout::bfl;
+}
+
+// The scale of an F8_E4M3 weight `name` (NAME.weight -> NAME.scale_weight or NAME.weight_scale),
+// or nothing. A scale of more than one value (per channel, per block) is refused.
+std::optional<float> e4m3_scale(const SafetensorsSet& set, const std::string& name) {
+  if (!name.ends_with(".weight")) return std::nullopt;
+  const std::string stem = name.substr(0, name.size() - 7);
+  for (const char* suffix : {".scale_weight", ".weight_scale"}) {
+    const auto it = set.tensors().find(stem + suffix);
+    if (it == set.tensors().end()) continue;
+    const SafetensorsEntry& e = it->second.entry;
+    require_input(shape_numel(e.shape) == 1 && e.dtype != DType::e4m3,
+                  set.path() + ": " + it->first + " has shape " + shape_string(e.shape) + " (" + dtype_name(e.dtype) +
+                      "); Fresco applies one float scale per tensor, not per-channel or per-block scales");
+    Tensor value({1}, e.dtype);
+    std::memcpy(value.raw(), it->second.data(), dtype_size(e.dtype));
+    return value.to_f32().f32()[0];
+  }
+  return std::nullopt;
+}
+
+// What the checkpoint holds of a preset tensor: nothing when a part is missing; the parts'
+// concatenated shape and common dtype (F8_E4M3 reads as the bf16 it is widened to); a part of
+// unexpected rows gives that part's own shape, so that the mismatch is reported.
+std::optional<StoredTensorInfo> resolve(const TensorRecipe& recipe, const SafetensorsSet& set) {
+  StoredTensorInfo info;
+  int64_t rows = 0;
+  Shape trailing;
+  std::set<DType> dtypes;
+  for (size_t i = 0; i < recipe.parts.size(); ++i) {
+    const SourceRows& part = recipe.parts[i];
+    const auto it = set.tensors().find(part.name);
+    if (it == set.tensors().end()) return std::nullopt;
+    const Shape& shape = it->second.entry.shape;
+    const Shape tail = shape.empty() ? Shape{} : Shape(shape.begin() + 1, shape.end());
+    if (shape.empty() || shape[0] != part.source_rows || (i > 0 && tail != trailing))
+      return StoredTensorInfo{shape, it->second.entry.dtype, std::string(dtype_name(it->second.entry.dtype)) +
+                                                                 " (stored as " + part.name + ")"};
+    trailing = tail;
+    rows += part.rows;
+    dtypes.insert(it->second.entry.dtype);
+  }
+  info.shape = {rows};
+  info.shape.insert(info.shape.end(), trailing.begin(), trailing.end());
+  if (recipe.unit_kernel) info.shape.insert(info.shape.end(), {1, 1});
+  if (dtypes.size() > 1) {
+    info.stored_type = "parts of different dtypes";
+    return info;
+  }
+  const DType dtype = *dtypes.begin();
+  info.dtype = dtype == DType::e4m3 ? DType::bf16 : dtype;
+  info.stored_type = dtype == DType::e4m3 ? "F8_E4M3 (widened to bf16)" : dtype_name(dtype);
+  return info;
+}
+
+// The checkpoint seen as one preset.
+struct PresetView {
+  std::map<std::string, TensorRecipe> recipes;
+  TensorTable table;      // preset keys found, and the stored tensors used by none under their own names
+  int64_t left_out = 0;   // stored tensors outside the prefix, an autoencoder's encoder, scale metadata
+  int64_t known = 0;      // stored tensors that are (parts of) the preset's tensors
+};
+
+PresetView view_as(const std::string& preset, const SafetensorsSet& set, CheckpointLayout layout,
+                   const std::string& prefix) {
+  PresetView view;
+  view.recipes = checkpoint_recipes(preset, layout, prefix);
+  std::set<std::string> used;
+  for (const auto& [key, recipe] : view.recipes) {
+    if (const auto info = resolve(recipe, set)) view.table[key] = *info;
+    for (const SourceRows& part : recipe.parts) used.insert(part.name);
+  }
+  const bool vae = is_vae_preset(preset);
+  for (const auto& [name, t] : set.tensors()) {
+    if (used.count(name)) {
+      ++view.known;
+      continue;
+    }
+    const std::string key = name.starts_with(prefix) ? name.substr(prefix.size()) : name;
+    const bool outside = !name.starts_with(prefix) || is_scale_metadata(name) ||
+                         (vae && (key.starts_with("encoder.") || key.starts_with("quant_conv.")));
+    if (outside) ++view.left_out;
+    else view.table[name] = {t.entry.shape, t.entry.dtype, dtype_name(t.entry.dtype)};
+  }
+  return view;
+}
+
+// Writes preset tensor `spec` from its recipe: the stored bytes unchanged when it is one whole
+// tensor, else its parts' rows copied in order; F8_E4M3 parts widened (and scaled) to f32 and
+// the result stored as bf16 (exact: every E4M3 value is a bf16 value; a scaled one is rounded once).
+void write_tensor(WeightsWriter& w, const WeightSpec& spec, const TensorRecipe& recipe, const SafetensorsSet& set,
+                  ConvertedCheckpoint& done) {
+  std::vector<const CheckpointTensor*> parts;
+  for (const SourceRows& part : recipe.parts) parts.push_back(&set.tensors().at(part.name));
+  const DType dtype = parts[0]->entry.dtype;
+  const SourceRows& first = recipe.parts[0];
+  if (dtype != DType::e4m3 && parts.size() == 1 && first.begin == 0 && first.rows == first.source_rows) {
+    w.tensor_bytes(spec.name, dtype, spec.shape, parts[0]->data());
+    return;
+  }
+  const bool widen = dtype == DType::e4m3;
+  Tensor out(spec.shape, widen ? DType::f32 : dtype);  // the preset's shape, e.g. qkv [3d, d]
+  const int64_t row_numel = out.numel() / spec.shape[0];
+  int64_t at = 0;
+  bool scaled = false;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const SourceRows& part = recipe.parts[i];
+    const auto* src = static_cast<const unsigned char*>(parts[i]->data()) + part.begin * row_numel * dtype_size(dtype);
+    if (!widen) {
+      std::memcpy(static_cast<unsigned char*>(out.raw()) + at * row_numel * dtype_size(dtype), src,
+                  part.rows * row_numel * dtype_size(dtype));
+    } else {
+      Tensor stored({part.rows * row_numel}, DType::e4m3);  // [rows * row_numel]
+      std::memcpy(stored.raw(), src, stored.bytes());
+      const Tensor values = stored.to_f32();
+      const std::optional<float> scale = e4m3_scale(set, part.name);
+      scaled |= scale.has_value();
+      float* dst = out.f32() + at * row_numel;
+      for (int64_t j = 0; j < values.numel(); ++j) dst[j] = scale ? values.f32()[j] * *scale : values.f32()[j];
+    }
+    at += part.rows;
+  }
+  if (widen) {
+    ++done.widened_e4m3;
+    done.scaled_e4m3 += scaled;
+    w.tensor(spec.name, out.to_dtype(DType::bf16));
+  } else {
+    w.tensor(spec.name, out);
+  }
+}
+
+}  // namespace
+
+ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model) {
+  if (model != "auto") preset_weight_specs(model);  // rejects an unknown preset
+  const SafetensorsSet set(in);
+  const CheckpointLayout layout = detect_layout(set);
+  std::string prefix;
+  if (layout == CheckpointLayout::bfl)
+    for (const std::string p : kTransformerPrefixes)
+      for (const auto& [name, t] : set.tensors())
+        if (name.starts_with(p)) prefix = p;
+  // Every preset (of the layout) against the checkpoint: the one that matches, else the closest.
+  std::map<std::string, PresetView> views;
+  std::map<std::string, std::vector<WeightProblem>> problems;
+  std::string match, closest;
+  for (const auto& name : all_preset_names()) {
+    const bool has_layout = layout == CheckpointLayout::bfl || is_vae_preset(name) ||
+                            std::ranges::count(flux_preset_names(), name) > 0;
+    if (!has_layout && name != model) continue;
+    views[name] = view_as(name, set, layout, prefix);
+    problems[name] = validate_weight_table(name, preset_weight_specs(name), views[name].table);
+    if (problems[name].empty() && match.empty()) match = name;
+    if (closest.empty() || problems[name].size() < problems[closest].size()) closest = name;
+  }
+  const std::string preset = model == "auto" ? match : model;
+  if (preset.empty() || !problems[preset].empty()) {
+    const std::string against = preset.empty() ? closest : preset;
+    const auto& found = problems[against];
+    const bool no_key_known = views[against].known == 0;
+    std::string note;
+    if (!match.empty())
+      note = "it looks like " + match + ", which it matches exactly (convert with --model " + match +
+             " or --model auto)";
+    else if (no_key_known && !set.tensors().empty())
+      note = "none of its tensor names is a key of a preset in the " + std::string(layout_name(layout)) +
+             " layout (it has " + set.tensors().begin()->first +
+             ", ...): Fresco reads the names of the original FLUX.1 release (double_blocks.0.img_attn.qkv.weight) "
+             "and diffusers' (transformer_blocks.0.attn.to_q.weight)";
+    else if (preset.empty())
+      note = "no preset matches it; " + closest + " is the closest (--model names another to compare with)";
+    else if (closest != preset)
+      note = closest + " is closer (" + std::to_string(problems[closest].size()) + " problems)";
+    if (layout == CheckpointLayout::diffusers) note += (note.empty() ? "" : "; ") + std::string("read as diffusers' layout, by the preset's names");
+    throw InputError(describe_weight_problems(in, against, found, note));
+  }
+  const PresetView& view = views[preset];
+  ConvertedCheckpoint done{preset, layout_name(layout), prefix, int64_t(set.shard_count()), view.left_out};
+  write_weights_file(out, preset, [&](WeightsWriter& w) {
+    w.attribute("source", in);
+    for (const WeightSpec& spec : preset_weight_specs(preset)) write_tensor(w, spec, view.recipes.at(spec.name), set, done);
+  });
+  return done;
+}
+
+}  // namespace fresco

@@ -1,0 +1,32 @@
+// `fresco convert`: a checkpoint (one safetensors file, a sharded one, a diffusers folder) to a
+// Fresco weights file. The layouts are src/model/checkpoint_layout.hpp's; the reading,
+// io/safetensors_set.hpp's.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fresco {
+
+// Converts a checkpoint to a weights file for `model` ("auto": the preset whose table the
+// checkpoint matches). The layout is diffusers' when a tensor has a diffusers name of the FLUX
+// transformer or autoencoder, else the original release's. Tensors keep their dtype, except
+// F8_E4M3, widened to bf16 (times the tensor's scale when the checkpoint stores one, as
+// ComfyUI's scaled checkpoints do: NAME.scale_weight or NAME.weight_scale beside NAME.weight).
+// Keys under the prefix "model.diffusion_model." (ComfyUI's single-file checkpoints) are taken
+// without it, and the tensors outside it (text encoders, autoencoder) left out; so are an
+// autoencoder's encoder tensors. Published atomically. A mismatch is one InputError that
+// summarises the differences and names the preset the checkpoint does match, or else the
+// closest one.
+struct ConvertedCheckpoint {
+  std::string preset;
+  std::string layout;           // layout_name(): "original FLUX.1 (BFL)" or "diffusers"
+  std::string stripped_prefix;  // the key prefix taken off, or empty
+  int64_t shards = 1;           // safetensors files read
+  int64_t left_out = 0;         // tensors of the checkpoint not written (encoder, outside the prefix)
+  int64_t widened_e4m3 = 0;     // F8_E4M3 tensors written as bf16
+  int64_t scaled_e4m3 = 0;      // of which with a per-tensor scale
+};
+ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model);
+
+}  // namespace fresco
