@@ -125,6 +125,12 @@ std::string type_description(hid_t type) {
   }
 }
 
+bool is_hdf5_file(const std::string& path) {
+  silence_hdf5();
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec) && H5Fis_hdf5(path.c_str()) > 0;
+}
+
 File File::open(const std::string& path) {
   silence_hdf5();
   std::error_code ec;

@@ -70,6 +70,9 @@ TypeId file_type(DType dtype);
 // raw), or nothing (integers, float64, strings...).
 std::optional<DType> stored_dtype(hid_t type);
 std::string type_description(hid_t type);
+// True for a regular file that HDF5 recognizes (its signature); false for anything else,
+// missing files included (File::open then names the problem).
+bool is_hdf5_file(const std::string& path);
 
 // An open HDF5 file. Paths inside it are absolute ("/double_blocks/0/...").
 class File {

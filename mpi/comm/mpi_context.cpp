@@ -42,6 +42,10 @@ void collective_setup(const MpiSession& mpi, const std::function<void()>& step) 
   std::string message;
   try {
     step();
+  } catch (const CollectiveFailure&) {
+    // A nested collective_setup (a step of which one rank does a part, such as rank 0 encoding
+    // generate's prompts) agreed and reported already: every rank has this failure at once.
+    throw;
   } catch (const Error& e) {
     failed_code = e.exit_code();
     message = e.what();

@@ -17,6 +17,7 @@
 #include "src/cli/commands.hpp"
 #include "src/cli/decode_result.hpp"
 #include "src/cli/parallel_decode.hpp"
+#include "src/cli/text_prompts.hpp"
 #include "src/core/digest.hpp"
 #include "src/model/model_inputs.hpp"
 #include "src/model/weights_io.hpp"
@@ -372,7 +373,7 @@ Command generate_command() {
   Command c;
   c.name = "generate";
   c.summary = "denoise a batch of prompts into latents, data parallel over ranks (resumable)";
-  c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5 --out DIR";
+  c.usage = "[mpiexec -n N] fresco generate --weights W.h5 --prompts P.h5|P.txt|P.jsonl --out DIR";
   c.details =
       "Groups of ranks (--ulysses x --ring, or --patches) each take whole images; by default\n"
       "the performance model picks the layout that finishes the batch soonest (no group idle at\n"
@@ -382,10 +383,15 @@ Command generate_command() {
       "Images whose .h5 exists are skipped, so re-running the same command after preemption finishes the batch. --seed, --width,\n"
       "--height, --steps and --guidance apply where the prompt file gives no value, and\n"
       "override it when given explicitly. Image i's noise seed is the prompt's own seed\n"
-      "attribute, else (--seed or the batch's seed) + i.";
+      "attribute, else (--seed or the batch's seed) + i. A text or JSONL prompt list with\n"
+      "--t5 T5.h5 --clip CLIP.h5 --tokenizers DIR is first encoded on rank 0 (as fresco encode\n"
+      "does, on the --backend in the --dtype's activations: f32, or bf16 for bf16 and fp8) into\n"
+      "DIR/prompts.h5, which then is the batch; the encoders are freed before the transformer loads.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
-        ("prompts", po::value<std::string>()->required(), "prompt batch (HDF5, fresco-prompts)")
+        ("prompts", po::value<std::string>()->required(),
+         "prompt batch (HDF5, fresco-prompts), or a prompt list (text, or .jsonl as for encode)\n"
+         "with --t5, --clip and --tokenizers: encoded first, on rank 0, into DIR/prompts.h5")
         ("out", po::value<std::string>()->required(), "output directory")
         ("vae", po::value<std::string>()->default_value(""),
          "autoencoder weights (flux-ae, ae-small, ae-tiny): decode every image to DIR/img_{i}.png")
@@ -411,6 +417,7 @@ Command generate_command() {
     add_parallel_options(o);
     add_cache_options(o);
     add_lora_options(o);
+    add_text_encoder_options(o, false);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     require_input(vm["steps"].defaulted() || vm["steps"].as<int64_t>() > 0,
@@ -438,9 +445,11 @@ Command generate_command() {
     set_time_limit(max_hours * 3600.0);
     run->verbose = vm["verbose"].as<bool>();
     if (!run->record_path.empty()) ensure_output_path(run->record_path);
-    run->prompts = std::make_unique<PromptsFile>(vm["prompts"].as<std::string>());
+    // A text prompt list is encoded here, before the engine exists (src/cli/text_prompts.hpp).
+    const EngineChoice choice = engine_choice(vm);
+    run->prompts = std::make_unique<PromptsFile>(prompt_batch_for_generate(vm, ctx.mpi, choice, run->out_dir));
     // The engine: the backend selects the rank's GPU, which the layout's device transports use.
-    run->engine = std::make_unique<Engine>(ctx.mpi, engine_choice(vm), parallel_choice(vm),
+    run->engine = std::make_unique<Engine>(ctx.mpi, choice, parallel_choice(vm),
                                            vm["weights"].as<std::string>(), vm["model"].as<std::string>());
     Engine& e = *run->engine;
     e.cache = cache_options(vm);

@@ -67,6 +67,7 @@ void RunRecord::add_image(const ImageJob& job, const DenoisedImage& r, bool ok) 
                 {"ok", ok},                 {"seconds", r.seconds}, {"ms_per_step", r.median_step_ms()},
                 {"step_ms", steps},         {"step_eager", eager},  {"step_kind", kinds},
                 {"mib_sent_per_step", r.bytes_sent / double(1 << 20) / double(std::max<int64_t>(job.steps, 1))}};
+  if (!job.prompt_text.empty()) image["prompt"] = job.prompt_text;  // the prompt batch's text attribute
   if (!r.cache_decisions.empty()) {  // docs/step-cache.md: which steps were computed
     image["cache_computed"] = r.cache_decisions;
     image["ms_per_cached_step"] = r.median_cached_step_ms();
