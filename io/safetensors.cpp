@@ -23,7 +23,10 @@ DType parse_dtype(const std::string& s, const std::string& where) {
   if (s == "F16") return DType::f16;
   if (s == "BF16") return DType::bf16;
   if (s == "F8_E4M3") return DType::e4m3;
-  throw InputError(where + " has dtype " + s + " (Fresco converts F32, F16, BF16 and F8_E4M3)");
+  // Read so that a buffer such as CLIP's position ids can be recognised and left out; as a
+  // weight, an integer tensor is refused by the weight table's dtype check.
+  if (s == "I64") return DType::i64;
+  throw InputError(where + " has dtype " + s + " (Fresco converts F32, F16, BF16 and F8_E4M3; I64 buffers are read to be left out)");
 }
 
 }  // namespace

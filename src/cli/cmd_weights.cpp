@@ -69,7 +69,9 @@ Command convert_command() {
       "Names: those of the original FLUX.1 release (flux1-dev.safetensors, ae.safetensors), or\n"
       "diffusers' (renamed to the original's, q/k/v fused; docs/checkpoints.md has the table).\n"
       "Keys under model.diffusion_model. (ComfyUI's checkpoints) are taken without that prefix and\n"
-      "the other tensors left out; for autoencoder presets so are encoder.*. F32, F16 and BF16\n"
+      "the other tensors left out; for autoencoder presets so are encoder.*; for the text\n"
+      "encoders (HF's text_encoder/, text_encoder_2/) CLIP's buffer text_model.embeddings.position_ids\n"
+      "and T5's encoder.embed_tokens.weight (tied to shared.weight). F32, F16 and BF16\n"
       "tensors keep their dtype; F8_E4M3 ones (flux1-dev-fp8) are widened to bf16, times their\n"
       "per-tensor scale (NAME.scale_weight) when the checkpoint has one. The checkpoint must\n"
       "match the preset's weight table exactly; a mismatch is summarised with the preset the\n"
@@ -94,6 +96,7 @@ Command convert_command() {
       if (done.shards > 1) how += ", " + std::to_string(done.shards) + " shards";
       if (!done.stripped_prefix.empty()) how += "; keys under " + done.stripped_prefix + ", prefix removed";
       if (done.left_out > 0) how += "; " + std::to_string(done.left_out) + " other tensor(s) left out";
+      for (const std::string& dropped : done.dropped) how += "; left out " + dropped;
       if (done.widened_e4m3 > 0)
         how += "; " + std::to_string(done.widened_e4m3) + " F8_E4M3 tensor(s) widened to bf16 (" +
                std::to_string(done.scaled_e4m3) + " with a per-tensor scale)";

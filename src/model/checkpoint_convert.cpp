@@ -11,6 +11,7 @@
 #include "src/core/error.hpp"
 #include "src/model/checkpoint_layout.hpp"
 #include "src/model/model_registry.hpp"
+#include "src/model/text_encoder_config.hpp"
 #include "src/model/vae_config.hpp"
 
 namespace fresco {
@@ -30,6 +31,23 @@ bool is_scale_metadata(const std::string& name) {
   for (const char* suffix : {".scale_weight", ".weight_scale", ".scale_input", ".input_scale", ".comfy_quant"})
     if (name.ends_with(suffix)) return true;
   return false;
+}
+
+// Why a tensor of a text encoder's HF checkpoint that is not one of the preset's weights is left
+// out, or nothing: CLIP's position ids (a buffer older transformers saved: int64 [1, 77],
+// 0..76, which the encoder computes) and T5's encoder.embed_tokens.weight, the same parameter
+// as shared.weight in T5EncoderModel, stored twice by some savers (taken as the tied copy when
+// the shapes agree; of another shape it stays an unexpected tensor).
+std::optional<std::string> text_encoder_extra(const std::string& preset, const std::string& name,
+                                              const SafetensorsSet& set) {
+  if (is_clip_preset(preset) && name == "text_model.embeddings.position_ids")
+    return std::string("a buffer of position ids, not a weight");
+  if (is_t5_preset(preset) && name == "encoder.embed_tokens.weight") {
+    const auto shared = set.tensors().find("shared.weight");
+    if (shared != set.tensors().end() && shared->second.entry.shape == set.tensors().at(name).entry.shape)
+      return std::string("tied to shared.weight");
+  }
+  return std::nullopt;
 }
 
 CheckpointLayout detect_layout(const SafetensorsSet& set) {
@@ -87,6 +105,10 @@ std::optional<StoredTensorInfo> resolve(const TensorRecipe& recipe, const Safete
     return info;
   }
   const DType dtype = *dtypes.begin();
+  if (dtype == DType::i64) {  // not a weight: the table's dtype check names it
+    info.stored_type = "int64";
+    return info;
+  }
   info.dtype = dtype == DType::e4m3 ? DType::bf16 : dtype;
   info.stored_type = dtype == DType::e4m3 ? "F8_E4M3 (widened to bf16)" : dtype_name(dtype);
   return info;
@@ -98,6 +120,7 @@ struct PresetView {
   TensorTable table;      // preset keys found, and the stored tensors used by none under their own names
   int64_t left_out = 0;   // stored tensors outside the prefix, an autoencoder's encoder, scale metadata
   int64_t known = 0;      // stored tensors that are (parts of) the preset's tensors
+  std::vector<std::string> dropped;  // text_encoder_extra's, "NAME (why)"
 };
 
 PresetView view_as(const std::string& preset, const SafetensorsSet& set, CheckpointLayout layout,
@@ -113,6 +136,10 @@ PresetView view_as(const std::string& preset, const SafetensorsSet& set, Checkpo
   for (const auto& [name, t] : set.tensors()) {
     if (used.count(name)) {
       ++view.known;
+      continue;
+    }
+    if (const auto why = text_encoder_extra(preset, name, set)) {
+      view.dropped.push_back(name + " (" + *why + ")");
       continue;
     }
     const std::string key = name.starts_with(prefix) ? name.substr(prefix.size()) : name;
@@ -214,7 +241,7 @@ ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string&
     throw InputError(describe_weight_problems(in, against, found, note));
   }
   const PresetView& view = views[preset];
-  ConvertedCheckpoint done{preset, layout_name(layout), prefix, int64_t(set.shard_count()), view.left_out};
+  ConvertedCheckpoint done{preset, layout_name(layout), prefix, int64_t(set.shard_count()), view.left_out, view.dropped};
   write_weights_file(out, preset, [&](WeightsWriter& w) {
     w.attribute("source", in);
     for (const WeightSpec& spec : preset_weight_specs(preset)) write_tensor(w, spec, view.recipes.at(spec.name), set, done);

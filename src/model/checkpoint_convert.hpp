@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fresco {
 
@@ -15,7 +16,9 @@ namespace fresco {
 // ComfyUI's scaled checkpoints do: NAME.scale_weight or NAME.weight_scale beside NAME.weight).
 // Keys under the prefix "model.diffusion_model." (ComfyUI's single-file checkpoints) are taken
 // without it, and the tensors outside it (text encoders, autoencoder) left out; so are an
-// autoencoder's encoder tensors. Published atomically. A mismatch is one InputError that
+// autoencoder's encoder tensors, and of the text encoders' HF checkpoints CLIP's buffer
+// text_model.embeddings.position_ids and T5's encoder.embed_tokens.weight where it has
+// shared.weight's shape (the tied copy). Published atomically. A mismatch is one InputError that
 // summarises the differences and names the preset the checkpoint does match, or else the
 // closest one.
 struct ConvertedCheckpoint {
@@ -24,6 +27,7 @@ struct ConvertedCheckpoint {
   std::string stripped_prefix;  // the key prefix taken off, or empty
   int64_t shards = 1;           // safetensors files read
   int64_t left_out = 0;         // tensors of the checkpoint not written (encoder, outside the prefix)
+  std::vector<std::string> dropped;  // text encoders' non-weights left out, each "NAME (why)"
   int64_t widened_e4m3 = 0;     // F8_E4M3 tensors written as bf16
   int64_t scaled_e4m3 = 0;      // of which with a per-tensor scale
 };

@@ -80,6 +80,8 @@ LoraMerge::LoraMerge(const LoraOptions& options, const std::string& preset) {
     // Module -> its parts' keys; keys of no part layout are unmatched at once.
     std::map<std::string, std::map<LoraPart, std::string>> modules;
     for (const auto& [key, t] : file.tensors()) {
+      require_input(t.entry.dtype != DType::i64,
+                    request.path + ": " + key + " is an integer tensor (I64); LoRA tensors are floating point");
       digest.add(key).tensor(host_copy(t));
       bool known = false;
       for (const auto& [suffix, part] : kSuffixes)

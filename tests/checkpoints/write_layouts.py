@@ -19,7 +19,7 @@ import sys
 import h5py
 import numpy as np
 
-DTYPES = {np.dtype("float32"): "F32", np.dtype("float16"): "F16"}
+DTYPES = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int64"): "I64"}  # I64: buffers
 
 
 def read_weights(path):
