@@ -58,7 +58,7 @@ for i in 0 1 2 3; do
 done
 run_np 2 generate --backend cuda --dtype bf16 --weights weights.h5 --prompts prompts.h5 --out gpu16 >/dev/null
 "$H5_TOOL" compare gpu16/img_0.h5 cpu_out/img_0.h5 /latent 5e-2
-# flux-small (the demo preset, 9 M parameters) on the GPU against the CPU in the same dtype.
+# flux-small (9 M parameters) on the GPU against the CPU in the same dtype.
 "$FRESCO" init-weights --model flux-small --seed 4 small.h5 >/dev/null
 "$FRESCO" make-prompts --model flux-small --count 1 --txt-len 16 --width 128 --height 128 --steps 4 \
   small_prompts.h5 >/dev/null
