@@ -30,6 +30,14 @@ done
 [ "$("$H5_TOOL" attr from_text/img_1.h5 prompt)" = "Un café à Paris 🦊" ] || fail "the text in the result"
 grep -q '"prompt": "three small boats"' run.json || fail "the text in the run record"
 
+# A JSONL list: its per-prompt settings reach the images, as from encode's batch.
+printf '%s\n' '{"prompt": "a red fox", "seed": 11, "width": 32, "height": 16, "steps": 2}' \
+  '{"prompt": "a boat", "width": 32, "height": 32, "steps": 1}' > prompts.jsonl
+run_np "$NP" generate --weights flux.h5 "${ENC[@]}" --prompts prompts.jsonl --out from_jsonl >/dev/null
+[ "$("$H5_TOOL" attr from_jsonl/img_0.h5 seed)" = 11 ] || fail "JSONL seed"
+[ "$("$H5_TOOL" shape from_jsonl/img_0.h5 /latent)" = "[16, 2, 4]" ] || fail "JSONL size"
+[ "$("$H5_TOOL" attr from_jsonl/img_1.h5 steps)" = 1 ] || fail "JSONL steps"
+
 # Resume: the same command computes nothing again; one changed prompt, only its image; other
 # encoder weights, every image.
 run_np "$NP" "${GEN[@]}" "${ENC[@]}" --prompts prompts.txt --out from_text > again.log
