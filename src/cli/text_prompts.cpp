@@ -72,7 +72,7 @@ std::string prompt_batch_for_generate(const po::variables_map& vm, const MpiSess
   std::error_code ec;
   const bool text_list = std::filesystem::is_regular_file(path, ec) && !h5::is_hdf5_file(path);
   if (!text_list) {  // a batch, or what PromptsFile then names (missing, a directory...)
-    require_input(!encoders || !std::filesystem::exists(path, ec),
+    require_input(!encoders || !h5::is_hdf5_file(path),
                   "options --t5, --clip and --tokenizers encode a text prompt list, but " + path +
                       " is a prompt batch (HDF5), encoded already: leave them out");
     return path;

@@ -52,11 +52,14 @@ run_np "$NP" "${GEN[@]}" --t5 t5.h5 --clip clip5.h5 --tokenizers "$TOK" --t5-tok
 grep -q "3 image(s) in this batch, 3 to denoise" weights.log || { cat weights.log; fail "other CLIP weights"; }
 
 # Refusals: a text list without the encoders (saying what to add), the encoders with a batch,
-# some of the encoder options only, and an encoding error on rank 0 (reported once).
+# a list that is not there, some of the encoder options only, and an encoding error on rank 0
+# (reported once).
 expect_error "prompts.txt is a text prompt list, not a prompt batch (HDF5): add --t5 T5.h5 --clip CLIP.h5 --tokenizers DIR" \
   -- run_np "$NP" "${GEN[@]}" --prompts prompts.txt --out refused
 expect_error "batch.h5 is a prompt batch (HDF5), encoded already: leave them out" \
   -- run_np "$NP" "${GEN[@]}" "${ENC[@]}" --prompts batch.h5 --out refused
+expect_error "file not found: missing.txt" \
+  -- run_np "$NP" "${GEN[@]}" "${ENC[@]}" --prompts missing.txt --out refused
 expect_error "options --t5, --clip and --tokenizers go together" \
   -- run_np "$NP" "${GEN[@]}" --t5 t5.h5 --prompts prompts.txt --out refused
 expect_error "nowhere/tokenizer_2/spiece.model" \
