@@ -87,12 +87,17 @@ struct Pair<__half> {
   using type = __half2;
 };
 
+// 8 16-bit values of type T held as one 16-byte word (a row kept in registers at half the
+// registers of f32), widened.
 template <typename T>
-__device__ __forceinline__ void load8(const T* p, float (&f)[8]) {
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
+__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
   const auto* h = reinterpret_cast<const typename Pair<T>::type*>(&u);
 #pragma unroll
   for (int i = 0; i < 4; ++i) unpack2(h[i], f[2 * i], f[2 * i + 1]);
+}
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&f)[8]) {
+  unpack8<T>(*reinterpret_cast<const uint4*>(p), f);
 }
 template <>
 __device__ __forceinline__ void load8<float>(const float* p, float (&f)[8]) {

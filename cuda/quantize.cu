@@ -18,20 +18,30 @@ constexpr int kQuantizeThreads = 256;
 
 constexpr int kRegisterChunks = 8;  // chunks of 8 values per thread: rows up to 256 * 64 = 16384
 
+// The row is held in registers as its raw 16-bit words (16 bytes per chunk of 8), not widened to
+// f32: half the registers, so more blocks per SM keep loads in flight. On an H100 this took the
+// [4608, 15360] rows of FLUX's single blocks from 1.8 to 2.7 TB/s, the speed of a plain copy of
+// the same bytes (scripts/probes/quantize_probe.cu, docs/performance.md).
 template <typename T>
 __global__ void quantize_rows_vec_kernel(Mat x, Mat q, float* scales) {
   __shared__ float partial[33];
   const int64_t r = blockIdx.x, chunks = x.cols / 8;
-  const T* in = at<const T>(x, r, 0);
-  float v[kRegisterChunks][8];
+  const uint4* in = reinterpret_cast<const uint4*>(at<const T>(x, r, 0));
+  uint4 raw[kRegisterChunks];
+#pragma unroll
+  for (int j = 0; j < kRegisterChunks; ++j) {
+    const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
+    if (c8 < chunks) raw[j] = in[c8];
+  }
   float amax = 0;
 #pragma unroll
   for (int j = 0; j < kRegisterChunks; ++j) {
     const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
     if (c8 < chunks) {
-      load8(in + c8 * 8, v[j]);
+      float v[8];
+      unpack8<T>(raw[j], v);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[j][e]));
+      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[e]));
     }
   }
   const float scale = e4m3_scale_of(block_max(amax, partial));
@@ -40,8 +50,20 @@ __global__ void quantize_rows_vec_kernel(Mat x, Mat q, float* scales) {
 #pragma unroll
   for (int j = 0; j < kRegisterChunks; ++j) {
     const int64_t c8 = threadIdx.x + int64_t(j) * blockDim.x;
-    if (c8 < chunks) *reinterpret_cast<uint2*>(out + c8 * 8) = to_e4m3x8(v[j], scale);
+    if (c8 < chunks) {
+      float v[8];
+      unpack8<T>(raw[j], v);
+      *reinterpret_cast<uint2*>(out + c8 * 8) = to_e4m3x8(v, scale);
+    }
   }
+}
+
+// Threads per block for rows of `chunks` chunks of 8: about 4 chunks per thread (a warp
+// multiple, 64 to kQuantizeThreads), so that narrow rows (FLUX's 3072) do not leave most of a
+// 256-thread block idle (1.4 -> 1.8 TB/s at [4096, 3072] on an H100, the probe above).
+int quantize_threads(int64_t chunks) {
+  const int64_t per_four = ((chunks + 3) / 4 + 31) / 32 * 32;
+  return int(std::min<int64_t>(kQuantizeThreads, std::max<int64_t>(64, per_four)));
 }
 
 template <typename Tb>
@@ -87,7 +109,7 @@ void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream) {
     dispatch_float(x.dt, [&](auto t) {
       using T = typename decltype(t)::type;
       if constexpr (!std::is_same_v<T, float>)
-        quantize_rows_vec_kernel<T><<<unsigned(x.rows), kQuantizeThreads, 0, stream>>>(x, q, scales);
+        quantize_rows_vec_kernel<T><<<unsigned(x.rows), quantize_threads(x.cols / 8), 0, stream>>>(x, q, scales);
     });
     FRESCO_CUDA_LAUNCHED();
     return;
