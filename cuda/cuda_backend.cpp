@@ -26,6 +26,7 @@
 #include "cuda/cuda_stream.hpp"
 #include "cuda/conv_cudnn.hpp"
 #include "cuda/cudnn_sdpa.hpp"
+#include "cuda/cudnn_sdpa_fp8.hpp"
 #include "cuda/device_buffer.hpp"
 #include "cuda/kernels.hpp"
 #include "cuda/wide_attention.hpp"
@@ -106,6 +107,8 @@ class CudaBackend final : public Backend {
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override;
   void rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
                      const Tensor& sin, const Tensor& y) override;
+  void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                     const Tensor& lse) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                  const Tensor& lse) override;
   void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
@@ -159,6 +162,8 @@ class CudaBackend final : public Backend {
   Mat mat(const Tensor& t, const char* op) const;
   Vec vec(const Tensor& t, const char* op) const;
   void check(const Tensor& t, const char* op) const;
+  // An attention's optional lse [Lq, H] f32 (null when undefined), checked.
+  float* lse_rows(const Tensor& lse, int64_t Lq, int64_t H, const char* op) const;
   // A dense f32 copy of `m` in `slot` (m itself when it is f32 already and `dense_needed` is false).
   Mat widen(const Mat& m, Slot slot, bool dense_needed = false);
   // The f32 product acc = XA WA^T (cuBLASLt, or the fallback kernel; operands of one dtype), then
@@ -170,6 +175,11 @@ class CudaBackend final : public Backend {
   cuda::CudaStream stream_;
   cuda::LtGemm gemm_;
   cuda::CudnnSdpa sdpa_;
+  cuda::CudnnSdpaFp8 sdpa_fp8_{sdpa_};  // attention_fp8 (on sdpa_'s cuDNN handle)
+  // attention_fp8's e4m3 q, k, v and its scalars (cuda::Fp8Scalar, then the three maxima's bits).
+  std::array<cuda::DeviceBuffer, 4> fp8_attention_{
+      cuda::DeviceBuffer("fp8 attention q"), cuda::DeviceBuffer("fp8 attention k"),
+      cuda::DeviceBuffer("fp8 attention v"), cuda::DeviceBuffer("fp8 attention scalars")};
   cuda::CudnnConv conv_;        // the decoder's bf16/f16 convolutions (FRESCO_CUDNN_CONV=0: the direct kernel)
   cuda::WideAttention wide_;    // attention with head dims above 256 (the decoder's mid-block)
   bool use_cudnn_conv_;
@@ -182,6 +192,7 @@ class CudaBackend final : public Backend {
       cuda::DeviceBuffer("attention v"),        cuda::DeviceBuffer("attention output"),
       cuda::DeviceBuffer("group partial sums"), cuda::DeviceBuffer("change partial sums"),
       cuda::DeviceBuffer("gated fp8 scales"),   cuda::DeviceBuffer("normed rows to quantize")};
+  size_t attention_fp8_ = 0;
   size_t attention_cudnn_ = 0, attention_kernel_ = 0, linear_lt_ = 0, linear_acc_ = 0, linear_fallback_ = 0;
   size_t linear_fp8_lt_ = 0, linear_fp8_widened_ = 0;
   size_t attention_wide_ = 0, conv_cudnn_ = 0, conv_kernel_ = 0;
@@ -272,6 +283,8 @@ bool CudaBackend::supports(const OpDesc& d) const {
     case Op::linear_fp8: return d.in == DType::e4m3 && is_float(d.out);
     case Op::norm_modulate_fp8: return is_float(d.in) && d.out == DType::e4m3;
     case Op::gather_rows: return d.in == DType::i64 && is_float(d.out);
+    case Op::attention_fp8:
+      return d.in == d.out && (d.in == DType::bf16 || d.in == DType::f16) && sdpa_fp8_.available();
     default: return is_float(d.in) && is_float(d.out);
   }
 }
@@ -575,17 +588,19 @@ void CudaBackend::rms_norm_rope(const Tensor& x, const Tensor& scale, float eps,
 
 // ---- attention ------------------------------------------------------------------------------
 
+float* CudaBackend::lse_rows(const Tensor& lse, int64_t Lq, int64_t H, const char* op) const {
+  if (!lse.defined()) return nullptr;
+  check(lse, op);
+  FRESCO_ASSERT(lse.numel() == Lq * H && lse.dtype() == DType::f32 && lse.contiguous(),
+                std::string(op) + ": lse " + lse.describe() + " should be f32 [Lq, H]");
+  return lse.data<float>();
+}
+
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                             const Tensor& lse) {
   op_checks::attention(q, k, v, o, lse);
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
-  float* lse_ptr = nullptr;
-  if (lse.defined()) {
-    check(lse, "attention");
-    FRESCO_ASSERT(lse.numel() == Lq * H && lse.dtype() == DType::f32 && lse.contiguous(),
-                  "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
-    lse_ptr = lse.data<float>();
-  }
+  float* lse_ptr = lse_rows(lse, Lq, H, "attention");
   const Mat Q = mat(q, "attention"), K = mat(k, "attention"), V = mat(v, "attention"), O = mat(o, "attention");
   if (Lq == 0) return;
   const float scale = 1.0f / std::sqrt(float(D));
@@ -614,6 +629,36 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   const Mat OF = O.dt == cuda::kF32 ? O : Mat{scratch<float>(kAttO, size_t(Lq * H * D)), cuda::kF32, Lq, H * D, H * D};
   attend(QF, KF, VF, OF);
   if (OF.data != O.data) cuda::convert(OF, O, s());
+}
+
+void CudaBackend::attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                                const Tensor& lse) {
+  op_checks::attention(q, k, v, o, lse);
+  op_checks::attention_fp8(q, k, v, o);
+  const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
+  float* lse_ptr = lse_rows(lse, Lq, H, "attention_fp8");
+  const Mat Q = mat(q, "attention_fp8"), K = mat(k, "attention_fp8"), V = mat(v, "attention_fp8"),
+            O = mat(o, "attention_fp8");
+  if (Lq == 0) return;
+  if (!sdpa_fp8_.available()) throw ComputeError("attention_fp8: " + sdpa_fp8_.why());
+  // Each operand quantized with one scale for the tensor (backend.hpp): the maxima, then the bytes.
+  auto* q8 = fp8_attention_[0].reserve_as<uint8_t>(size_t(Lq * H * D), s());
+  auto* k8 = fp8_attention_[1].reserve_as<uint8_t>(size_t(Lk * H * D), s());
+  auto* v8 = fp8_attention_[2].reserve_as<uint8_t>(size_t(Lk * H * D), s());
+  float* scalars = fp8_attention_[3].reserve_as<float>(cuda::kFp8ScalarCount + 3, s());
+  auto* amax_bits = reinterpret_cast<unsigned*>(scalars + cuda::kFp8ScalarCount);  // [3]: q, k, v
+  cuda::attention_fp8_prologue(scalars, amax_bits, s());
+  const Mat* operands[3] = {&Q, &K, &V};
+  uint8_t* quantized[3] = {q8, k8, v8};
+  for (int i = 0; i < 3; ++i) cuda::tensor_amax(*operands[i], amax_bits + i, s());
+  for (int i = 0; i < 3; ++i)
+    cuda::quantize_tensor(*operands[i], amax_bits + i, quantized[i], scalars + cuda::kDescaleQ + i, s());
+  const cuda::SdpaFp8Call call{q8, k8, v8, O.data, O.ld, Lq, Lk, H, D, O.dt == cuda::kBF16, scalars, lse_ptr};
+  if (!sdpa_fp8_.run(call, s()))
+    throw ComputeError("attention_fp8 (Lq=" + std::to_string(Lq) + " Lk=" + std::to_string(Lk) + " H=" +
+                       std::to_string(H) + " D=" + std::to_string(D) + "): cuDNN's FP8 attention declined it" +
+                       (sdpa_fp8_.why().empty() ? std::string() : ": " + sdpa_fp8_.why()));
+  ++attention_fp8_;
 }
 
 void CudaBackend::attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias,

@@ -65,12 +65,8 @@ void CudnnDescriptor::finalize() { FRESCO_CUDNN_CHECK(cudnnBackendFinalize(d_));
 
 // ---- SDPA -----------------------------------------------------------------------------------
 
-namespace {
-
-enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale };
-
-CudnnDescriptor make_tensor(int64_t uid, cudnnDataType_t type, std::array<int64_t, 4> dims,
-                            std::array<int64_t, 4> strides, bool by_value = false) {
+CudnnDescriptor cudnn_tensor(int64_t uid, cudnnDataType_t type, std::array<int64_t, 4> dims,
+                             std::array<int64_t, 4> strides, TensorKind kind) {
   CudnnDescriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   const int64_t alignment = 16;
   t.set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
@@ -78,12 +74,73 @@ CudnnDescriptor make_tensor(int64_t uid, cudnnDataType_t type, std::array<int64_
   t.set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
   t.set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims.data());
   t.set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.data());
-  if (by_value) {
-    const bool yes = true;
-    t.set(CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &yes);
-  }
+  const bool yes = true;
+  if (kind == TensorKind::by_value) t.set(CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &yes);
+  if (kind == TensorKind::intermediate) t.set(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &yes);
   t.finalize();
   return t;
+}
+
+CudnnPlan cudnn_first_plan(cudnnHandle_t h, const std::vector<const CudnnDescriptor*>& ops,
+                           std::vector<CudnnDescriptor>& keep) {
+  std::vector<cudnnBackendDescriptor_t> raw_ops;
+  for (const CudnnDescriptor* op : ops) raw_ops.push_back(op->get());
+  CudnnDescriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, int64_t(raw_ops.size()), raw_ops.data());
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+  graph.finalize();
+
+  CudnnDescriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  heur.set_descriptor(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+  heur.finalize();
+  int64_t count = 0;
+  FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
+  std::vector<CudnnDescriptor> configs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (int64_t i = 0; i < count; ++i) {
+    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    raw.push_back(configs.back().get());
+  }
+  int64_t got = 0;
+  if (count > 0)
+    FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                                CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw.data()));
+  CudnnPlan result;
+  std::string failures;
+  for (int64_t i = 0; i < got && !result.plan; ++i) {
+    auto plan = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    plan->set_descriptor(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configs[size_t(i)]);
+    const cudnnStatus_t rc = cudnnBackendFinalize(plan->get());
+    if (rc != CUDNN_STATUS_SUCCESS) {
+      failures += std::string(failures.empty() ? "" : "; ") + "config " + std::to_string(i) + ": " +
+                  cudnnGetErrorString(rc);
+      continue;
+    }
+    int64_t n = 0;
+    FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                CUDNN_TYPE_INT64, 1, &n, &result.workspace));
+    result.plan = std::move(plan);
+  }
+  if (!result.plan)
+    throw ApiError("cuDNN: no engine configuration finalized (" + std::to_string(got) + " offered" +
+                   (failures.empty() ? "" : ": " + failures) + ")");
+  keep.push_back(std::move(graph));
+  keep.push_back(std::move(heur));
+  for (auto& c : configs) keep.push_back(std::move(c));
+  return result;
+}
+
+namespace {
+
+enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale };
+
+CudnnDescriptor make_tensor(int64_t uid, cudnnDataType_t type, std::array<int64_t, 4> dims,
+                            std::array<int64_t, 4> strides, bool by_value = false) {
+  return cudnn_tensor(uid, type, dims, strides, by_value ? TensorKind::by_value : TensorKind::data);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -169,54 +226,11 @@ std::unique_ptr<CudnnSdpa::Plan> CudnnSdpa::build(const Key& key) {
   if (key.stats) op.set_descriptor(CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, p->keep[5]);
   op.finalize();
 
-  cudnnHandle_t h = handle_->get();
-  CudnnDescriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-  graph.set_descriptor(CUDNN_ATTR_OPERATIONGRAPH_OPS, op);
-  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-  graph.finalize();
-
-  CudnnDescriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  heur.set_descriptor(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
-  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-  heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
-  heur.finalize();
-  int64_t count = 0;
-  FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
-  std::vector<CudnnDescriptor> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    raw.push_back(configs.back().get());
-  }
-  int64_t got = 0;
-  if (count > 0)
-    FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                                CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw.data()));
-  std::string failures;
-  for (int64_t i = 0; i < got && !p->ok; ++i) {
-    auto plan = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-    plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-    plan->set_descriptor(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configs[size_t(i)]);
-    const cudnnStatus_t rc = cudnnBackendFinalize(plan->get());
-    if (rc != CUDNN_STATUS_SUCCESS) {
-      failures += std::string(failures.empty() ? "" : "; ") + "config " + std::to_string(i) + ": " +
-                  cudnnGetErrorString(rc);
-      continue;
-    }
-    int64_t n = 0;
-    FRESCO_CUDNN_CHECK(cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                CUDNN_TYPE_INT64, 1, &n, &p->workspace));
-    p->plan = std::move(plan);
-    p->ok = true;
-  }
-  if (!p->ok)
-    throw ApiError("cuDNN SDPA: no engine configuration finalized (" + std::to_string(got) +
-                   " offered" + (failures.empty() ? "" : ": " + failures) + ")");
+  CudnnPlan plan = cudnn_first_plan(handle_->get(), {&op}, p->keep);
+  p->plan = std::move(plan.plan);
+  p->workspace = plan.workspace;
+  p->ok = true;
   p->keep.push_back(std::move(op));
-  p->keep.push_back(std::move(graph));
-  p->keep.push_back(std::move(heur));
-  for (auto& c : configs) p->keep.push_back(std::move(c));
   p->scale = 1.0f / std::sqrt(float(D));
   return p;
 }

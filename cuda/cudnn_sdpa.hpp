@@ -16,6 +16,7 @@
 
 #include <cudnn.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -75,6 +76,22 @@ class CudnnDescriptor {
   cudnnBackendDescriptor_t d_ = nullptr;
 };
 
+// How a tensor of an operation graph is passed: device memory, a host scalar read at execution
+// (by value), or an intermediate that lives only inside the fused kernel (virtual).
+enum class TensorKind { data, by_value, intermediate };
+// A finalized 4-D tensor descriptor, 16-byte aligned.
+CudnnDescriptor cudnn_tensor(int64_t uid, cudnnDataType_t type, std::array<int64_t, 4> dims,
+                             std::array<int64_t, 4> strides, TensorKind kind = TensorKind::data);
+// An execution plan of the operation graph of `ops`: the first engine configuration of cuDNN's
+// heuristics (mode A) that finalizes. The graph, heuristics and configurations are moved into
+// `keep` (the plan refers to them); ApiError naming each configuration's failure when none does.
+struct CudnnPlan {
+  std::unique_ptr<CudnnDescriptor> plan;
+  int64_t workspace = 0;
+};
+CudnnPlan cudnn_first_plan(cudnnHandle_t h, const std::vector<const CudnnDescriptor*>& ops,
+                           std::vector<CudnnDescriptor>& keep);
+
 struct SdpaCall {
   const void* q;
   const void* k;
@@ -94,6 +111,8 @@ class CudnnSdpa {
   CudnnSdpa& operator=(const CudnnSdpa&) = delete;
 
   bool available() const { return handle_ != nullptr; }
+  // The cuDNN handle (owned here; null when unavailable), for the FP8 attention beside it.
+  cudnnHandle_t handle() const { return handle_ ? handle_->get() : nullptr; }
   const std::string& why() const { return why_; }
   int version() const { return version_; }
 

@@ -78,6 +78,19 @@ void fill_random(uint64_t seed, uint32_t stream_id, uint32_t substream, float me
 // nearest even and saturated; dequantize_rows: y = q * scales[r], rounded once to y's dtype.
 void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream);
 void dequantize_rows(Mat q, const float* scales, Mat y, cudaStream_t stream);
+// FP8 attention's per-tensor quantization (backend.hpp, attention_fp8) of 16-bit x whose rows
+// are 8-value aligned chunks: tensor_amax folds max |x| into *amax_bits (a float's bits, zeroed
+// by the caller first); quantize_tensor writes q (dense e4m3 [rows, cols]) = x / s rounded to
+// nearest even and saturated, s = amax / 448 (1 for all zeros), and *descale = s.
+void tensor_amax(Mat x, unsigned* amax_bits, cudaStream_t stream);
+void quantize_tensor(Mat x, const unsigned* amax_bits, uint8_t* q, float* descale, cudaStream_t stream);
+// The device scalars of one FP8 attention (cuda/cudnn_sdpa_fp8.hpp), f32, in this order: the
+// descales of q, k, v (written by quantize_tensor), P's descale and scale and O's scale (set by
+// attention_fp8_prologue), and the two maxima cuDNN writes (of P and of O).
+enum Fp8Scalar : int { kDescaleQ, kDescaleK, kDescaleV, kDescaleP, kScaleP, kScaleO, kAmaxP, kAmaxO, kFp8ScalarCount };
+// Before an FP8 attention: amax_bits[0..2] = 0 and the constant scales dP = 1/448, sP = 448 and
+// sO = 1 (O is stored in 16 bits) set in `scalars`. A kernel, so a captured step sets them too.
+void attention_fp8_prologue(float* scalars, unsigned* amax_bits, cudaStream_t stream);
 // The gated FP8 linear's folding (n output channels): scale_out[i] = w_scale[i] * gate[i] and,
 // where bias_out is non-null, bias_out[i] = gate[i] * bias[i] rounded once to bias_dt.
 void fold_gate(const float* w_scale, Vec gate, Vec bias, int64_t n, float* scale_out, void* bias_out, int bias_dt,

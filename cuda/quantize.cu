@@ -99,7 +99,78 @@ __global__ void dequantize_rows_kernel(Mat q, const float* scales, Mat y) {
   }
 }
 
+// FP8 attention's operands, one scale per tensor (backend.hpp, attention_fp8), in two passes:
+// the tensor's absolute maximum (a warp's maximum folded into *amax_bits by atomicMax on the
+// float's bits, which order like the values for non-negative floats), then the conversion with
+// the scale e4m3_scale_of(amax), which the first block also stores as the descale.
+template <typename T>
+__global__ void tensor_amax_kernel(Mat x, unsigned* amax_bits) {
+  const int64_t chunks_per_row = x.cols / 8, chunks = x.rows * chunks_per_row;
+  float amax = 0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / chunks_per_row, c8 = i - r * chunks_per_row;
+    float v[8];
+    unpack8<T>(*reinterpret_cast<const uint4*>(at<const T>(x, r, c8 * 8)), v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[e]));
+  }
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if ((threadIdx.x & 31) == 0) atomicMax(amax_bits, __float_as_uint(amax));
+}
+
+template <typename T>
+__global__ void quantize_tensor_kernel(Mat x, const unsigned* amax_bits, uint8_t* q, float* descale) {
+  const float scale = e4m3_scale_of(__uint_as_float(*amax_bits));
+  if (blockIdx.x == 0 && threadIdx.x == 0) *descale = scale;
+  const int64_t chunks_per_row = x.cols / 8, chunks = x.rows * chunks_per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / chunks_per_row, c8 = i - r * chunks_per_row;
+    float v[8];
+    unpack8<T>(*reinterpret_cast<const uint4*>(at<const T>(x, r, c8 * 8)), v);
+    *reinterpret_cast<uint2*>(q + r * x.cols + c8 * 8) = to_e4m3x8(v, scale);
+  }
+}
+
+__global__ void attention_fp8_prologue_kernel(float* scalars, unsigned* amax_bits) {
+  if (threadIdx.x < 3) amax_bits[threadIdx.x] = 0;
+  if (threadIdx.x == 0) {
+    scalars[kDescaleP] = 1.0f / 448.0f;
+    scalars[kScaleP] = 448.0f;
+    scalars[kScaleO] = 1.0f;
+  }
+}
+
+unsigned grid_for_chunks(int64_t chunks) { return unsigned(std::min<int64_t>((chunks + 255) / 256, 132 * 16)); }
+
 }  // namespace
+
+void tensor_amax(Mat x, unsigned* amax_bits, cudaStream_t stream) {
+  FRESCO_ASSERT(x.dt != kF32 && vector_ok(x, 8), "tensor_amax: needs 16-bit rows of 8-value aligned chunks");
+  if (x.rows * x.cols == 0) return;
+  dispatch_float(x.dt, [&](auto t) {
+    using T = typename decltype(t)::type;
+    if constexpr (!std::is_same_v<T, float>)
+      tensor_amax_kernel<T><<<grid_for_chunks(x.rows * x.cols / 8), 256, 0, stream>>>(x, amax_bits);
+  });
+  FRESCO_CUDA_LAUNCHED();
+}
+
+void quantize_tensor(Mat x, const unsigned* amax_bits, uint8_t* q, float* descale, cudaStream_t stream) {
+  FRESCO_ASSERT(x.dt != kF32 && vector_ok(x, 8) && reinterpret_cast<uintptr_t>(q) % 8 == 0,
+                "quantize_tensor: needs 16-bit rows of 8-value aligned chunks");
+  const int64_t chunks = std::max<int64_t>(x.rows * x.cols / 8, 1);
+  dispatch_float(x.dt, [&](auto t) {
+    using T = typename decltype(t)::type;
+    if constexpr (!std::is_same_v<T, float>)
+      quantize_tensor_kernel<T><<<grid_for_chunks(chunks), 256, 0, stream>>>(x, amax_bits, q, descale);
+  });
+  FRESCO_CUDA_LAUNCHED();
+}
+
+void attention_fp8_prologue(float* scalars, unsigned* amax_bits, cudaStream_t stream) {
+  attention_fp8_prologue_kernel<<<1, 32, 0, stream>>>(scalars, amax_bits);
+  FRESCO_CUDA_LAUNCHED();
+}
 
 void quantize_rows(Mat x, Mat q, float* scales, cudaStream_t stream) {
   if (x.rows == 0) return;

@@ -31,6 +31,7 @@ set(FRESCO_CUDA_CORE_SOURCES
   ${_fresco_cuda_dir}/device_buffer.cpp
   ${_fresco_cuda_dir}/cublaslt.cpp
   ${_fresco_cuda_dir}/cudnn_sdpa.cpp
+  ${_fresco_cuda_dir}/cudnn_sdpa_fp8.cpp
   ${_fresco_cuda_dir}/conv_cudnn.cpp
   ${_fresco_cuda_dir}/wide_attention.cpp
 )

@@ -498,6 +498,7 @@ class Cases {
   void random_fills();
   void latent_and_image();
   void fp8();
+  void attention_fp8();
   void linear_fp8();
   void norm_modulate_fp8();
   void text_encoders();
@@ -1488,6 +1489,106 @@ void Cases::linear_fp8() {
           }
 }
 
+// attention_fp8 against its definition (backend.hpp), in double: q, k, v each quantized to e4m3
+// with one scale for the tensor, the scores of those values, the softmax, P rounded to e4m3 at
+// 448, the product with v's e4m3 values and the descales. The tolerance is the bf16 one, or twice
+// the error that P's rounding itself brings (the same reference with P unrounded), whichever is
+// larger: a flash-attention kernel rounds P before its final normalization, so its P8 values
+// differ from the definition's by about that rounding (flash-attention's rule, as attention's).
+namespace {
+struct Fp8AttentionRef {
+  Vec o, lse, o_unrounded_p;
+};
+Vec quantized_per_tensor(const Tensor& x, float& scale) {  // x as the op read it (f32 values)
+  float amax = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) amax = std::max(amax, std::fabs(x.f32()[i]));
+  scale = amax > 0 ? amax / kE4m3Max : 1.0f;
+  Vec q;
+  for (int64_t i = 0; i < x.numel(); ++i) q.push_back(e4m3_to_float(float_to_e4m3(x.f32()[i] / scale)));
+  return q;
+}
+Fp8AttentionRef ref_attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t Lq, int64_t Lk,
+                                  int64_t H, int64_t D) {
+  float sq = 0, sk = 0, sv = 0;
+  const Vec q8 = quantized_per_tensor(q, sq), k8 = quantized_per_tensor(k, sk), v8 = quantized_per_tensor(v, sv);
+  const double score_scale = double(sq) * double(sk) / std::sqrt(double(D)), out_scale = double(sv) / kE4m3Max;
+  Fp8AttentionRef r;
+  r.o.assign(size_t(Lq * H * D), 0.0);
+  r.o_unrounded_p.assign(size_t(Lq * H * D), 0.0);
+  r.lse.assign(size_t(Lq * H), 0.0);
+  Vec s(size_t(Lk), 0.0), p8(size_t(Lk), 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Lq; ++i) {
+      double mx = -1e300;
+      for (int64_t j = 0; j < Lk; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += q8[size_t((i * H + h) * D + d)] * k8[size_t((j * H + h) * D + d)];
+        s[size_t(j)] = dot * score_scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      double sum = 0;
+      for (double& e : s) sum += (e = std::exp(e - mx));
+      r.lse[size_t(i * H + h)] = mx + std::log(sum);
+      for (int64_t j = 0; j < Lk; ++j) {
+        s[size_t(j)] /= sum;
+        p8[size_t(j)] = e4m3_to_float(float_to_e4m3(float(s[size_t(j)] * kE4m3Max)));
+      }
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0, exact = 0;
+        for (int64_t j = 0; j < Lk; ++j) {
+          const double vv = v8[size_t((j * H + h) * D + d)];
+          acc += p8[size_t(j)] * vv;
+          exact += s[size_t(j)] * kE4m3Max * vv;
+        }
+        r.o[size_t((i * H + h) * D + d)] = acc * out_scale;
+        r.o_unrounded_p[size_t((i * H + h) * D + d)] = exact * out_scale;
+      }
+    }
+  return r;
+}
+}  // namespace
+
+void Cases::attention_fp8() {
+  struct Spec {
+    int64_t Lq, Lk, H, D;
+  };
+  for (DType dt : {DType::bf16, DType::f16})
+    for (auto [Lq, Lk, H, D] : {Spec{5, 9, 2, 16}, {37, 300, 3, 64}, {300, 41, 2, 128}, {256, 320, 2, 128}})
+      for (Layout layout : {Layout::plain, Layout::strided})
+        for (bool with_lse : {true, false}) {
+          const bool strided = layout == Layout::strided;
+          if (dt == DType::f16 && (strided || !with_lse)) continue;
+          const std::string p = join({{"Lq", Lq}, {"Lk", Lk}, {"H", H}, {"D", D}}) + (with_lse ? "" : " no lse");
+          add(Op::attention_fp8, p, dt, layout_name(layout), desc(Op::attention_fp8, dt, dt, dt, strided),
+              [=](Ctx& c) {
+                const int64_t HD = H * D;
+                // q and k of RMS-normed size, v wider: three different scales.
+                const Tensor q = c.values({Lq, H, D}, 2.0), k = c.values({Lk, H, D}, 2.0), v = c.values({Lk, H, D}, 5.0);
+                Tensor qd, kd, vd;
+                Guarded o;
+                if (strided) {  // q, k, v from the columns of wider rows; o into a concat buffer
+                  qd = c.wide_views({q}, {0}, 3 * HD, c.act)[0];
+                  const auto kv = c.wide_views({k, v}, {HD, 2 * HD}, 3 * HD, c.act);
+                  kd = kv[0], vd = kv[1];
+                  o = c.output({Lq, H, D}, dt, 0, 3 * HD);
+                } else {
+                  qd = c.input(q), kd = c.input(k), vd = c.input(v);
+                  o = c.output({Lq, H, D});
+                }
+                const Guarded lse = c.output({Lq, H}, DType::f32);
+                const Tensor no_lse;
+                c.op([&] { c.be.attention_fp8(qd, kd, vd, o.view, with_lse ? lse.view : no_lse); }, true);
+                const auto read = [&](const Tensor& x) { return x.to_dtype(dt).to_f32(); };  // what the op read
+                const Fp8AttentionRef ref = ref_attention_fp8(read(q), read(k), read(v), Lq, Lk, H, D);
+                const double p_rounding = nmse(ref.o_unrounded_p, ref.o);
+                char what[80];
+                std::snprintf(what, sizeof what, "o (P's rounding nmse %.1e)", p_rounding);
+                c.check(what, c.result(o), ref.o, std::max(rounded_once(dt), 2 * p_rounding));
+                if (with_lse) c.check("lse", c.result(lse), ref.lse, kBf16);
+              });
+        }
+}
+
 // ---- the text encoders' ops: attention_bias, gather_rows, layer_norm_affine ---------------------
 //
 // (multiply and quick_gelu are with the element-wise ops.)
@@ -1602,6 +1703,7 @@ std::vector<Case> make_cases() {
   c.random_fills();
   c.latent_and_image();
   c.fp8();
+  c.attention_fp8();
   c.text_encoders();
   return std::move(c.list);
 }

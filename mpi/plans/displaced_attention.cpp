@@ -200,7 +200,7 @@ void DisplacedPatchAttention::attend(Backend& backend, const Tensor& q, const Te
     keys = work_k_;
     values = work_v_;
   }
-  backend.attention(q, keys, values, o, Tensor());
+  backend.joint_attention(q, keys, values, o, Tensor());
   // Displaced: share this step's fresh rows for the next step, without waiting. The gather
   // writes the other ranks' rows of the buffer only after the attention above has read them.
   if (!sync) {

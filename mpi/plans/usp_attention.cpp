@@ -223,9 +223,9 @@ void UspAttention::ring_attention(Backend& backend, const Tensor& q, const Tenso
     const Tensor& k = ring_held_k_[size_t(s)];
     const Tensor& v = ring_held_v_[size_t(s)];
     if (s == 0) {
-      backend.attention(q, k, v, o, lse);
+      backend.joint_attention(q, k, v, o, lse);
     } else {
-      backend.attention(q, k, v, o_part_, lse_part_);
+      backend.joint_attention(q, k, v, o_part_, lse_part_);
       backend.attention_merge(o_part_, lse_part_, o, lse);
     }
     if (more) {
@@ -260,7 +260,7 @@ void UspAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, co
 
   if (U_ == 1) {  // this rank's rows are its Ring chunk: no head exchange
     if (R_ == 1) {
-      backend.attention(q, k, v, o, Tensor());
+      backend.joint_attention(q, k, v, o, Tensor());
       return;
     }
     backend.copy(k, k_c_);  // contiguous: the ring's first send buffers
@@ -288,7 +288,7 @@ void UspAttention::attend(Backend& backend, const Tensor& q, const Tensor& k, co
       backend.dequantize_rows(group.arrived[i], group.arrived_scales[i], group.chunk[i].reshape({N, cols}));
     }
     if (R_ == 1)
-      backend.attention(group.chunk[0], group.chunk[1], group.chunk[2], group.o, Tensor());
+      backend.joint_attention(group.chunk[0], group.chunk[1], group.chunk[2], group.o, Tensor());
     else
       ring_attention(backend, q_c_, o_c_, lse_c_);  // one group: all Hu heads
     // The group's q, k, v (and their scales) are read, and the Ring has sent k and v: the

@@ -21,6 +21,7 @@ const char* op_name(Op op) {
     case Op::rms_norm_rope: return "rms_norm_rope";
     case Op::attention: return "attention";
     case Op::attention_merge: return "attention_merge";
+    case Op::attention_fp8: return "attention_fp8";
     case Op::gelu_tanh: return "gelu_tanh";
     case Op::silu: return "silu";
     case Op::gated_residual: return "gated_residual";

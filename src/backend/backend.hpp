@@ -68,6 +68,7 @@ enum class Op {
   multiply,            // y = a * b (same shape; T5's gated FFN)
   quick_gelu,          // y = x * sigmoid(1.702 x) (CLIP's MLP)
   attention_bias,      // o[Lq,H,D] = softmax(scale q k^T + bias[H,Lq,Lk], causal mask) v (T5, CLIP)
+  attention_fp8,       // attention with q, k, v and P in e4m3, one scale per tensor (--fp8-attention)
   count
 };
 
@@ -261,6 +262,25 @@ class Backend {
   virtual void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
                               float scale, const Tensor& o) = 0;
 
+  // ---- FP8 attention (opt-in: --fp8-attention; docs/performance.md "FP8 attention") ---------
+  // attention (the same shapes, row strides and lse) with both products on e4m3 operands, one
+  // scale per tensor (what cuDNN's FP8 flash attention takes):
+  //   s_x = amax(x) / 448 over the whole tensor (1 where x is all zeros), x8 = e4m3(x / s_x)
+  //     for x = q, k, v (rounded to nearest even, as quantize_rows);
+  //   S = (s_q s_k / sqrt(D)) (q8 k8^T) in f32; P = softmax_j(S); lse = max_j S + log sum_j e^(S - max);
+  //   P8 = e4m3(448 P) (P <= 1 never saturates); o = (s_v / 448) (P8 v8), rounded once to o's dtype.
+  // q, k, v, o of one 16-bit compute dtype (bf16, f16).
+  virtual void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                             const Tensor& lse) = 0;
+  // The attention that the model's attention plans run: attention, or attention_fp8 while
+  // set_attention_fp8(true). Host state: a captured step keeps the choice it was captured with.
+  void joint_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse) {
+    if (attention_fp8_) attention_fp8(q, k, v, o, lse);
+    else attention(q, k, v, o, lse);
+  }
+  void set_attention_fp8(bool on) { attention_fp8_ = on; }
+  bool attention_fp8_enabled() const { return attention_fp8_; }
+
   // ---- set-up ops -----------------------------------------------------------------------
   // y (dense, any float dtype) [i] = mean + std * n_i, rounded once, where n_i is the standard
   // normal number i of the counter-based stream (seed, stream, substream): Philox4x32-10 on
@@ -269,6 +289,9 @@ class Backend {
   // fills with mean and draws nothing. Random weights made on the device (--weights random:S).
   virtual void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,
                            const Tensor& y) = 0;
+
+ private:
+  bool attention_fp8_ = false;  // joint_attention's choice
 };
 
 // The backends compiled into this build, CPU first (the op test program runs them all).

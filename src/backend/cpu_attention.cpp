@@ -9,6 +9,11 @@
 // small for long sequences. q, k, v and o are read and written with their row strides (q, k, v
 // straight from the fused qkv rows, o into a concat buffer); a head's D columns start at h*D
 // within a token's row.
+//
+// attention_fp8 is the exact emulation of FP8 attention (backend.hpp): q, k, v each rounded to
+// e4m3 with one scale per tensor (held as the e4m3 values in f32, which is exact, and the scale
+// apart), the scores' product of those values in f32, the probabilities rounded to e4m3 at 448
+// before the product with v, and the descales applied to the f32 sums.
 #include <cblas.h>
 
 #include <algorithm>
@@ -18,17 +23,51 @@
 #include "src/backend/cpu_backend.hpp"
 #include "src/backend/op_checks.hpp"
 #include "src/core/error.hpp"
+#include "src/core/float8.hpp"
 
 namespace fresco {
 
 using cpu::Rows;
+
+namespace {
+
+// t's values as e4m3 with one scale for the whole tensor: the dense f32 rows (in `slot`) hold
+// e4m3(t / s) exactly, s = amax(t) / 448 (1 where t is all zeros), divided as quantize_rows does.
+struct QuantizedRows {
+  Rows rows;
+  float scale;
+};
+QuantizedRows quantize_tensor(const Tensor& t, cpu::Scratch& scratch, cpu::Slot slot) {
+  const cpu::Matrix m = cpu::matrix_of(t);
+  float* buf = scratch.get(slot, size_t(m.rows * m.width));
+  cpu::convert_rows(t.raw(), t.dtype(), m.ld, buf, DType::f32, m.width, m.rows, m.width);
+  const size_t n = size_t(m.rows * m.width);
+  float amax = 0;
+  for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(buf[i]));
+  const float s = amax > 0 ? amax / kE4m3Max : 1.0f;
+#pragma omp parallel for if (n > (1 << 15))
+  for (int64_t i = 0; i < int64_t(n); ++i) buf[i] = e4m3_to_float(float_to_e4m3(buf[i] / s));
+  return {{buf, m.rows, m.width, m.width}, s};
+}
+
+}  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                            const Tensor& lse) {
   // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse: [Lq, H] f32 (optional)
   op_checks::attention(q, k, v, o, lse);
   FRESCO_ASSERT(!lse.defined() || lse.device() == Device::cpu, "attention: lse " + lse.describe() + " is not on the CPU");
-  attend(q, k, v, 1.0f / std::sqrt(float(q.dim(2))), nullptr, false, o, lse.defined() ? lse.data<float>() : nullptr);
+  attend(q, k, v, {1.0f / std::sqrt(float(q.dim(2)))}, o, lse.defined() ? lse.data<float>() : nullptr);
+}
+
+void CpuBackend::attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                               const Tensor& lse) {
+  // q, o: [Lq, H, D]; k, v: [Lk, H, D] of a 16-bit compute dtype; lse: [Lq, H] f32 (optional)
+  op_checks::attention(q, k, v, o, lse);
+  op_checks::attention_fp8(q, k, v, o);
+  FRESCO_ASSERT(!lse.defined() || lse.device() == Device::cpu, "attention_fp8: lse " + lse.describe() + " is not on the CPU");
+  attend(q, k, v, {1.0f / std::sqrt(float(q.dim(2))), nullptr, false, true}, o,
+         lse.defined() ? lse.data<float>() : nullptr);
 }
 
 void CpuBackend::attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
@@ -36,17 +75,30 @@ void CpuBackend::attention_bias(const Tensor& q, const Tensor& k, const Tensor& 
   // q, o: [Lq, H, D]; k, v: [Lk, H, D]; bias: f32 [H, Lq, Lk] (optional)
   op_checks::attention_bias(q, k, v, bias, causal, o);
   FRESCO_ASSERT(!bias || bias->device() == Device::cpu, "attention_bias: bias " + bias->describe() + " is not on the CPU");
-  attend(q, k, v, scale, bias ? bias->data<float>() : nullptr, causal, o, nullptr);
+  attend(q, k, v, {scale, bias ? bias->data<float>() : nullptr, causal}, o, nullptr);
 }
 
-void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const float* bias,
-                        bool causal, const Tensor& o, float* plse) {
+void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const ScoreRule& rule, const Tensor& o,
+                        float* plse) {
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Lk = k.dim(0);
   FRESCO_ASSERT(Lk > 0 || Lq == 0, "attention over no keys");
   if (Lq == 0) return;
-  const Rows Q = cpu::read(q, scratch_, cpu::kIn0);
-  const Rows K = cpu::read(k, scratch_, cpu::kIn1);
-  const Rows V = cpu::read(v, scratch_, cpu::kIn2);
+  const float* bias = rule.bias;
+  const bool causal = rule.causal;
+  float scale = rule.scale;     // of q k^T
+  float out_scale = 1.0f;       // of P v
+  Rows Q, K, V;
+  if (rule.fp8) {
+    const QuantizedRows q8 = quantize_tensor(q, scratch_, cpu::kIn0), k8 = quantize_tensor(k, scratch_, cpu::kIn1),
+                        v8 = quantize_tensor(v, scratch_, cpu::kIn2);
+    Q = q8.rows, K = k8.rows, V = v8.rows;
+    scale = scale * q8.scale * k8.scale;
+    out_scale = v8.scale / kE4m3Max;
+  } else {
+    Q = cpu::read(q, scratch_, cpu::kIn0);
+    K = cpu::read(k, scratch_, cpu::kIn1);
+    V = cpu::read(v, scratch_, cpu::kIn2);
+  }
   const Rows O = cpu::write(o, scratch_, cpu::kOut);
 
   constexpr int64_t kQueryBlock = 256;
@@ -74,10 +126,12 @@ void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, float
         }
         const float inv = float(1.0 / sum);
         for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
+        if (rule.fp8)  // P in e4m3 at scale 448 (P <= 1: never saturates)
+          for (int64_t j = 0; j < seen; ++j) row[j] = e4m3_to_float(float_to_e4m3(row[j] * kE4m3Max));
         std::fill(row + seen, row + Lk, 0.0f);
         if (plse) plse[query * H + h] = mx + float(std::log(sum));
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(D), int(Lk), 1.0f, S,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nq), int(D), int(Lk), out_scale, S,
                   int(Lk), V.data + h * D, int(V.ld), 0.0f, O.row(q0) + h * D, int(O.ld));
     }
   }

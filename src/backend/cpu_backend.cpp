@@ -79,6 +79,7 @@ bool CpuBackend::supports(const OpDesc& d) const {
     case Op::linear_fp8: return d.in == DType::e4m3 && is_compute_dtype(d.out);
     case Op::norm_modulate_fp8: return is_compute_dtype(d.in) && d.out == DType::e4m3;
     case Op::gather_rows: return d.in == DType::i64 && is_compute_dtype(d.out);
+    case Op::attention_fp8: return d.in == d.out && (d.in == DType::bf16 || d.in == DType::f16);
     default: return is_compute_dtype(d.in) && is_compute_dtype(d.out);
   }
 }

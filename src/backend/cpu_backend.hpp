@@ -42,6 +42,8 @@ class CpuBackend final : public Backend {
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& y) override;
   void rms_norm_rope(const Tensor& x, const Tensor& scale, float eps, const Tensor& cos,
                      const Tensor& sin, const Tensor& y) override;
+  void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                     const Tensor& lse) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                  const Tensor& lse) override;
   void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
@@ -99,9 +101,15 @@ class CpuBackend final : public Backend {
                         const cpu::Rows& out);
 
   // o = softmax(scale q k^T + bias, causal mask) v per head, with lse (nullable) of the scaled
-  // and biased scores: the one loop of attention and attention_bias (src/backend/cpu_attention.cpp).
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const float* bias, bool causal,
-              const Tensor& o, float* lse);
+  // and biased scores: the one loop of attention, attention_bias and attention_fp8
+  // (src/backend/cpu_attention.cpp). fp8: q, k, v and P rounded to e4m3 as attention_fp8 does.
+  struct ScoreRule {
+    float scale;
+    const float* bias = nullptr;  // [H, Lq, Lk] or null
+    bool causal = false;
+    bool fp8 = false;
+  };
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const ScoreRule& rule, const Tensor& o, float* lse);
 
   // y = f(a, b) element-wise, rounded once at the store: the loop of add and subtract.
   template <typename F>

@@ -30,6 +30,13 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                 "attention: lse " + lse.describe() + " should be f32 [Lq, H]");
 }
 
+void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) {
+  const DType dt = q.dtype();
+  FRESCO_ASSERT((dt == DType::bf16 || dt == DType::f16) && k.dtype() == dt && v.dtype() == dt && o.dtype() == dt,
+                "attention_fp8: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() + ", o " +
+                    o.describe() + " should share one 16-bit compute dtype (bf16, f16)");
+}
+
 void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
                     const Tensor& o) {
   attention(q, k, v, o, Tensor());

@@ -16,6 +16,8 @@ void matrix(const Tensor& x, const char* op);
 void numel(const Tensor& t, int64_t n, const char* op, const char* what);
 // q, o: [Lq, H, D]; k, v: [Lk, H, D]; lse (when defined): f32 [Lq, H], contiguous.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse);
+// attention_fp8's dtypes (after attention's checks): q, k, v and o of one 16-bit compute dtype.
+void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o);
 // attention's operands without lse; bias (when given): f32 [H, Lq, Lk], contiguous; causal:
 // Lq <= Lk.
 void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,

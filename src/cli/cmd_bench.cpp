@@ -110,11 +110,18 @@ class ProfilingBackend final : public Backend {
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                  const Tensor& lse) override {
+    timed_attention("attention", q, k, v, o, [&] { in_.attention(q, k, v, o, lse); });
+  }
+  void attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                     const Tensor& lse) override {
+    timed_attention("attention_fp8", q, k, v, o, [&] { in_.attention_fp8(q, k, v, o, lse); });
+  }
+  template <typename F>
+  void timed_attention(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, F run) {
     const double flops = 4.0 * double(q.dim(0)) * double(k.dim(0)) * double(q.dim(1)) * double(q.dim(2));
     std::ostringstream kind;
-    kind << "attention L=" << q.dim(0) << " H=" << q.dim(1) << " D=" << q.dim(2);
-    timed(kind.str(), flops, tensor_bytes(q) + tensor_bytes(k) + tensor_bytes(v) + tensor_bytes(o),
-          [&] { in_.attention(q, k, v, o, lse); });
+    kind << name << " L=" << q.dim(0) << " H=" << q.dim(1) << " D=" << q.dim(2);
+    timed(kind.str(), flops, tensor_bytes(q) + tensor_bytes(k) + tensor_bytes(v) + tensor_bytes(o), run);
   }
   void attention_merge(const Tensor& o_part, const Tensor& lse_part, const Tensor& o,
                        const Tensor& lse) override {
@@ -329,7 +336,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     const ParallelLayout quiet(mpi, skip, 1);
     const std::unique_ptr<Denoiser> model = make_denoiser(
         config.name, e.weights, *e.backend, make_attention(quiet, e.spec.attention, e.parallel.plan), e.choice.compute);
-    if (e.choice.fp8) model->use_fp8_linears();
+    apply_fp8_choice(*model, e.choice);
     model->set_step_cache(cache_layout(e.cache));
     model->set_condition(prompt, grid_h, grid_w, shards, quiet.position());
     compute_only = time_steps(*e.backend, quiet, *model, e.choice.cuda_graphs, e.step_capturable(), o, img, mine,
@@ -348,7 +355,7 @@ int run_bench(BenchOptions o, const MpiSession& mpi) {
     ProfilingBackend prof(*e.backend);
     const std::unique_ptr<Denoiser> model =
         make_denoiser(config.name, e.weights, prof, std::make_unique<LocalAttention>(), e.choice.compute);
-    if (e.choice.fp8) model->use_fp8_linears();
+    apply_fp8_choice(*model, e.choice);
     model->set_condition(prompt, grid_h, grid_w, {SequenceShard::whole(o.txt_len, Limg)}, 0);
     const Tensor tokens = e.backend->alloc({Limg, config.in_channels}, DType::f32);    // [Limg, 64]
     const Tensor velocity = e.backend->alloc({Limg, config.in_channels}, DType::f32);  // [Limg, 64]

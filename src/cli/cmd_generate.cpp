@@ -335,6 +335,7 @@ void record_digests(GenerateRun& run, const std::vector<std::string>& prompt_dig
     const PlanOptions& plan = run.engine->parallel.plan;
     settings.u64(job.seed).f64(job.guidance).add(run.engine->spec.name).add(precision_name(run.engine->choice));
     if (const int n = run.engine->choice.fp8_bf16_steps; n > 0) settings.add("fp8-bf16-steps").i64(n);
+    if (run.engine->choice.fp8_attention) settings.add("fp8-attention");
     if (plan.method == ParallelMethod::patch) {
       const auto& d = plan.displaced;
       settings.add("patch").i64(run.layout().group_size());

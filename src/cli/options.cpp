@@ -120,6 +120,11 @@ void add_engine_options(po::options_description& o) {
        "with --dtype fp8: the first N and the last N denoising steps of each image run in bf16\n"
        "(the hybrid schedule: FP8's error kept out of the steps that set the composition and the\n"
        "fine detail); 0: every step in fp8")
+      ("fp8-attention", po::bool_switch(),
+       "the joint attention with q, k, v and the softmax probabilities in e4m3, one scale per\n"
+       "tensor (cuDNN's FP8 flash attention on Hopper GPUs; the CPU emulates it): opt-in, faster,\n"
+       "less exact; with --dtype bf16 or fp8 (the hybrid schedule's bf16 steps keep bf16\n"
+       "attention)")
       ("transport", po::value<std::string>()->default_value("auto"),
        "how the ranks of an image exchange activations: mpi (host memory; GPU buffers staged\n"
        "through pinned host memory), ipc (CUDA IPC puts between the GPU ranks of one node;\n"
@@ -144,6 +149,9 @@ EngineChoice engine_choice(const po::variables_map& vm) {
   e.fp8_bf16_steps = vm["fp8-bf16-steps"].as<int>();
   require_input(e.fp8_bf16_steps >= 0, "option --fp8-bf16-steps must be 0 or more");
   require_input(e.fp8_bf16_steps == 0 || e.fp8, "option --fp8-bf16-steps goes with --dtype fp8");
+  e.fp8_attention = vm["fp8-attention"].as<bool>();
+  require_input(!e.fp8_attention || e.compute == DType::bf16,
+                "option --fp8-attention goes with --dtype bf16 or fp8 (the activations it quantizes are bf16)");
   e.transport = vm["transport"].as<std::string>();
   check_transport_name(e.transport);
   require_input(e.backend == "cuda" || e.transport == "auto" || e.transport == "mpi" || e.transport == "ucx",

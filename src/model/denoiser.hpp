@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "src/backend/backend.hpp"
+#include "src/core/error.hpp"
 #include "src/model/flux_weights.hpp"
 #include "src/model/hooks.hpp"
 #include "src/model/step_flops.hpp"
@@ -98,6 +99,13 @@ class Denoiser {
   // With FP8 linears: whether the next forwards use them (true) or the bf16 weights (false: the
   // hybrid schedule's bf16 steps, runtime/step_runner.hpp). Host state, baked into a captured step.
   virtual void set_fp8_active(bool active) = 0;
+  // FP8 attention (--fp8-attention): from now on the joint attention runs the backend's
+  // attention_fp8 (q, k, v and the probabilities in e4m3, one scale per tensor), except in the
+  // bf16 steps of the hybrid schedule. Before set_condition. A family without it refuses.
+  virtual void use_fp8_attention() {
+    throw ComputeError("--fp8-attention is not available for the " + spec().family + " model family");
+  }
+  virtual bool fp8_attention() const { return false; }
 };
 
 // The registry of model families: the spec of a preset (InputError naming the known ones).

@@ -174,6 +174,20 @@ void FluxTransformer::use_fp8_linears() {
   backend_.synchronize();
 }
 
+void FluxTransformer::use_fp8_attention() {
+  if (!backend_.supports(OpDesc{Op::attention_fp8, compute_, compute_, compute_}))
+    throw ComputeError("the " + backend_.name() + " backend cannot run --fp8-attention in " + dtype_name(compute_) +
+                       ": it lacks attention_fp8 (FP8 attention needs bf16 activations and, on a GPU, cuDNN's FP8 "
+                       "attention engine: Hopper or newer)");
+  fp8_attention_ = true;
+}
+
+void FluxTransformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) {
+  // The plan runs the backend's joint_attention: FP8 where chosen, except the hybrid schedule's bf16 steps.
+  backend_.set_attention_fp8(fp8_attention_ && fp8_active_);
+  attention_->attend(backend_, q, k, v, o);
+}
+
 FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
                                                            const Tensor& normed) {
   if (!fp8_now()) {
@@ -315,8 +329,7 @@ void FluxTransformer::double_block(int index) {
     token_linear(sp + "_attn.qkv", norm_modulate(x, s.mod.rows(0, 1), s.mod.rows(1, 1), normed), qkv.rows(s.row0, s.len));
     norm_rope_qk(qkv.rows(s.row0, s.len), s.row0, sp + "_attn");
   }
-  attention_->attend(backend_, b.q, b.k, qkv.cols(2 * d, d).reshape({n, H, D}),
-                     attn.reshape({n, H, D}));
+  attend(b.q, b.k, qkv.cols(2 * d, d).reshape({n, H, D}), attn.reshape({n, H, D}));
   for (const Stream& s : streams) {
     const std::string sp = p + s.name;
     const Tensor x = b.x.rows(s.row0, s.len), normed = b.normed.rows(s.row0, s.len);
@@ -345,8 +358,7 @@ void FluxTransformer::single_block(int index) {
   token_linear(p + ".linear1", normed, b.fused.cols(0, 3 * d), Epilogue::none, nullptr, 0, 3 * d);
   token_linear(p + ".linear1", normed, b.concat.cols(d, m), Epilogue::gelu_tanh, nullptr, 3 * d, m);
   norm_rope_qk(b.fused, 0, p);
-  attention_->attend(backend_, b.q, b.k, b.fused.cols(2 * d, d).reshape({L, H, D}),
-                     b.concat.cols(0, d).reshape({L, H, D}));
+  attend(b.q, b.k, b.fused.cols(2 * d, d).reshape({L, H, D}), b.concat.cols(0, d).reshape({L, H, D}));
   token_linear(p + ".linear2", quantize(b.concat), b.x, Epilogue::gated_residual, &gate);
 }
 

@@ -86,6 +86,8 @@ class FluxTransformer final : public Denoiser {
   void use_fp8_linears() override;
   bool fp8_linears() const override { return !fp8_.empty(); }
   void set_fp8_active(bool active) override { fp8_active_ = active; }
+  void use_fp8_attention() override;
+  bool fp8_attention() const override { return fp8_attention_; }
   // The checkpoint names of those linears' weights ("double_blocks.0.img_attn.qkv", ...).
   std::vector<std::string> token_linear_names() const;
 
@@ -100,6 +102,8 @@ class FluxTransformer final : public Denoiser {
   void final_layer(const Tensor& velocity);
   // rms_norm_rope of q and k of rows [row0, row0 + qkv.dim(0)) from their qkv columns.
   void norm_rope_qk(const Tensor& qkv, int64_t row0, const std::string& norm_prefix);
+  // The attention plan over q, k, v into o ([n, H, D] each), at the precision of this step.
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o);
   void linear(const std::string& name, const Tensor& x, const Tensor& y,
               Epilogue epilogue = Epilogue::none, const Tensor* gate = nullptr);
   // A token linear's input: x itself, and with FP8 its rows quantized (e4m3 and one f32 scale per
@@ -135,6 +139,7 @@ class FluxTransformer final : public Denoiser {
   };
   std::map<std::string, Fp8Weight> fp8_;  // by linear name; empty unless use_fp8_linears()
   bool fp8_active_ = true;                // set_fp8_active
+  bool fp8_attention_ = false;            // use_fp8_attention
   bool fp8_now() const { return fp8_active_ && fp8_linears(); }
 };
 

@@ -64,7 +64,7 @@ class LocalAttention final : public AttentionStrategy {
  public:
   void attend(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
               const Tensor& o) override {
-    backend.attention(q, k, v, o, Tensor());
+    backend.joint_attention(q, k, v, o, Tensor());
   }
 };
 

@@ -28,6 +28,11 @@ DType resolve_compute_dtype(const std::string& value, const std::string& backend
 
 bool fp8_dtype_option(const std::string& value) { return value == "fp8" || value == "e4m3"; }
 
+void apply_fp8_choice(Denoiser& model, const EngineChoice& engine) {
+  if (engine.fp8) model.use_fp8_linears();
+  if (engine.fp8_attention) model.use_fp8_attention();
+}
+
 std::string precision_name(const EngineChoice& engine) { return engine.fp8 ? "fp8" : dtype_name(engine.compute); }
 
 std::string device_name(const Backend& backend, int local_rank) {
@@ -111,7 +116,7 @@ void Engine::load_model() {
   }
   model = make_denoiser(config.name, weights, *backend, make_attention(*layout, spec.attention, parallel.plan),
                         choice.compute);
-  if (choice.fp8) model->use_fp8_linears();
+  apply_fp8_choice(*model, choice);
   resolve_cache_options(cache, spec.blocks);
   model->set_step_cache(cache_layout(cache));
 }

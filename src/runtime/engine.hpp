@@ -30,6 +30,7 @@ struct EngineChoice {
   DType compute = DType::f32;    // activations: f32, or bf16 (the GPU's; CPU rounds alike)
   bool fp8 = false;              // --dtype fp8: bf16 activations, the token linears in e4m3
   int fp8_bf16_steps = 0;        // --fp8-bf16-steps: the first and last N steps in bf16
+  bool fp8_attention = false;    // --fp8-attention: the joint attention on e4m3 operands
   std::string transport = "auto"; // --transport: auto | mpi | ipc | nccl | ucx (transports.hpp)
   double comm_timeout = 300;     // seconds a rank waits for a peer before ending the job
 };
@@ -45,6 +46,9 @@ DType resolve_compute_dtype(const std::string& value, const std::string& backend
 bool fp8_dtype_option(const std::string& value);
 // The name of an engine's precision for records and reports: f32, bf16 or fp8.
 std::string precision_name(const EngineChoice& engine);
+// The FP8 parts of `engine` applied to a new model (before set_condition): its token linears
+// (--dtype fp8) and its attention (--fp8-attention).
+void apply_fp8_choice(Denoiser& model, const EngineChoice& engine);
 
 // How an image is split over its ranks (--parallel and its degrees and options).
 struct ParallelChoice {

@@ -31,6 +31,7 @@ void RunRecord::set_engine(const Engine& e) {
       {"device", device_name(*e.backend, e.mpi.local_rank())},
       {"dtype", precision_name(e.choice)},
       {"fp8_bf16_steps", e.choice.fp8_bf16_steps},
+      {"fp8_attention", e.choice.fp8_attention},
       {"cuda_graphs", e.choice.cuda_graphs},
       {"transport", layout.group().describe()},
       {"method", patch ? "patch" : "sequence"},

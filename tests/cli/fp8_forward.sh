@@ -23,3 +23,17 @@ awk -v a="$ours" -v b="$bf16" 'BEGIN { exit !(a > 2 * b) }' \
 "$FRESCO" forward --backend "$backend" --dtype fp8 --weights "$g/flux_tiny_weights.h5" \
   --inputs "$g/flux_tiny_inputs.h5" --out again.h5 >/dev/null
 "$H5_TOOL" compare fp8.h5 again.h5 /velocity 0
+# --fp8-attention as well (attention_fp8: q, k, v and P in e4m3, one scale per tensor): held to
+# the same-precision PyTorch reference of that rule (make_fp8_golden.py), and visibly other than
+# the fp8 forward with exact attention.
+"$FRESCO" forward --backend "$backend" --dtype fp8 --fp8-attention --weights "$g/flux_tiny_weights.h5" \
+  --inputs "$g/flux_tiny_inputs.h5" --out fp8attn.h5 >/dev/null
+ours_attn=$(rel_l2 fp8attn.h5 "$g/flux_tiny_velocity.h5")
+torch_attn=$(rel_l2 "$g/flux_tiny_velocity_fp8attn.h5" "$g/flux_tiny_velocity.h5")
+moved=$(rel_l2 fp8attn.h5 fp8.h5)
+echo "fp8 + fp8 attention forward ($backend): relative L2 $ours_attn (PyTorch reference: $torch_attn;" \
+  "against the fp8 forward: $moved)"
+awk -v a="$ours_attn" -v b="$torch_attn" 'BEGIN { exit !(a < 2 * b) }' \
+  || fail "fp8-attention forward error $ours_attn is not within twice the PyTorch reference's $torch_attn"
+awk -v a="$moved" 'BEGIN { exit !(a > 1e-3) }' \
+  || fail "--fp8-attention changed the fp8 forward by only $moved: was the attention quantized?"
