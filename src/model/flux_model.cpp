@@ -219,13 +219,8 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim &&
                     txt.device() == Device::cpu && y.device() == Device::cpu,
                 "set_condition: txt " + txt.describe() + " / y " + y.describe());
-  const std::vector<SequenceShard> all =
-      shards.empty() ? std::vector{SequenceShard::whole(txt.dim(0), grid_h * grid_w)} : shards;
-  FRESCO_ASSERT(position >= 0 && position < int(all.size()), "set_condition: position");
+  const std::vector<SequenceShard> all = condition_shards(shards, position, txt.dim(0), grid_h * grid_w);
   const SequenceShard sh = all[size_t(position)];
-  FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w &&
-                    sh.txt_begin + sh.txt_count <= sh.txt_len && sh.img_start + sh.img_count <= sh.img_len,
-                "set_condition: shard does not fit the sequence");
   const int64_t nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
   const bool with_cache = cache_.signal != CacheSignal::none;
