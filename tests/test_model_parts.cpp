@@ -10,6 +10,7 @@
 #include "src/model/qwen_config.hpp"
 #include "src/model/rope.hpp"
 #include "src/model/sampler.hpp"
+#include "src/model/step_flops.hpp"
 
 using namespace fresco;
 
@@ -173,4 +174,18 @@ TEST(QwenImage, MsropePositions) {
   const RopeTables r = make_rope_tables({8, 12, 12}, 10000.0, {PositionId{0, -3, 2}});
   EXPECT_NEAR(r.cos.f32()[4], std::cos(-3.0), 1e-6);                          // height axis, k = 0
   EXPECT_NEAR(r.sin.f32()[4 + 6 + 1], std::sin(2.0 * std::pow(1e4, -2.0 / 12)), 1e-6);  // width, k = 1
+}
+
+TEST(QwenImage, CostStandIn) {
+  // The FluxConfig the performance model and memory estimate see (qwen_cost_analog): the same
+  // FLOPs up to its pooled embedder's d x d, the same parameters up to 0.1 %.
+  const QwenConfig q = qwen_preset("qwen-image");
+  const FluxConfig f = qwen_cost_analog(q);
+  const double real = qwen_step_flops(q, 256, 4096).total();
+  EXPECT_NEAR(flux_step_flops(f, 256, 4096).total() / real, 1.0, 1e-6);
+  EXPECT_NEAR(real, 73.13e12, 0.01e12);  // docs/qwen-image.md, "FLOPs of one step"
+  EXPECT_NEAR(double(flux_parameter_count(f)) / double(qwen_parameter_count(q)), 1.0, 1e-3);
+  EXPECT_EQ(f.depth, 60);
+  EXPECT_EQ(f.depth_single, 0);
+  EXPECT_EQ(f.vec_in_dim, 0);
 }

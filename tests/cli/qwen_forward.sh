@@ -2,7 +2,8 @@
 # PyTorch reference (tests/golden/make_qwen_golden.py): `fresco forward` in f32 (1e-5 relative
 # L2) and bf16 (bf16's tolerance, 3e-2, and above 1e-4: it really ran in bf16); on NP > 1 ranks
 # every sequence-parallel layout (37 rows: uneven shards; 2 heads padded when U = 4) and
-# DistriFusion's patches equal one rank. QWEN_BACKEND=cuda runs the same on the GPU.
+# DistriFusion's patches equal one rank; init-weights, a PEFT LoRA, the fp8 refusal.
+# QWEN_BACKEND=cuda runs the same on the GPU.
 source "$(dirname "$0")/common.sh"
 NP=${1:-1}
 BACKEND=${QWEN_BACKEND:-cpu}
@@ -26,6 +27,15 @@ if [ "$NP" -eq 1 ]; then
   "$FRESCO" forward --backend "$BACKEND" --weights tiny.h5 --inputs "$IN" --out file.h5 >/dev/null
   "$FRESCO" forward --backend "$BACKEND" --weights random:5 --model qwen-tiny --inputs "$IN" --out random.h5 >/dev/null
   "$H5_TOOL" compare file.h5 random.h5 /velocity 1e-5 || fail "random:5 differs from init-weights --seed 5"
+  # A diffusers/PEFT LoRA: its module names are the weight table's keys, merged at load as an
+  # independent numpy merge (tests/checkpoints/lora_fixture.py) does beforehand.
+  FIXTURE="/usr/bin/python3 $(dirname "$0")/../checkpoints/lora_fixture.py"
+  $FIXTURE write-qwen "$W" style.safetensors
+  $FIXTURE merge-qwen "$W" style.safetensors 0.6 merged.h5
+  "$FRESCO" forward --backend "$BACKEND" --weights "$W" --inputs "$IN" --out lora.h5 --lora style.safetensors:0.6 >/dev/null
+  "$FRESCO" forward --backend "$BACKEND" --weights merged.h5 --inputs "$IN" --out merged_out.h5 >/dev/null
+  "$H5_TOOL" compare lora.h5 merged_out.h5 /velocity 1e-6 || fail "forward --lora differs from the merged weights"
+  ! "$H5_TOOL" compare lora.h5 single.h5 /velocity 1e-3 >/dev/null || fail "the LoRA changed nothing"
   exit 0
 fi
 
