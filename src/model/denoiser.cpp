@@ -23,6 +23,27 @@ DenoiserSpec flux_denoiser_spec(const FluxConfig& c) {
   return s;
 }
 
+std::vector<OpDesc> dit_forward_ops(DType compute, DType weight) {
+  const DType f32 = DType::f32;
+  auto op = [&](Op o, DType in, DType out, Epilogue e = Epilogue::none, bool strided = false) {
+    return OpDesc{o, in, weight, out, f32, e, strided};
+  };
+  return {
+      op(Op::copy, f32, compute),  // image tokens into the compute dtype
+      op(Op::copy, compute, compute),
+      op(Op::linear, compute, compute),
+      op(Op::linear, compute, compute, Epilogue::none, true),
+      op(Op::linear, compute, compute, Epilogue::gelu_tanh, true),
+      op(Op::linear, compute, compute, Epilogue::gated_residual, true),
+      op(Op::linear, compute, f32),  // the final projection writes the f32 velocity
+      op(Op::norm_modulate, compute, compute),
+      op(Op::rms_norm_rope, compute, compute, Epilogue::none, true),
+      op(Op::attention, compute, compute, Epilogue::none, true),
+      op(Op::silu, compute, compute),
+      op(Op::timestep_embedding, f32, compute),
+  };
+}
+
 DenoiserSpec qwen_denoiser_spec(const QwenConfig& c) {
   DenoiserSpec s;
   s.name = c.name;

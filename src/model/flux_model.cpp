@@ -113,26 +113,10 @@ FluxTransformer::FluxTransformer(FluxConfig config, ModelWeights weights, Backen
 }
 
 std::vector<OpDesc> FluxTransformer::ops_needed(DType compute, DType weight) {
-  const DType f32 = DType::f32;
-  auto op = [&](Op o, DType in, DType out, Epilogue e = Epilogue::none, bool strided = false) {
-    return OpDesc{o, in, weight, out, f32, e, strided};
-  };
-  return {
-      op(Op::copy, f32, compute),  // image tokens into the compute dtype
-      op(Op::copy, compute, compute),
-      op(Op::linear, compute, compute),
-      op(Op::linear, compute, compute, Epilogue::none, true),
-      op(Op::linear, compute, compute, Epilogue::gelu_tanh, true),
-      op(Op::linear, compute, compute, Epilogue::gated_residual, true),
-      op(Op::linear, compute, f32),  // the final layer writes the f32 velocity
-      op(Op::norm_modulate, compute, compute),
-      op(Op::rms_norm_rope, compute, compute, Epilogue::none, true),
-      op(Op::attention, compute, compute, Epilogue::none, true),
-      op(Op::gelu_tanh, compute, compute, Epilogue::none, true),
-      op(Op::silu, compute, compute),
-      op(Op::add, compute, compute),
-      op(Op::timestep_embedding, f32, compute),
-  };
+  std::vector<OpDesc> ops = dit_forward_ops(compute, weight);
+  ops.push_back({Op::gelu_tanh, compute, weight, compute, DType::f32, Epilogue::none, true});
+  ops.push_back({Op::add, compute, weight, compute, DType::f32});
+  return ops;
 }
 
 FluxTransformer::~FluxTransformer() = default;

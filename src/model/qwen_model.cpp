@@ -87,25 +87,9 @@ QwenImageTransformer::QwenImageTransformer(QwenConfig config, ModelWeights weigh
 QwenImageTransformer::~QwenImageTransformer() = default;
 
 std::vector<OpDesc> QwenImageTransformer::ops_needed(DType compute, DType weight) {
-  const DType f32 = DType::f32;
-  auto op = [&](Op o, DType in, DType out, Epilogue e = Epilogue::none, bool strided = false) {
-    return OpDesc{o, in, weight, out, f32, e, strided};
-  };
-  return {
-      op(Op::copy, f32, compute),  // image tokens into the compute dtype
-      op(Op::copy, compute, compute),
-      op(Op::linear, compute, compute),
-      op(Op::linear, compute, compute, Epilogue::none, true),
-      op(Op::linear, compute, compute, Epilogue::gelu_tanh, true),
-      op(Op::linear, compute, compute, Epilogue::gated_residual, true),
-      op(Op::linear, compute, f32),  // proj_out writes the f32 velocity
-      op(Op::norm_modulate, compute, compute, Epilogue::none, true),
-      op(Op::rms_norm_heads, compute, compute),  // txt_norm over the text width
-      op(Op::rms_norm_rope, compute, compute, Epilogue::none, true),
-      op(Op::attention, compute, compute, Epilogue::none, true),
-      op(Op::silu, compute, compute),
-      op(Op::timestep_embedding, f32, compute),
-  };
+  std::vector<OpDesc> ops = dit_forward_ops(compute, weight);
+  ops.push_back({Op::rms_norm_heads, compute, weight, compute, DType::f32});  // txt_norm over the text width
+  return ops;
 }
 
 void QwenImageTransformer::linear(const std::string& name, const Tensor& x, const Tensor& y, Epilogue epilogue,
