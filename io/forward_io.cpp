@@ -15,7 +15,7 @@ ForwardInputs read_forward_file(const std::string& path) {
                 path + ": grid_h and grid_w must be positive");
   in.img = file.read_f32("/img");
   in.txt = file.read_f32("/txt");
-  in.y = file.read_f32("/y");
+  in.y = file.exists("/y") ? file.read_f32("/y") : Tensor(Shape{0});  // no pooled vector (Qwen-Image)
   return in;
 }
 
@@ -23,7 +23,7 @@ void write_forward_inputs(const std::string& path, const ForwardInputs& in) {
   h5::write_atomically(path, [&](h5::File& file) {
     file.write("/img", in.img);
     file.write("/txt", in.txt);
-    file.write("/y", in.y);
+    if (in.y.numel() > 0) file.write("/y", in.y);  // a model without a pooled vector has none
     file.write_attr("t", in.t);
     file.write_attr("guidance", in.guidance);
     file.write_attr("grid_h", in.grid_h);

@@ -16,7 +16,7 @@ namespace fresco {
 struct ForwardInputs {
   Tensor img;  // [Limg, in_channels]
   Tensor txt;  // [Ltxt, context_in_dim]
-  Tensor y;    // [vec_in_dim]
+  Tensor y;    // [vec_in_dim]; [0] when the file has no /y (Qwen-Image: no pooled vector)
   double t = 1.0;
   double guidance = 0.0;
   int64_t grid_h = 0, grid_w = 0;

@@ -71,6 +71,7 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
                                           " but " + group + " is missing");
     // Element types are checked here, on every rank at set-up, not when the image is computed.
     for (const char* name : {"/txt", "/y"}) {
+      if (std::string(name) == "/y" && !file.exists(group + name)) continue;  // no pooled vector (Qwen-Image)
       const h5::TypeId type = file.dataset_type(group + name);
       require_input(H5Tget_class(type.get()) == H5T_FLOAT,
                     path + ":" + group + name + " is stored as " + h5::type_description(type.get()) +
@@ -81,7 +82,9 @@ PromptsFile::PromptsFile(const std::string& path) : path_(path) {
 }
 
 Shape PromptsFile::y_shape(int64_t index) const {
-  return h5::File::open(path_).dataset_shape("/prompts/" + std::to_string(index) + "/y");
+  const h5::File file = h5::File::open(path_);
+  const std::string y = "/prompts/" + std::to_string(index) + "/y";
+  return file.exists(y) ? file.dataset_shape(y) : Shape{0};
 }
 
 int64_t PromptsFile::txt_len(int64_t index) const { return txt_shapes_.at(size_t(index)).at(0); }
@@ -96,7 +99,8 @@ PromptSettings PromptsFile::settings(int64_t index) const {
 PromptEntry PromptsFile::read(int64_t index) const {
   const h5::File file = h5::File::open(path_);
   const std::string group = "/prompts/" + std::to_string(index);
-  return {file.read_f32(group + "/txt"), file.read_f32(group + "/y"), settings(index)};
+  const std::string y = group + "/y";
+  return {file.read_f32(group + "/txt"), file.exists(y) ? file.read_f32(y) : Tensor(Shape{0}), settings(index)};
 }
 
 namespace {
@@ -123,7 +127,7 @@ void write_prompts_file(const std::string& path, const std::string& model,
       const std::string group = "/prompts/" + std::to_string(i);
       const PromptEntry entry = make(i);
       file.write(group + "/txt", entry.txt);
-      file.write(group + "/y", entry.y);
+      if (entry.y.numel() > 0) file.write(group + "/y", entry.y);  // none without a pooled vector
       write_settings(file, entry.settings, group);
     }
   });

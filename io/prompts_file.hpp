@@ -1,5 +1,6 @@
 // The prompt batch file (docs/file-formats.md, "Prompt batch"): /prompts/{i}/txt
-// [Ltxt, context_in_dim], /prompts/{i}/y [vec_in_dim], i = 0..N-1. Attributes seed, width,
+// [Ltxt, context_in_dim], /prompts/{i}/y [vec_in_dim] (absent for a model without a pooled
+// vector, Qwen-Image: read as an empty [0]), i = 0..N-1. Attributes seed, width,
 // height, steps, guidance may sit on the root (batch defaults; a batch seed S gives image i
 // the seed S + i) or on /prompts/{i} (that image only); the command line supplies what neither
 // gives.
@@ -30,7 +31,7 @@ struct PromptSettings {
 
 struct PromptEntry {
   Tensor txt;  // f32 [Ltxt, context_in_dim] (any stored float type is converted on read)
-  Tensor y;    // f32 [vec_in_dim]
+  Tensor y;    // f32 [vec_in_dim]; [0] when the file has no /y
   PromptSettings settings;  // per-prompt attributes over the root's
 };
 

@@ -7,8 +7,10 @@
 #include "src/model/flux_config.hpp"
 #include "src/model/flux_weights.hpp"
 #include "src/model/noise.hpp"
+#include "src/model/qwen_config.hpp"
 #include "src/model/rope.hpp"
 #include "src/model/sampler.hpp"
+#include "src/model/step_flops.hpp"
 
 using namespace fresco;
 
@@ -117,4 +119,73 @@ TEST(Rope, TablesFollowAxisOrder) {
   EXPECT_FLOAT_EQ(t.sin.f32()[tok * P + 10], float(std::sin(3.0 * std::pow(10000.0, -2.0 / 14))));
   // Text tokens sit at the origin: no rotation.
   EXPECT_FLOAT_EQ(t.cos.f32()[0 * P + 5], 1.0f);
+}
+
+// ---- Qwen-Image (docs/qwen-image.md) ----------------------------------------------------------
+
+TEST(QwenImage, PresetAndWeightTable) {
+  const QwenConfig q = qwen_preset("qwen-image");
+  EXPECT_EQ(q.layers, 60);
+  EXPECT_EQ(q.head_dim(), 128);
+  // About 20.4 B parameters: 60 blocks of 36 d^2 + 30 d + 4 D, plus the embedders and the output.
+  EXPECT_NEAR(double(qwen_parameter_count(q)), 20.43e9, 0.01e9);
+  int64_t blocks = 0;
+  for (const auto& s : qwen_weight_specs(q))
+    if (s.name.starts_with("transformer_blocks.")) blocks += shape_numel(s.shape);
+  const int64_t d = q.hidden;
+  EXPECT_EQ(blocks, 60 * (36 * d * d + 30 * d + 4 * 128));
+  // The diffusers keys the model reads, with their checkpoint shapes.
+  std::map<std::string, Shape> table;
+  for (const auto& s : qwen_weight_specs(q)) table[s.name] = s.shape;
+  EXPECT_EQ(table.at("txt_in.weight"), (Shape{3072, 3584}));
+  EXPECT_EQ(table.at("txt_norm.weight"), (Shape{3584}));
+  EXPECT_EQ(table.at("transformer_blocks.59.attn.norm_added_k.weight"), (Shape{128}));
+  EXPECT_EQ(table.at("transformer_blocks.0.img_mlp.net.0.proj.weight"), (Shape{12288, 3072}));
+  EXPECT_EQ(table.at("norm_out.linear.weight"), (Shape{6144, 3072}));
+  EXPECT_EQ(table.at("proj_out.weight"), (Shape{64, 3072}));
+  EXPECT_EQ(qwen_preset("qwen-tiny").in_channels, 64);
+  EXPECT_THROW(qwen_preset("qwen-huge"), InputError);
+}
+
+TEST(QwenImage, Timesteps) {
+  // The pipeline's schedule computed independently (numpy, the scheduler's steps): linspace,
+  // exponential shift with mu(Limg), the terminal stretch to 0.02, a final 0.
+  const auto t = qwen_timesteps(4, 4096);
+  const double want[] = {1.0, 0.7667094558988357, 0.4556138009053854, 0.02, 0.0};
+  ASSERT_EQ(t.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(t[i], want[i], 1e-14) << i;
+  const auto small = qwen_timesteps(3, 30);  // mu below 0.5: the line is not clamped
+  EXPECT_NEAR(small[1], 0.5824685986956708, 1e-14);
+  const auto one = qwen_timesteps(1, 4096);
+  EXPECT_EQ(one, (std::vector<double>{1.0, 0.0}));
+  EXPECT_THROW(qwen_timesteps(0, 4096), InputError);
+}
+
+TEST(QwenImage, MsropePositions) {
+  // 3 text tokens, a 5 x 4 grid: text on the diagonal from max(5/2, 4/2) = 2; image rows at
+  // -3..1 (ceil(5/2) = 3 above the centre), columns at -2..1.
+  const auto ids = qwen_position_ids(3, 5, 4);
+  ASSERT_EQ(ids.size(), 23u);
+  EXPECT_EQ(ids[0], (PositionId{2, 2, 2}));
+  EXPECT_EQ(ids[2], (PositionId{4, 4, 4}));
+  EXPECT_EQ(ids[3], (PositionId{0, -3, -2}));
+  EXPECT_EQ(ids[3 + 4 * 4 + 3], (PositionId{0, 1, 1}));
+  // The FLUX tables' rotation with Qwen's axes: pair k of axis a turns by p theta^(-2k/a).
+  const RopeTables r = make_rope_tables({8, 12, 12}, 10000.0, {PositionId{0, -3, 2}});
+  EXPECT_NEAR(r.cos.f32()[4], std::cos(-3.0), 1e-6);                          // height axis, k = 0
+  EXPECT_NEAR(r.sin.f32()[4 + 6 + 1], std::sin(2.0 * std::pow(1e4, -2.0 / 12)), 1e-6);  // width, k = 1
+}
+
+TEST(QwenImage, CostStandIn) {
+  // The FluxConfig the performance model and memory estimate see (qwen_cost_analog): the same
+  // FLOPs up to its pooled embedder's d x d, the same parameters up to 0.1 %.
+  const QwenConfig q = qwen_preset("qwen-image");
+  const FluxConfig f = qwen_cost_analog(q);
+  const double real = qwen_step_flops(q, 256, 4096).total();
+  EXPECT_NEAR(flux_step_flops(f, 256, 4096).total() / real, 1.0, 1e-6);
+  EXPECT_NEAR(real, 73.13e12, 0.01e12);  // docs/qwen-image.md, "FLOPs of one step"
+  EXPECT_NEAR(double(flux_parameter_count(f)) / double(qwen_parameter_count(q)), 1.0, 1e-3);
+  EXPECT_EQ(f.depth, 60);
+  EXPECT_EQ(f.depth_single, 0);
+  EXPECT_EQ(f.vec_in_dim, 0);
 }

@@ -25,6 +25,7 @@
 #include "src/cli/options.hpp"
 #include "src/model/denoiser.hpp"
 #include "src/model/hooks.hpp"
+#include "src/model/model_registry.hpp"
 #include "src/model/noise.hpp"
 #include "src/runtime/engine.hpp"
 #include "src/runtime/memory_check.hpp"
@@ -513,7 +514,7 @@ Command bench_command() {
       "difference is reported as the communication the method leaves exposed.";
   c.add_options = [](po::options_description& o, po::positional_options_description&) {
     o.add_options()
-        ("model", po::value<std::string>()->default_value("flux-dev"), "preset: flux-dev, flux-schnell, flux-small, flux-tiny")
+        ("model", po::value<std::string>()->default_value("flux-dev"), "preset: flux-dev, flux-schnell, flux-small, flux-tiny, qwen-image, qwen-tiny")
         ("weights", po::value<std::string>()->default_value("random:0"), "random:SEED, or a weights file of the preset")
         ("width", po::value<int64_t>()->default_value(1024), "image width in pixels (multiple of 16)")
         ("height", po::value<int64_t>()->default_value(1024), "image height in pixels (multiple of 16)")
@@ -557,7 +558,7 @@ Command bench_command() {
     require_input(o.txt_len > 0, "option --txt-len must be positive");
     require_input(o.steps >= 5, "option --steps must be at least 5 (got " + std::to_string(o.steps) + ")");
     require_input(o.warmup >= 0, "option --warmup must not be negative");
-    (void)flux_preset(o.model);  // InputError naming the presets
+    (void)denoiser_config(o.model);  // InputError naming the presets
     o.profile = vm["profile"].as<bool>();
     o.json = vm["json"].as<bool>();
     require_input(!o.profile || ctx.mpi.size() == 1, "--profile times one rank's ops: run it on one rank");

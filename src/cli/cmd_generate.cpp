@@ -395,7 +395,8 @@ Command generate_command() {
          "with --t5, --clip and --tokenizers: encoded first, on rank 0, into DIR/prompts.h5")
         ("out", po::value<std::string>()->required(), "output directory")
         ("vae", po::value<std::string>()->default_value(""),
-         "autoencoder weights (flux-ae, ae-small, ae-tiny): decode every image to DIR/img_{i}.png")
+         "autoencoder weights (flux-ae, ae-small, ae-tiny): decode every image to DIR/img_{i}.png\n"
+         "(FLUX presets only: Qwen-Image runs write latents, its VAE is not in Fresco yet)")
         ("no-decode", po::bool_switch(), "write latents only, even with --vae")
         ("seed", po::value<int64_t>()->default_value(0), "base seed of the initial noise")
         ("width", po::value<int64_t>()->default_value(256), "image width in pixels (multiple of 16)")
@@ -501,6 +502,10 @@ Command generate_command() {
     e.parallel.plan.displaced.join_each_step = e.choice.cuda_graphs && e.layout->capturable();
     const std::string vae_path = vm["vae"].as<std::string>();
     if (!vae_path.empty() && !vm["no-decode"].as<bool>()) {
+      // FLUX's autoencoder would turn a Qwen-Image latent into a wrong picture without a word.
+      require_input(e.spec.family == "flux", "--vae " + vae_path + ": the " + e.spec.name +
+                                                 " latents need the Qwen-Image VAE decoder, which Fresco does not have "
+                                                 "yet; run without --vae (or with --no-decode) for latents only");
       for (const ImageJob& job : run->jobs)
         require_input(job.height / 8 >= e.layout->group_size(),
                       "image " + std::to_string(job.index) + ": " + std::to_string(job.height / 8) +

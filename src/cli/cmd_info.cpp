@@ -8,6 +8,7 @@
 #include "src/cli/commands.hpp"
 #include "src/model/flux_model.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/qwen_config.hpp"
 #ifdef FRESCO_HAVE_CUDA
 #include "cuda/device_info.hpp"
 #endif
@@ -63,6 +64,9 @@ Command info_command() {
       for (const auto& name : flux_preset_names())
         std::printf("preset %-13s %lld parameters\n", name.c_str(),
                     (long long)flux_parameter_count(flux_preset(name)));
+      for (const auto& name : qwen_preset_names())
+        std::printf("preset %-13s %lld parameters\n", name.c_str(),
+                    (long long)qwen_parameter_count(qwen_preset(name)));
 #ifdef FRESCO_HAVE_CUDA
       const auto devices = cuda::list_devices();
       if (devices.empty()) std::printf("%s\n", no_gpu_line(cuda::no_device_reason()).c_str());

@@ -3,6 +3,7 @@
 
 #include "io/atomic_output.hpp"
 #include "src/model/model_inputs.hpp"
+#include "src/model/model_registry.hpp"
 #include "src/cli/commands.hpp"
 #include "src/runtime/validation.hpp"
 
@@ -31,7 +32,7 @@ Command make_prompts_command() {
     p.add("output", 1);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
-    const FluxConfig config = flux_preset(vm["model"].as<std::string>());
+    const FluxConfig config = denoiser_config(vm["model"].as<std::string>());  // its prompt widths
     require_positive(vm, "count");
     require_positive(vm, "txt-len");
     PromptBatchSpec spec;

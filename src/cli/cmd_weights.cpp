@@ -23,7 +23,8 @@ Command init_weights_command() {
   c.summary = "write random weights of a preset (tests, demos, benchmarks)";
   c.usage = "fresco init-weights --model PRESET [--seed S] [--dtype f32|bf16|f16] OUT.h5";
   c.details =
-      "Transformer presets (flux-dev, flux-schnell, flux-small, flux-tiny), autoencoder\n"
+      "Transformer presets (flux-dev, flux-schnell, flux-small, flux-tiny, qwen-image, qwen-tiny),\n"
+      "autoencoder "
       "presets (flux-ae, ae-small, ae-tiny) and text-encoder presets (t5-xxl, t5-tiny, clip-l,\n"
       "clip-tiny). Linear weights are N(0, 0.02), convolution weights\n"
       "N(0, 1/sqrt(fan_in)), biases N(0, 0.002), norm scales 1 and norm biases 0, drawn from a\n"
@@ -31,7 +32,7 @@ Command init_weights_command() {
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
         ("model", po::value<std::string>()->required(),
-         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, flux-ae, ae-small, ae-tiny, t5-xxl, "
+         "preset: flux-dev, flux-schnell, flux-small, flux-tiny, qwen-image, qwen-tiny, flux-ae, ae-small, ae-tiny, t5-xxl, "
          "t5-tiny, clip-l, clip-tiny")
         ("seed", po::value<uint64_t>()->default_value(0), "random seed")
         ("dtype", po::value<std::string>()->default_value("f32"), "stored type: f32, bf16 or f16")

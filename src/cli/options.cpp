@@ -190,7 +190,7 @@ void add_model_options(po::options_description& o) {
        "weights file (HDF5, fresco-weights), or random:SEED for the --model preset's random\n"
        "weights made directly on the device (benchmarks; no file)")
       ("model", po::value<std::string>()->default_value("auto"),
-       "preset: flux-dev, flux-schnell, flux-small, flux-tiny, or auto (the weights' own)")
+       "preset: flux-dev, flux-schnell, flux-small, flux-tiny, qwen-image, qwen-tiny\n(docs/qwen-image.md), or auto (the weights' own)")
       ("threads", po::value<int>()->default_value(0),
        "CPU threads per rank (0: OMP_NUM_THREADS, else cores / ranks on the node)");
 }

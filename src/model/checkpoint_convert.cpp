@@ -11,6 +11,7 @@
 #include "src/core/error.hpp"
 #include "src/model/checkpoint_layout.hpp"
 #include "src/model/model_registry.hpp"
+#include "src/model/qwen_config.hpp"
 #include "src/model/text_encoder_config.hpp"
 #include "src/model/vae_config.hpp"
 
@@ -211,7 +212,7 @@ ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string&
   std::map<std::string, std::vector<WeightProblem>> problems;
   std::string match, closest;
   for (const auto& name : all_preset_names()) {
-    const bool has_layout = layout == CheckpointLayout::bfl || is_vae_preset(name) ||
+    const bool has_layout = layout == CheckpointLayout::bfl || is_vae_preset(name) || is_qwen_preset(name) ||
                             std::ranges::count(flux_preset_names(), name) > 0;
     if (!has_layout && name != model) continue;
     views[name] = view_as(name, set, layout, prefix);

@@ -6,6 +6,7 @@
 #include "src/core/error.hpp"
 #include "src/model/flux_config.hpp"
 #include "src/model/model_registry.hpp"
+#include "src/model/qwen_config.hpp"
 #include "src/model/vae_config.hpp"
 
 namespace fresco {
@@ -153,6 +154,14 @@ const char* layout_name(CheckpointLayout layout) {
 std::map<std::string, TensorRecipe> checkpoint_recipes(const std::string& preset, CheckpointLayout layout,
                                                        const std::string& prefix) {
   const bool flux = is_flux_preset(preset), vae = is_vae_preset(preset);
+  // Qwen-Image's weight table keeps the diffusers checkpoint's own names (docs/qwen-image.md):
+  // every tensor is read whole under its key.
+  if (is_qwen_preset(preset)) {
+    std::map<std::string, TensorRecipe> recipes;
+    for (const WeightSpec& spec : preset_weight_specs(preset))
+      recipes[spec.name] = {{whole(prefix + spec.name, spec.shape.empty() ? 1 : spec.shape[0])}, false};
+    return recipes;
+  }
   if (layout == CheckpointLayout::diffusers && !flux && !vae)
     throw InputError("preset " + preset + " has no diffusers layout (its checkpoints keep their own names)");
   std::map<std::string, TensorRecipe> recipes;

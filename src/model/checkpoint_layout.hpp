@@ -30,7 +30,8 @@ struct TensorRecipe {
 
 // Every tensor of `preset` (any preset: transformer, autoencoder, text encoder) by its Fresco key.
 // BFL: the key itself under `prefix`, whole. Diffusers: the FLUX transformer and autoencoder
-// presets' renaming (other presets have no diffusers layout: InputError).
+// presets' renaming (other presets have no diffusers layout: InputError). Qwen-Image presets, in
+// either layout: the key itself under `prefix` (their table has the diffusers names).
 std::map<std::string, TensorRecipe> checkpoint_recipes(const std::string& preset, CheckpointLayout layout,
                                                        const std::string& prefix = "");
 

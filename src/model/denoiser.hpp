@@ -108,6 +108,11 @@ class Denoiser {
   virtual bool fp8_attention() const { return false; }
 };
 
+// The ops every dual-stream DiT forward here runs (FLUX, Qwen-Image), activations in `compute`,
+// weights in `weight`: copies, the linears with their epilogues, norm_modulate, rms_norm_rope,
+// the joint attention, silu and the time embedding. Each model adds its own.
+std::vector<OpDesc> dit_forward_ops(DType compute, DType weight);
+
 // The registry of model families: the spec of a preset (InputError naming the known ones).
 DenoiserSpec denoiser_spec(const std::string& preset);
 // The denoiser of a preset with its weights, on `backend`, its attention by `attention`,

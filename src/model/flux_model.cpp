@@ -113,26 +113,10 @@ FluxTransformer::FluxTransformer(FluxConfig config, ModelWeights weights, Backen
 }
 
 std::vector<OpDesc> FluxTransformer::ops_needed(DType compute, DType weight) {
-  const DType f32 = DType::f32;
-  auto op = [&](Op o, DType in, DType out, Epilogue e = Epilogue::none, bool strided = false) {
-    return OpDesc{o, in, weight, out, f32, e, strided};
-  };
-  return {
-      op(Op::copy, f32, compute),  // image tokens into the compute dtype
-      op(Op::copy, compute, compute),
-      op(Op::linear, compute, compute),
-      op(Op::linear, compute, compute, Epilogue::none, true),
-      op(Op::linear, compute, compute, Epilogue::gelu_tanh, true),
-      op(Op::linear, compute, compute, Epilogue::gated_residual, true),
-      op(Op::linear, compute, f32),  // the final layer writes the f32 velocity
-      op(Op::norm_modulate, compute, compute),
-      op(Op::rms_norm_rope, compute, compute, Epilogue::none, true),
-      op(Op::attention, compute, compute, Epilogue::none, true),
-      op(Op::gelu_tanh, compute, compute, Epilogue::none, true),
-      op(Op::silu, compute, compute),
-      op(Op::add, compute, compute),
-      op(Op::timestep_embedding, f32, compute),
-  };
+  std::vector<OpDesc> ops = dit_forward_ops(compute, weight);
+  ops.push_back({Op::gelu_tanh, compute, weight, compute, DType::f32, Epilogue::none, true});
+  ops.push_back({Op::add, compute, weight, compute, DType::f32});
+  return ops;
 }
 
 FluxTransformer::~FluxTransformer() = default;
@@ -233,13 +217,8 @@ void FluxTransformer::set_condition(const Tensor& txt, const Tensor& y, int64_t 
   FRESCO_ASSERT(txt.rank() == 2 && txt.dim(1) == c.context_in_dim && y.numel() == c.vec_in_dim &&
                     txt.device() == Device::cpu && y.device() == Device::cpu,
                 "set_condition: txt " + txt.describe() + " / y " + y.describe());
-  const std::vector<SequenceShard> all =
-      shards.empty() ? std::vector{SequenceShard::whole(txt.dim(0), grid_h * grid_w)} : shards;
-  FRESCO_ASSERT(position >= 0 && position < int(all.size()), "set_condition: position");
+  const std::vector<SequenceShard> all = condition_shards(shards, position, txt.dim(0), grid_h * grid_w);
   const SequenceShard sh = all[size_t(position)];
-  FRESCO_ASSERT(sh.txt_len == txt.dim(0) && sh.img_len == grid_h * grid_w &&
-                    sh.txt_begin + sh.txt_count <= sh.txt_len && sh.img_start + sh.img_count <= sh.img_len,
-                "set_condition: shard does not fit the sequence");
   const int64_t nt = sh.txt_rows(), ni = sh.img_rows();
   Buffers& b = *buf_;
   const bool with_cache = cache_.signal != CacheSignal::none;

@@ -17,11 +17,15 @@ void validate_prompts(const PromptsFile& prompts, const FluxConfig& config) {
                   path + ":" + group + "/txt has shape " + shape_string(txt_shape) + ", but " +
                       config.name + " expects text embeddings [Ltxt, " +
                       std::to_string(config.context_in_dim) + "]");
-    const Shape y_shape = prompts.y_shape(i);
+    const Shape y_shape = prompts.y_shape(i);  // [0] when the file has none
+    require_input(config.vec_in_dim == 0 || y_shape != Shape{0},
+                  path + ":" + group + "/y is missing: " + config.name + " expects a pooled vector [" +
+                      std::to_string(config.vec_in_dim) + "]");
     require_input(y_shape == Shape{config.vec_in_dim},
                   path + ":" + group + "/y has shape " + shape_string(y_shape) + ", but " +
-                      config.name + " expects a pooled vector [" +
-                      std::to_string(config.vec_in_dim) + "]");
+                      config.name + (config.vec_in_dim == 0 ? " takes no pooled vector (leave /y out)"
+                                                            : " expects a pooled vector [" +
+                                                                  std::to_string(config.vec_in_dim) + "]"));
   }
 }
 
@@ -37,6 +41,8 @@ ForwardInputs read_forward_inputs(const std::string& path, const FluxConfig& con
   require_input(txt_shape.size() == 2 && txt_shape[1] == config.context_in_dim,
                 path + ":/txt has shape " + shape_string(txt_shape) + ", " + config.name +
                     " expects [Ltxt, " + std::to_string(config.context_in_dim) + "]");
+  // read_forward_file reads an absent /y as [0]: what a model without a pooled vector expects.
+  require_input(config.vec_in_dim == 0 || in.y.shape() != Shape{0}, path + " has no dataset /y");
   expect("/y", in.y, Shape{config.vec_in_dim});
   require_input(std::isfinite(in.t) && in.t >= 0.0 && in.t <= 1.0,
                 path + ": attribute t must be a timestep in [0, 1] (got " + std::to_string(in.t) + ")");

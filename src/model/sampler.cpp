@@ -19,4 +19,20 @@ std::vector<double> flux_timesteps(int steps, int64_t image_tokens, bool shift) 
   return t;
 }
 
+std::vector<double> qwen_timesteps(int steps, int64_t image_tokens) {
+  require_input(steps > 0, "the number of steps must be positive (got " + std::to_string(steps) + ")");
+  constexpr double kBaseShift = 0.5, kMaxShift = 0.9, kBaseTokens = 256, kMaxTokens = 8192, kTerminal = 0.02;
+  const double mu = kBaseShift + (kMaxShift - kBaseShift) * (double(image_tokens) - kBaseTokens) / (kMaxTokens - kBaseTokens);
+  const double e = std::exp(mu);
+  std::vector<double> t(size_t(steps) + 1, 0.0);
+  for (int i = 0; i < steps; ++i) {
+    const double sigma = steps == 1 ? 1.0 : 1.0 - double(i) * (1.0 - 1.0 / steps) / double(steps - 1);
+    t[size_t(i)] = e / (e + (1.0 / sigma - 1.0));
+  }
+  const double last_gap = 1.0 - t[size_t(steps - 1)];  // 0 for one step: nothing to stretch
+  if (last_gap > 0.0)
+    for (int i = 0; i < steps; ++i) t[size_t(i)] = 1.0 - (1.0 - t[size_t(i)]) * (1.0 - kTerminal) / last_gap;
+  return t;
+}
+
 }  // namespace fresco

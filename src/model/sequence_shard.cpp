@@ -5,6 +5,18 @@
 #include "src/core/error.hpp"
 
 namespace fresco {
+
+std::vector<SequenceShard> condition_shards(const std::vector<SequenceShard>& shards, int position,
+                                            int64_t txt_len, int64_t img_len) {
+  const std::vector<SequenceShard> all =
+      shards.empty() ? std::vector{SequenceShard::whole(txt_len, img_len)} : shards;
+  FRESCO_ASSERT(position >= 0 && position < int(all.size()), "set_condition: position");
+  const SequenceShard& sh = all[size_t(position)];
+  FRESCO_ASSERT(sh.txt_len == txt_len && sh.img_len == img_len && sh.txt_begin + sh.txt_count <= sh.txt_len &&
+                    sh.img_start + sh.img_count <= sh.img_len,
+                "set_condition: shard does not fit the sequence");
+  return all;
+}
 namespace {
 // Start of part p when n items are split in `parts` near-equal ranges (larger ones first).
 int64_t split_start(int64_t n, int parts, int p) {

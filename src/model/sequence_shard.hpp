@@ -29,6 +29,12 @@ struct SequenceShard {
   bool operator==(const SequenceShard&) const = default;
 };
 
+// The shards of one image as a denoiser's set_condition takes them: `shards`, or one shard of the
+// whole sequence when empty; FRESCO_ASSERT that `position` names one and that its shard lies
+// within txt_len text and img_len image tokens.
+std::vector<SequenceShard> condition_shards(const std::vector<SequenceShard>& shards, int position,
+                                            int64_t txt_len, int64_t img_len);
+
 // Sizes of `parts` near-equal ranges of n items, the larger ones first.
 std::vector<int64_t> split_evenly(int64_t n, int parts);
 

@@ -25,18 +25,18 @@ std::optional<uint64_t> random_weights_seed(const std::string& path) {
 FluxConfig preset_for_weights(const std::string& path, const std::string& requested) {
   if (random_weights_seed(path)) {
     require_input(requested != "auto", "--weights " + path + " needs --model to name the preset (e.g. flux-dev)");
-    return flux_preset(requested);
+    return denoiser_config(requested);
   }
-  if (requested != "auto") return flux_preset(requested);
+  if (requested != "auto") return denoiser_config(requested);
   const std::string model = weights_file_model(path);
-  const auto names = flux_preset_names();
+  const auto names = denoiser_preset_names();
   if (std::find(names.begin(), names.end(), model) == names.end()) {
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
     throw InputError(path + " has model attribute '" + model + "', which is not a transformer preset (known: " +
                      known + ")");
   }
-  return flux_preset(model);
+  return denoiser_config(model);
 }
 
 namespace {

@@ -6,6 +6,8 @@
 #include "src/core/error.hpp"
 #include "src/core/tuning.hpp"
 #include "src/model/flux_weights.hpp"
+#include "src/model/model_registry.hpp"
+#include "src/model/qwen_config.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/runtime/auto_layout.hpp"
 #include "src/runtime/validation.hpp"
@@ -55,9 +57,11 @@ std::string smaller_model(const MemoryCase& c, const MemoryBudget& budget) {
   const int64_t params = flux_parameter_count(c.config);
   std::string best;
   int64_t best_params = 0;
-  for (const std::string& name : flux_preset_names()) {
+  // A preset of the same family (Qwen-Image presets are seen through their FLUX-shaped stand-in).
+  const auto family = is_qwen_preset(c.config.name) ? qwen_preset_names() : flux_preset_names();
+  for (const std::string& name : family) {
     MemoryCase alt = c;
-    alt.config = flux_preset(name);
+    alt.config = denoiser_config(name);
     const int64_t p = flux_parameter_count(alt.config);
     if (p < params && p > best_params && estimate(alt).total() <= budget.bytes) {
       best = "use a smaller --model (" + name + ": about " + size_text(estimate(alt).total()) + ")";

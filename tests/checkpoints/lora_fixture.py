@@ -7,6 +7,9 @@
       on transformer_blocks.0.attn.to_v (rows [2d, 3d) of img_attn.qkv), in one file
   lora_fixture.py merge WEIGHTS.h5 LORA.safetensors SCALE OUT.h5
       OUT.h5: a copy of WEIGHTS.h5 (f32) with the LoRA merged in float64
+  lora_fixture.py write-qwen / merge-qwen (same arguments): Qwen-Image weights, whose keys are
+      the diffusers names, and a diffusers/PEFT LoRA (rank 2) on transformer_blocks.0.attn.to_v
+      and transformer_blocks.1.txt_mlp.net.0.proj, each merged into that very key
 """
 import json
 import shutil
@@ -69,8 +72,37 @@ def merge(weights, lora_path, scale, out):
         ds[...] = w.astype(np.float32)
 
 
+QWEN_MODULES = ("transformer_blocks.0.attn.to_v", "transformer_blocks.1.txt_mlp.net.0.proj")
+
+
+def write_qwen(weights, lora_path):
+    rng = np.random.default_rng(12)
+    t = {}
+    with h5py.File(weights, "r") as f:
+        for module in QWEN_MODULES:
+            rows, cols = f[module.replace(".", "/") + "/weight"].shape
+            t[f"transformer.{module}.lora_B.weight"] = rng.normal(0, 0.3, (rows, 2)).astype(np.float32)
+            t[f"transformer.{module}.lora_A.weight"] = rng.normal(0, 0.3, (2, cols)).astype(np.float32)
+    write_safetensors(lora_path, t)
+
+
+def merge_qwen(weights, lora_path, scale, out):
+    shutil.copyfile(weights, out)
+    lora = read_safetensors(lora_path)
+    with h5py.File(out, "r+") as f:
+        for module in QWEN_MODULES:
+            up = lora[f"transformer.{module}.lora_B.weight"].astype(np.float64)
+            down = lora[f"transformer.{module}.lora_A.weight"].astype(np.float64)
+            ds = f[module.replace(".", "/") + "/weight"]
+            ds[...] = (ds[()].astype(np.float64) + scale * (up @ down)).astype(np.float32)  # alpha = rank
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         write(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "write-qwen":
+        write_qwen(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "merge-qwen":
+        merge_qwen(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
     else:
         merge(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])

@@ -1,5 +1,6 @@
 """Writes a Fresco weights file (f32 or f16) back out as the checkpoints users have, for the
-`convert` tests: the original FLUX.1 release's single file and diffusers' folder layout.
+`convert` tests: the original FLUX.1 release's single file and diffusers' folder layout (for
+Qwen-Image weights, whose names are the diffusers checkpoint's, the same names sharded).
 
 Written from diffusers' published FluxTransformer2DModel / AutoencoderKL module names and the
 original release's (black-forest-labs/flux, src/flux/model.py, modules/layers.py,
@@ -171,7 +172,9 @@ def main(argv):
     os.makedirs(outdir, exist_ok=True)
     write_safetensors(os.path.join(outdir, "original.safetensors"), {prefix + k: v for k, v in sd.items()})
     vae = any(k.startswith("decoder.") for k in sd)
-    write_sharded(os.path.join(outdir, "diffusers"), vae_to_diffusers(sd) if vae else transformer_to_diffusers(sd), shards)
+    qwen = "txt_norm.weight" in sd  # Qwen-Image: the weights already carry the checkpoint's diffusers names
+    layout = sd if qwen else vae_to_diffusers(sd) if vae else transformer_to_diffusers(sd)
+    write_sharded(os.path.join(outdir, "diffusers"), layout, shards)
     return 0
 
 

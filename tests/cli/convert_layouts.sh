@@ -25,6 +25,12 @@ same from_original.h5 flux.h5
 "$FRESCO" convert comfy/original.safetensors from_comfy.h5 > out.log
 grep -q "keys under model.diffusion_model., prefix removed" out.log || fail "the prefix is not reported"
 same from_comfy.h5 flux.h5
+# Qwen-Image's sharded diffusers checkpoint: the names as stored (docs/qwen-image.md).
+"$FRESCO" init-weights --model qwen-tiny --seed 7 --dtype f32 qwen.h5 >/dev/null
+$LAYOUTS qwen.h5 qwen --shards 3
+"$FRESCO" convert qwen/diffusers from_qwen.h5 > out.log
+grep -q "preset qwen-tiny; diffusers layout, 3 shards" out.log || { cat out.log; fail "Qwen-Image layout not reported"; }
+same from_qwen.h5 qwen.h5
 "$FRESCO" convert ae/diffusers ae_from_diffusers.h5 > out.log
 grep -q "preset ae-tiny; diffusers layout" out.log || { cat out.log; fail "autoencoder layout not reported"; }
 same ae_from_diffusers.h5 ae.h5

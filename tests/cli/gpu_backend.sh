@@ -1,5 +1,5 @@
 # The CUDA backend where a GPU is present (skipped with exit 77 elsewhere): every op against the
-# CPU reference (the op test program), and the golden forward on the GPU in f32 (1e-5, as on
+# CPU reference (the op test program), and the golden forwards (FLUX; Qwen-Image: qwen_forward.sh) on the GPU in f32 (1e-5, as on
 # the CPU) and in bf16 (within twice the error of a PyTorch bf16 eager reference, as the
 # bf16 CPU mode), and the golden decoder in bf16.
 source "$(dirname "$0")/common.sh"
@@ -22,6 +22,8 @@ naive=$("$FRESCO" compare "$g/flux_tiny_velocity_bf16.h5" "$g/flux_tiny_velocity
 echo "bf16 forward on the GPU: relative L2 $ours (PyTorch bf16 eager: $naive)"
 awk -v a="$ours" -v b="$naive" 'BEGIN { exit !(a < 2 * b && a > 1e-4) }' \
   || fail "bf16 GPU forward error $ours is not within twice PyTorch's $naive"
+# Qwen-Image's golden forward on the GPU: f32 within 1e-5, bf16 within 3e-2 (qwen_forward.sh).
+QWEN_BACKEND=cuda bash "$(dirname "$0")/qwen_forward.sh" 1 || fail "qwen-tiny forward on the GPU"
 # --dtype fp8 on the GPU (cuBLASLt's e4m3 products): the CPU's rule (fp8_forward.sh).
 FP8_BACKEND=cuda bash "$(dirname "$0")/fp8_forward.sh" || fail "fp8 forward on the GPU"
 FP8_BACKEND=cuda bash "$(dirname "$0")/fp8_generate.sh" || fail "fp8 generate on the GPU"
