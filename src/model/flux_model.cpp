@@ -167,9 +167,11 @@ void FluxTransformer::use_fp8_attention() {
 }
 
 void FluxTransformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) {
-  // The plan runs the backend's joint_attention: FP8 where chosen, except the hybrid schedule's bf16 steps.
+  // The plan runs the backend's joint_attention: FP8 where chosen, except the hybrid schedule's bf16
+  // steps; off again afterwards, so that another model on this backend (the decoder) is not affected.
   backend_.set_attention_fp8(fp8_attention_ && fp8_active_);
   attention_->attend(backend_, q, k, v, o);
+  backend_.set_attention_fp8(false);
 }
 
 FluxTransformer::TokenInput FluxTransformer::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
