@@ -1,7 +1,8 @@
-// The registry of model families (denoiser.hpp): today FLUX.1's presets.
+// The registry of model families (denoiser.hpp): FLUX.1's presets and the SDXL U-Net's.
 #include "src/model/denoiser.hpp"
 
 #include "src/model/flux_model.hpp"
+#include "src/model/sdxl_unet.hpp"
 #include "src/model/sampler.hpp"
 
 namespace fresco {
@@ -22,10 +23,15 @@ DenoiserSpec flux_denoiser_spec(const FluxConfig& c) {
   return s;
 }
 
-DenoiserSpec denoiser_spec(const std::string& preset) { return flux_denoiser_spec(flux_preset(preset)); }
+DenoiserSpec denoiser_spec(const std::string& preset) {
+  if (is_sdxl_preset(preset)) return sdxl_denoiser_spec(sdxl_preset(preset));
+  return flux_denoiser_spec(flux_preset(preset));
+}
 
 std::unique_ptr<Denoiser> make_denoiser(const std::string& preset, ModelWeights weights, Backend& backend,
                                         std::unique_ptr<AttentionStrategy> attention, DType compute) {
+  if (is_sdxl_preset(preset))
+    return std::make_unique<SdxlUnet>(sdxl_preset(preset), std::move(weights), backend, std::move(attention), compute);
   return std::make_unique<FluxTransformer>(flux_preset(preset), std::move(weights), backend, std::move(attention),
                                            compute);
 }
