@@ -147,6 +147,60 @@ int64_t sdxl_parameter_count(const SdxlConfig& config) {
   return n;
 }
 
+namespace {
+// The block number after `prefix` in `key` ("down_blocks.1.resnets..." -> 1) and what follows it.
+std::pair<int, std::string> index_and_rest(const std::string& key, const std::string& prefix) {
+  const size_t dot = key.find('.', prefix.size());
+  return {std::stoi(key.substr(prefix.size(), dot - prefix.size())), key.substr(dot + 1)};
+}
+// A resnet's inner name: diffusers' -> sgm's ("norm1.weight" -> "in_layers.0.weight").
+std::string single_file_resnet(const std::string& rest) {
+  static const std::pair<const char*, const char*> names[] = {
+      {"norm1.", "in_layers.0."},   {"conv1.", "in_layers.2."},  {"time_emb_proj.", "emb_layers.1."},
+      {"norm2.", "out_layers.0."},  {"conv2.", "out_layers.3."}, {"conv_shortcut.", "skip_connection."}};
+  for (const auto& [diffusers, sgm] : names)
+    if (rest.starts_with(diffusers)) return sgm + rest.substr(std::string(diffusers).size());
+  throw InputError("no single-file name for resnet tensor " + rest);
+}
+}  // namespace
+
+std::string sdxl_single_file_name(const SdxlConfig& c, const std::string& key) {
+  static const std::pair<const char*, const char*> fixed[] = {
+      {"conv_in.", "input_blocks.0.0."},        {"time_embedding.linear_1.", "time_embed.0."},
+      {"time_embedding.linear_2.", "time_embed.2."}, {"add_embedding.linear_1.", "label_emb.0.0."},
+      {"add_embedding.linear_2.", "label_emb.0.2."}, {"conv_norm_out.", "out.0."},
+      {"conv_out.", "out.2."},                   {"mid_block.attentions.0.", "middle_block.1."}};
+  for (const auto& [diffusers, sgm] : fixed)
+    if (key.starts_with(diffusers)) return sgm + key.substr(std::string(diffusers).size());
+  const int per_level = c.layers_per_block + 1;  // input_blocks of a level: its resnets and the downsampler
+  if (key.starts_with("mid_block.resnets.")) {
+    const auto [j, rest] = index_and_rest(key, "mid_block.resnets.");
+    return "middle_block." + std::to_string(2 * j) + "." + single_file_resnet(rest);
+  }
+  if (key.starts_with("down_blocks.")) {
+    const auto [level, inner] = index_and_rest(key, "down_blocks.");
+    const int first = 1 + level * per_level;
+    if (inner.starts_with("downsamplers.0.conv."))
+      return "input_blocks." + std::to_string(first + c.layers_per_block) + ".0.op." + inner.substr(20);
+    const bool resnet = inner.starts_with("resnets.");
+    const auto [j, rest] = index_and_rest(inner, resnet ? "resnets." : "attentions.");
+    return "input_blocks." + std::to_string(first + j) + (resnet ? ".0." + single_file_resnet(rest) : ".1." + rest);
+  }
+  if (key.starts_with("up_blocks.")) {
+    const auto [u, inner] = index_and_rest(key, "up_blocks.");
+    const int first = u * per_level;
+    if (inner.starts_with("upsamplers.0.conv.")) {
+      const bool attention = c.layers(c.levels() - 1 - u) > 0;  // the upsampler follows the attention
+      return "output_blocks." + std::to_string(first + c.layers_per_block) + (attention ? ".2.conv." : ".1.conv.") +
+             inner.substr(18);
+    }
+    const bool resnet = inner.starts_with("resnets.");
+    const auto [j, rest] = index_and_rest(inner, resnet ? "resnets." : "attentions.");
+    return "output_blocks." + std::to_string(first + j) + (resnet ? ".0." + single_file_resnet(rest) : ".1." + rest);
+  }
+  throw InputError("no single-file name for U-Net tensor " + key);
+}
+
 StepFlops sdxl_step_flops(const SdxlConfig& c, int64_t txt_tokens, int64_t latent_h, int64_t latent_w) {
   // Every 4-d weight is a convolution over the pixels of its level, every 2-d weight a linear
   // over its level's tokens (the text's for attn2.to_k/to_v, one row for the embeddings): the

@@ -51,6 +51,10 @@ std::vector<std::string> sdxl_preset_names();
 std::vector<WeightSpec> sdxl_weight_specs(const SdxlConfig& config);
 int64_t sdxl_parameter_count(const SdxlConfig& config);
 
+// The name of weight `key` (diffusers' name, Fresco's) in the original single-file checkpoint
+// (Stability AI's sgm names, without its "model.diffusion_model." prefix): docs/sdxl.md's table.
+std::string sdxl_single_file_name(const SdxlConfig& config, const std::string& key);
+
 // One forward (one image, one branch of the guidance) at a latent of h x w pixels with a text of
 // txt_tokens tokens: convolutions and token linears (2 M N K each: 2 Co Ci k^2 per output pixel)
 // in token_linears, attention (4 n^2 C self, 4 n Ltxt C cross) in attention, the embeddings in
