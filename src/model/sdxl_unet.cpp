@@ -50,6 +50,8 @@ DenoiserSpec sdxl_denoiser_spec(const SdxlConfig& c) {
     const auto side = int64_t(std::llround(std::sqrt(double(img))));
     return sdxl_step_flops(c, txt, side, side);
   };
+  // s.timesteps stays empty: the runtime's flow-matching loop (StepRunner) does not run the U-Net;
+  // its samplers are sdxl_sampler.hpp's, driven by generate_sdxl.cpp (docs/sdxl.md).
   return s;
 }
 
