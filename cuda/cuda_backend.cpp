@@ -138,6 +138,7 @@ class CudaBackend final : public Backend {
                          const Tensor& y) override;
   void multiply(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void quick_gelu(const Tensor& x, const Tensor& y) override;
+  void gelu_erf(const Tensor& x, const Tensor& y) override;
   void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
                       float scale, const Tensor& o) override;
   void quantize_rows(const Tensor& x, const Tensor& q, const Tensor& scales) override;
@@ -884,6 +885,11 @@ void CudaBackend::multiply(const Tensor& a, const Tensor& b, const Tensor& y) {
 void CudaBackend::quick_gelu(const Tensor& x, const Tensor& y) {
   same_shape(x, y, "quick_gelu");
   cuda::quick_gelu(mat(x, "quick_gelu"), mat(y, "quick_gelu"), s());
+}
+
+void CudaBackend::gelu_erf(const Tensor& x, const Tensor& y) {
+  same_shape(x, y, "gelu_erf");
+  cuda::gelu_erf(mat(x, "gelu_erf"), mat(y, "gelu_erf"), s());
 }
 
 void CudaBackend::transpose(const Tensor& x, const Tensor& y) {

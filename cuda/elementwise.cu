@@ -74,6 +74,9 @@ struct Silu {
 struct QuickGelu {
   __device__ float operator()(float v) const { return v / (1.0f + expf(-1.702f * v)); }
 };
+struct GeluErf {
+  __device__ float operator()(float v) const { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
+};
 struct Affine {
   float a, b;
   __device__ float operator()(float v) const { return a * v + b; }
@@ -350,6 +353,7 @@ void gelu_tanh(Mat x, Mat y, cudaStream_t stream) { map(x, y, GeluTanh{}, stream
 void silu(Mat x, Mat y, cudaStream_t stream) { map(x, y, Silu{}, stream); }
 void affine(Mat x, float a, float b, Mat y, cudaStream_t stream) { map(x, y, Affine{a, b}, stream); }
 void quick_gelu(Mat x, Mat y, cudaStream_t stream) { map(x, y, QuickGelu{}, stream); }
+void gelu_erf(Mat x, Mat y, cudaStream_t stream) { map(x, y, GeluErf{}, stream); }
 
 namespace {
 template <typename F>

@@ -48,6 +48,7 @@ void subtract(Mat a, Mat b, Mat y, cudaStream_t stream);
 void multiply(Mat a, Mat b, Mat y, cudaStream_t stream);
 // y = x * sigmoid(1.702 x)
 void quick_gelu(Mat x, Mat y, cudaStream_t stream);
+void gelu_erf(Mat x, Mat y, cudaStream_t stream);
 // y[l, :] = table[ids[l], :] (table [V, C] dense of any float dtype; ids device i64 [L]); an id
 // outside [0, V) gives a row of zeros.
 void gather_rows(Vec table, int64_t C, const int64_t* ids, Mat y, cudaStream_t stream);

@@ -22,6 +22,7 @@ std::map<std::string, std::string> png_text(const ImageProvenance& p) {
   if (!p.vae.empty()) t["vae"] = p.vae;
   if (!p.prompt_text.empty()) t["prompt"] = p.prompt_text;
   if (!p.lora.empty()) t["lora"] = p.lora;
+  if (!p.sampler.empty()) t["sampler"] = p.sampler;
   if (!p.cache.empty()) {
     t["cache"] = p.cache;
     t["cache_computed"] = p.cache_computed;
@@ -78,6 +79,7 @@ void write_image_result(const std::string& path, const Tensor& latent, const Ima
     file.write_attr("digest_settings", p.digests.settings);
     if (image && !p.vae.empty()) file.write_attr("vae", p.vae);
     if (!p.lora.empty()) file.write_attr("lora", p.lora);
+    if (!p.sampler.empty()) file.write_attr("sampler", p.sampler);
     if (!p.cache.empty()) {
       file.write_attr("cache", p.cache);
       file.write_attr("cache_computed", p.cache_computed);
@@ -123,6 +125,7 @@ ImageProvenance read_image_provenance(const h5::File& file) {
   if (file.has_attr("vae")) p.vae = text("vae");
   if (file.has_attr("prompt")) p.prompt_text = text("prompt");
   if (file.has_attr("lora")) p.lora = text("lora");
+  if (file.has_attr("sampler")) p.sampler = text("sampler");
   if (file.has_attr("cache")) {
     p.cache = text("cache");
     p.cache_computed = text("cache_computed");

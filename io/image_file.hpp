@@ -50,6 +50,7 @@ struct ImageProvenance {
   std::string cache;              // the step cache and its settings (empty: none; docs/step-cache.md)
   std::string cache_computed;     // with a cache: '1' computed, '0' cached, per step
   std::string lora;               // the LoRA files merged, their digests and scales (empty: none)
+  std::string sampler;            // a U-Net's sampler: "ddim leading", "euler trailing" (empty: FLUX's)
 };
 
 std::string image_result_path(const std::string& dir, int64_t index);  // DIR/img_{i}.h5

@@ -100,7 +100,11 @@ PromptEntry PromptsFile::read(int64_t index) const {
   const h5::File file = h5::File::open(path_);
   const std::string group = "/prompts/" + std::to_string(index);
   const std::string y = group + "/y";
-  return {file.read_f32(group + "/txt"), file.exists(y) ? file.read_f32(y) : Tensor(Shape{0}), settings(index)};
+  PromptEntry e{file.read_f32(group + "/txt"), file.exists(y) ? file.read_f32(y) : Tensor(Shape{0}), settings(index)};
+  if (file.exists(group + "/negative_txt")) e.negative_txt = file.read_f32(group + "/negative_txt");
+  if (file.exists(group + "/negative_y")) e.negative_y = file.read_f32(group + "/negative_y");
+  if (file.exists(group + "/size_cond")) e.size_cond = file.read_f32(group + "/size_cond");
+  return e;
 }
 
 namespace {

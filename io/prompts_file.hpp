@@ -33,6 +33,9 @@ struct PromptEntry {
   Tensor txt;  // f32 [Ltxt, context_in_dim] (any stored float type is converted on read)
   Tensor y;    // f32 [vec_in_dim]; [0] when the file has no /y
   PromptSettings settings;  // per-prompt attributes over the root's
+  // SDXL's optional members (docs/file-formats.md; undefined where the file has none): the
+  // negative prompt's txt and y (classifier-free guidance) and the six size/crop numbers [6].
+  Tensor negative_txt{}, negative_y{}, size_cond{};
 };
 
 class PromptsFile {

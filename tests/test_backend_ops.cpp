@@ -115,11 +115,14 @@ constexpr Op kFluxStepOps[] = {
 constexpr Op kTextEncoderOps[] = {Op::gather_rows, Op::layer_norm_affine, Op::multiply, Op::quick_gelu,
                                   Op::attention_bias};
 
+// The SDXL U-Net's own op (docs/sdxl.md; the rest it shares with the decoder and the encoders).
+constexpr Op kUnetOps[] = {Op::gelu_erf};
+
 // Whether `backend` must run a case rather than decline it.
 bool required(const Backend& backend, const OpDesc& d) {
   if (backend.name() == "cpu") return true;  // the specification runs everything
   const auto listed = [&d](const auto& ops) { return std::find(std::begin(ops), std::end(ops), d.op) != std::end(ops); };
-  if (!listed(kFluxStepOps) && !listed(kTextEncoderOps)) return false;
+  if (!listed(kFluxStepOps) && !listed(kTextEncoderOps) && !listed(kUnetOps)) return false;
   return d.in != DType::f16 && d.out != DType::f16 && d.weight != DType::f16;
 }
 
@@ -909,7 +912,8 @@ void Cases::elementwise() {
   const Unary unary[] = {{Op::gelu_tanh, gelu_ref}, {Op::silu, [](double v) { return v / (1 + std::exp(-v)); }},
                          // affine's constants are f32: the reference uses the values the op gets
                          {Op::affine, [](double v) { return double(float(1 / 0.3611)) * v + double(0.1159f); }},
-                         {Op::quick_gelu, [](double v) { return v / (1 + std::exp(-1.702 * v)); }}};
+                         {Op::quick_gelu, [](double v) { return v / (1 + std::exp(-1.702 * v)); }},
+                         {Op::gelu_erf, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }}};
   for (DType dt : kDtypesAndF16)
     for (Shape s : {Shape{1}, Shape{7}, Shape{1000}, Shape{4097}, Shape{33, 70}, Shape{3, 5, 40}})
       for (Layout layout : {Layout::plain, Layout::in_place, Layout::strided}) {
@@ -933,6 +937,7 @@ void Cases::elementwise() {
                   if (u.op == Op::gelu_tanh) c.be.gelu_tanh(xd, y.view);
                   else if (u.op == Op::silu) c.be.silu(xd, y.view);
                   else if (u.op == Op::quick_gelu) c.be.quick_gelu(xd, y.view);
+                  else if (u.op == Op::gelu_erf) c.be.gelu_erf(xd, y.view);
                   else c.be.affine(xd, float(1 / 0.3611), 0.1159f, y.view);
                 },
                 !in_place);

@@ -49,6 +49,7 @@ const char* op_name(Op op) {
     case Op::layer_norm_affine: return "layer_norm_affine";
     case Op::multiply: return "multiply";
     case Op::quick_gelu: return "quick_gelu";
+    case Op::gelu_erf: return "gelu_erf";
     case Op::attention_bias: return "attention_bias";
     case Op::count: break;
   }

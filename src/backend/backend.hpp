@@ -69,6 +69,7 @@ enum class Op {
   quick_gelu,          // y = x * sigmoid(1.702 x) (CLIP's MLP)
   attention_bias,      // o[Lq,H,D] = softmax(scale q k^T + bias[H,Lq,Lk], causal mask) v (T5, CLIP)
   attention_fp8,       // attention with q, k, v and P in e4m3, one scale per tensor (--fp8-attention)
+  gelu_erf,            // y = 0.5 x (1 + erf(x / sqrt(2))), the exact GELU (the U-Net's GEGLU)
   count
 };
 
@@ -254,6 +255,9 @@ class Backend {
   virtual void multiply(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
   // y = x * sigmoid(1.702 x) (CLIP's quick_gelu).
   virtual void quick_gelu(const Tensor& x, const Tensor& y) = 0;
+  // y = 0.5 x (1 + erf(x / sqrt(2))): the exact GELU of the U-Net's GEGLU (docs/sdxl.md); dtypes,
+  // row strides and aliasing as silu.
+  virtual void gelu_erf(const Tensor& x, const Tensor& y) = 0;
   // Attention with a given scale, an additive bias and an optional causal mask, in f32:
   //   s[h,i,j] = scale * q[i,h,:] . k[j,h,:] + bias[h,i,j] (bias null: 0), and -inf where causal
   //   and j > i; o[i,h,:] = softmax_j(s[h,i,:]) v[:,h,:], rounded once.

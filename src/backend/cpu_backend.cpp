@@ -30,6 +30,7 @@ float gelu_tanh_of(float v) {
 
 float silu_of(float v) { return v / (1.0f + std::exp(-v)); }
 float quick_gelu_of(float v) { return v / (1.0f + std::exp(-1.702f * v)); }
+float gelu_erf_of(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); }
 
 // Mean and 1/sqrt(variance + eps) of a row, in double so the reference is not the weak link.
 struct RowStats {
@@ -347,6 +348,16 @@ void CpuBackend::quick_gelu(const Tensor& x, const Tensor& y) {
   const Rows out = cpu::write(y, scratch_, cpu::kOut);
   for_rows(out, [&](int64_t r) {
     for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = quick_gelu_of(in.row(r)[i]);
+  });
+  cpu::store(out, y);
+}
+
+void CpuBackend::gelu_erf(const Tensor& x, const Tensor& y) {
+  same_shape(x, y, "gelu_erf");
+  const Rows in = cpu::read(x, scratch_, cpu::kIn0);
+  const Rows out = cpu::write(y, scratch_, cpu::kOut);
+  for_rows(out, [&](int64_t r) {
+    for (int64_t i = 0; i < out.width; ++i) out.row(r)[i] = gelu_erf_of(in.row(r)[i]);
   });
   cpu::store(out, y);
 }

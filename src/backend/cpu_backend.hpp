@@ -80,6 +80,7 @@ class CpuBackend final : public Backend {
                          const Tensor& y) override;
   void multiply(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void quick_gelu(const Tensor& x, const Tensor& y) override;
+  void gelu_erf(const Tensor& x, const Tensor& y) override;
   void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
                       float scale, const Tensor& o) override;  // src/backend/cpu_attention.cpp
   void fill_random(uint64_t seed, uint32_t stream, uint32_t substream, float mean, float std,

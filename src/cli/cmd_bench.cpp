@@ -218,6 +218,9 @@ class ProfilingBackend final : public Backend {
   void quick_gelu(const Tensor& x, const Tensor& y) override {
     timed("quick_gelu", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.quick_gelu(x, y); });
   }
+  void gelu_erf(const Tensor& x, const Tensor& y) override {
+    timed("gelu_erf", 0, tensor_bytes(x) + tensor_bytes(y), [&] { in_.gelu_erf(x, y); });
+  }
   void attention_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, bool causal,
                       float scale, const Tensor& o) override {
     const double flops = 4.0 * double(q.dim(0)) * double(k.dim(0)) * double(q.dim(1)) * double(q.dim(2));

@@ -16,6 +16,7 @@
 #include "io/png_file.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/decode_result.hpp"
+#include "src/cli/generate_sdxl.hpp"
 #include "src/cli/parallel_decode.hpp"
 #include "src/cli/text_prompts.hpp"
 #include "src/core/digest.hpp"
@@ -41,8 +42,10 @@ T pick(const po::variables_map& vm, const std::string& name, const std::optional
   return *from_file;
 }
 
+}  // namespace
+
 ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, int64_t index,
-                     const FluxConfig& config) {
+                     const DenoiserSpec& spec) {
   const PromptSettings s = prompts.settings(index);
   ImageJob job;
   job.index = index;
@@ -54,10 +57,10 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   job.width = pick<int64_t>(vm, "width", s.width);
   job.height = pick<int64_t>(vm, "height", s.height);
   job.steps = pick<int64_t>(vm, "steps", s.steps);
-  if (job.steps == 0 && vm["steps"].defaulted() && !s.steps) job.steps = config.default_steps;
+  if (job.steps == 0 && vm["steps"].defaulted() && !s.steps) job.steps = spec.default_steps;
   job.guidance = pick<double>(vm, "guidance", s.guidance);
   job.prompt_text = s.text.value_or("");
-  if (job.guidance < 0) job.guidance = config.default_guidance;  // negative: the preset's
+  if (job.guidance < 0) job.guidance = spec.default_guidance;  // negative: the preset's
 
   const std::string what = prompts.path() + " image " + std::to_string(index) + ": ";
   const bool size_given = !vm["width"].defaulted() || !vm["height"].defaulted();
@@ -67,6 +70,8 @@ ImageJob resolve_job(const po::variables_map& vm, const PromptsFile& prompts, in
   require_input(std::isfinite(job.guidance), what + "guidance is not a finite number (attribute guidance)");
   return job;
 }
+
+namespace {
 
 struct GenerateRun {
   GenerateRun(const MpiSession& session, std::string line, std::string out)
@@ -403,7 +408,8 @@ Command generate_command() {
         ("height", po::value<int64_t>()->default_value(256), "image height in pixels (multiple of 16)")
         ("steps", po::value<int64_t>()->default_value(0), "denoising steps (0: the preset's default)")
         ("guidance", po::value<double>()->default_value(-1.0),
-         "guidance scale for models with a guidance embedder (negative: the preset's default)")
+         "guidance scale: FLUX's guidance embedder, or the U-Net's classifier-free guidance\n"
+         "where a prompt has a negative one (negative: the preset's default)")
         ("slice", po::value<std::string>()->default_value("0/1"),
          "K/N: compute only the K-th of N contiguous parts of the batch (job arrays; K from 0)")
         ("max-hours", po::value<double>()->default_value(0),
@@ -411,6 +417,11 @@ Command generate_command() {
          "as GROMACS's -maxh: give the job's time limit minus a margin); the same exit status (7)\n"
          "and resume as a stop signal")
         ("verbose", po::bool_switch(), "per-rank communication of every image (groups of several ranks)")
+        ("scheduler", po::value<std::string>()->default_value("euler"),
+         "the SDXL U-Net's sampler: euler (Euler discrete, SDXL's default) or ddim (DistriFusion's);\n"
+         "FLUX always samples its flow with Euler (docs/sdxl.md)")
+        ("timestep-spacing", po::value<std::string>()->default_value("leading"),
+         "the SDXL U-Net's timesteps: leading (SDXL's config) or trailing (euler only)")
         ("record", po::value<std::string>()->default_value(""),
          "FILE: write a JSON run record (settings, engine, per-image and per-step times,\n"
          "communication; docs/file-formats.md) when the batch ends");
@@ -429,6 +440,7 @@ Command generate_command() {
                                                               std::to_string(vm["steps"].as<int64_t>()) + ")");
     check_finite(vm["guidance"].as<double>(), "--guidance");
     check_threads(vm["threads"].as<int>());
+    if (const std::string unet = sdxl_generate_preset(vm); !unet.empty()) return sdxl_generate_setup(vm, ctx, unet);
     auto run = std::make_shared<GenerateRun>(ctx.mpi, ctx.command_line, vm["out"].as<std::string>());
     // The prompt count sizes the automatic layout; the layout is collective, so it comes
     // before any check that only some ranks could fail.
@@ -460,7 +472,7 @@ Command generate_command() {
     // The automatic layout is chosen for the model and the images of this run, so they are read
     // first; every rank reads the same files and options, so these checks fail on all or none.
     validate_prompts(*run->prompts, e.config);
-    for (int64_t i = 0; i < run->prompts->size(); ++i) run->jobs.push_back(resolve_job(vm, *run->prompts, i, e.config));
+    for (int64_t i = 0; i < run->prompts->size(); ++i) run->jobs.push_back(resolve_job(vm, *run->prompts, i, e.spec));
     {
       // This run's images: its slice, all of them, also on a rerun that finds some done, so
       // that a resumed run builds the same layout (and computes the same bits).

@@ -12,6 +12,7 @@
 #include "src/model/checkpoint_layout.hpp"
 #include "src/model/model_registry.hpp"
 #include "src/model/qwen_config.hpp"
+#include "src/model/sdxl_config.hpp"
 #include "src/model/text_encoder_config.hpp"
 #include "src/model/vae_config.hpp"
 
@@ -242,7 +243,12 @@ ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string&
     throw InputError(describe_weight_problems(in, against, found, note));
   }
   const PresetView& view = views[preset];
-  ConvertedCheckpoint done{preset, layout_name(layout), prefix, int64_t(set.shard_count()), view.left_out, view.dropped};
+  // The U-Net's diffusers names are Fresco's own (read like the original FLUX.1 names, whole); its
+  // single file's are sgm's under a prefix (docs/sdxl.md).
+  const std::string read_as = !is_sdxl_preset(preset) ? layout_name(layout)
+                              : prefix.empty()        ? "diffusers U-Net"
+                                                      : "original SDXL single file (sgm names)";
+  ConvertedCheckpoint done{preset, read_as, prefix, int64_t(set.shard_count()), view.left_out, view.dropped};
   write_weights_file(out, preset, [&](WeightsWriter& w) {
     w.attribute("source", in);
     for (const WeightSpec& spec : preset_weight_specs(preset)) write_tensor(w, spec, view.recipes.at(spec.name), set, done);

@@ -23,7 +23,7 @@ namespace fresco {
 // closest one.
 struct ConvertedCheckpoint {
   std::string preset;
-  std::string layout;           // layout_name(): "original FLUX.1 (BFL)" or "diffusers"
+  std::string layout;           // layout_name(), or for a U-Net "diffusers U-Net" / "original SDXL single file (sgm names)"
   std::string stripped_prefix;  // the key prefix taken off, or empty
   int64_t shards = 1;           // safetensors files read
   int64_t left_out = 0;         // tensors of the checkpoint not written (encoder, outside the prefix)

@@ -7,6 +7,7 @@
 #include "src/model/flux_config.hpp"
 #include "src/model/model_registry.hpp"
 #include "src/model/qwen_config.hpp"
+#include "src/model/sdxl_config.hpp"
 #include "src/model/vae_config.hpp"
 
 namespace fresco {
@@ -167,7 +168,9 @@ std::map<std::string, TensorRecipe> checkpoint_recipes(const std::string& preset
   std::map<std::string, TensorRecipe> recipes;
   for (const WeightSpec& spec : preset_weight_specs(preset)) {
     const int64_t rows = spec.shape.empty() ? 1 : spec.shape[0];
-    if (layout == CheckpointLayout::bfl) recipes[spec.name] = {{whole(prefix + spec.name, rows)}, false};
+    if (layout == CheckpointLayout::bfl && is_sdxl_preset(preset) && !prefix.empty())  // sgm's single file
+      recipes[spec.name] = {{whole(prefix + sdxl_single_file_name(sdxl_preset(preset), spec.name), rows)}, false};
+    else if (layout == CheckpointLayout::bfl) recipes[spec.name] = {{whole(prefix + spec.name, rows)}, false};
     else if (flux) recipes[spec.name] = diffusers_transformer_recipe(flux_preset(preset), spec.name, rows);
     else recipes[spec.name] = diffusers_vae_recipe(vae_preset(preset), spec.name, rows);
   }

@@ -29,7 +29,9 @@ struct TensorRecipe {
 };
 
 // Every tensor of `preset` (any preset: transformer, autoencoder, text encoder) by its Fresco key.
-// BFL: the key itself under `prefix`, whole. Diffusers: the FLUX transformer and autoencoder
+// BFL: the key itself under `prefix`, whole; for an SDXL U-Net preset with a prefix (the original
+// single file's "model.diffusion_model."), its sgm name (sdxl_single_file_name), whose diffusers
+// names are Fresco's own and need no prefix. Diffusers: the FLUX transformer and autoencoder
 // presets' renaming (other presets have no diffusers layout: InputError). Qwen-Image presets, in
 // either layout: the key itself under `prefix` (their table has the diffusers names).
 std::map<std::string, TensorRecipe> checkpoint_recipes(const std::string& preset, CheckpointLayout layout,

@@ -1,8 +1,9 @@
-// The registry of model families (denoiser.hpp): FLUX.1's and Qwen-Image's presets.
+// The registry of model families (denoiser.hpp): FLUX.1's, Qwen-Image's and the SDXL U-Net's presets.
 #include "src/model/denoiser.hpp"
 
 #include "src/model/flux_model.hpp"
 #include "src/model/qwen_model.hpp"
+#include "src/model/sdxl_unet.hpp"
 #include "src/model/sampler.hpp"
 
 namespace fresco {
@@ -62,6 +63,7 @@ DenoiserSpec qwen_denoiser_spec(const QwenConfig& c) {
 
 DenoiserSpec denoiser_spec(const std::string& preset) {
   if (is_qwen_preset(preset)) return qwen_denoiser_spec(qwen_preset(preset));
+  if (is_sdxl_preset(preset)) return sdxl_denoiser_spec(sdxl_preset(preset));
   return flux_denoiser_spec(flux_preset(preset));
 }
 
@@ -70,6 +72,8 @@ std::unique_ptr<Denoiser> make_denoiser(const std::string& preset, ModelWeights 
   if (is_qwen_preset(preset))
     return std::make_unique<QwenImageTransformer>(qwen_preset(preset), std::move(weights), backend,
                                                   std::move(attention), compute);
+  if (is_sdxl_preset(preset))
+    return std::make_unique<SdxlUnet>(sdxl_preset(preset), std::move(weights), backend, std::move(attention), compute);
   return std::make_unique<FluxTransformer>(flux_preset(preset), std::move(weights), backend, std::move(attention),
                                            compute);
 }

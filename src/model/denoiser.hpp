@@ -56,6 +56,11 @@ struct StepCacheLayout {
 struct Conditioning {
   Tensor txt;  // [Ltxt, context width]
   Tensor y;    // [pooled width]
+  // A model with classifier-free guidance (the SDXL U-Net): the negative prompt's txt and y, or
+  // undefined for the conditional prediction alone; and SDXL's six size/crop numbers [6]
+  // (docs/sdxl.md). FLUX uses neither.
+  Tensor negative_txt{}, negative_y{};
+  Tensor size_cond{};
 };
 
 class Denoiser {

@@ -2,6 +2,7 @@
 
 #include "src/core/error.hpp"
 #include "src/model/qwen_config.hpp"
+#include "src/model/sdxl_config.hpp"
 #include "src/model/text_encoder_config.hpp"
 #include "src/model/vae_config.hpp"
 
@@ -27,6 +28,7 @@ std::vector<std::string> all_preset_names() {
   for (const auto& n : vae_preset_names()) names.push_back(n);
   for (const auto& n : t5_preset_names()) names.push_back(n);
   for (const auto& n : clip_preset_names()) names.push_back(n);
+  for (const auto& n : sdxl_preset_names()) names.push_back(n);
   return names;
 }
 
@@ -35,6 +37,7 @@ std::vector<WeightSpec> preset_weight_specs(const std::string& name) {
   if (is_t5_preset(name)) return t5_weight_specs(t5_preset(name));
   if (is_clip_preset(name)) return clip_weight_specs(clip_preset(name));
   if (is_qwen_preset(name)) return qwen_weight_specs(qwen_preset(name));
+  if (is_sdxl_preset(name)) return sdxl_weight_specs(sdxl_preset(name));
   for (const auto& n : flux_preset_names())
     if (n == name) return flux_weight_specs(flux_preset(name));
   std::string known;

@@ -95,9 +95,8 @@ DenoisedImage ImageDenoiser::denoise(const ImageJob& job, const Conditioning& pr
   return out;
 }
 
-ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, const std::string& command_line,
-                                 double seconds_per_step) {
-  const PlanOptions& plan = engine.parallel.plan;
+ImageProvenance job_provenance(const ImageJob& job, const std::string& model, const std::string& command_line,
+                               int64_t ranks) {
   ImageProvenance p;
   p.prompt_index = job.index;
   p.seed = int64_t(job.seed);
@@ -105,9 +104,17 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
   p.width = job.width;
   p.height = job.height;
   p.guidance = job.guidance;
-  p.model = engine.spec.name;
+  p.model = model;
   p.command_line = command_line;
-  p.ranks = engine.mpi.size();
+  p.ranks = ranks;
+  p.prompt_text = job.prompt_text;
+  return p;
+}
+
+ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, const std::string& command_line,
+                                 double seconds_per_step) {
+  const PlanOptions& plan = engine.parallel.plan;
+  ImageProvenance p = job_provenance(job, engine.spec.name, command_line, engine.mpi.size());
   if (plan.method == ParallelMethod::patch) {
     const auto& d = plan.displaced;
     p.parallel = "patch";
@@ -123,7 +130,6 @@ ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, cons
   p.seconds_per_step = seconds_per_step;
   p.compute_dtype = precision_name(engine.choice);
   p.digests = job.digests;
-  p.prompt_text = job.prompt_text;
   if (engine.cache.enabled()) p.cache = describe_cache(engine.cache);
   p.lora = describe_loras(engine.loras);
   return p;

@@ -61,6 +61,10 @@ class ImageDenoiser {
   Tensor bad_;     // [1] i64 device: non-finite count of this rank's final tokens
 };
 
+// The job's own fields of its result's provenance (index, seed, size, steps, guidance, text) with
+// the model, the command line and the job's rank count.
+ImageProvenance job_provenance(const ImageJob& job, const std::string& model, const std::string& command_line,
+                               int64_t ranks);
 // What the result of `job` records about how it was made.
 ImageProvenance image_provenance(const ImageJob& job, const Engine& engine, const std::string& command_line,
                                  double seconds_per_step);
