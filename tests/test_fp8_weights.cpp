@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 
 #include "io/forward_io.hpp"
@@ -20,6 +21,7 @@
 #include "src/model/model_inputs.hpp"
 #include "src/model/model_registry.hpp"
 #include "src/model/weights_io.hpp"
+#include "src/runtime/auto_layout.hpp"
 #include "tests/safetensors_fixture.hpp"
 
 using namespace fresco;
@@ -273,4 +275,21 @@ TEST(Fp8Weights, CorruptScaleRefused) {
   EXPECT_NE(msg.find("tensor double_blocks.0.img_mlp.0.weight is stored as float16 (expected e4m3)"),
             std::string::npos)
       << msg;
+}
+
+// The memory estimate counts an FP8 file's linears once, in e4m3, under --dtype fp8 (its size),
+// and dequantized under another dtype; a bf16 file under --dtype fp8 holds both.
+TEST(Fp8Weights, MemoryEstimateOfAnFp8File) {
+  TempDir dir;
+  write_random_weights(dir.file("w.h5"), "flux-small", 1, DType::bf16);
+  write_fp8_weights_file(dir.file("w.h5"), dir.file("fp8.h5"));
+  const FluxConfig c = flux_preset("flux-small");
+  EngineChoice fp8, bf16;
+  fp8.compute = bf16.compute = DType::bf16;
+  fp8.fp8 = true;
+  const double params = double(flux_parameter_count(c)), linears = double(flux_token_linear_weight_count(c));
+  EXPECT_EQ(weight_bytes_in_memory(c, fp8, dir.file("fp8.h5")), double(std::filesystem::file_size(dir.file("fp8.h5"))));
+  EXPECT_EQ(weight_bytes_in_memory(c, bf16, dir.file("fp8.h5")), 2 * params);
+  EXPECT_EQ(weight_bytes_in_memory(c, fp8, dir.file("w.h5")), 2 * params + linears);
+  EXPECT_LT(weight_bytes_in_memory(c, fp8, dir.file("fp8.h5")), 0.55 * (2 * params + linears));  // about half
 }
