@@ -86,7 +86,7 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
   for (const auto& spec : specs) {
     Tensor host = file.read(spec.name);
     identity.add(spec.name).tensor(host);
-    const bool scale = spec.dtype == DType::f32;  // an FP8 file's NAME.weight_scale
+    const bool scale = file.fp8() && spec.name.ends_with(kWeightScaleSuffix);  // [N] f32
     if (scale) {
       check_weight_scale(host, spec.shape[0], spec.name, path);
       if (!keep_fp8) continue;  // applied to its weight, read before it
