@@ -251,7 +251,7 @@ ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string&
   }
   const PresetView& view = views[preset];
   ConvertedCheckpoint done{preset, layout_name(layout), prefix, int64_t(set.shard_count()), view.left_out, view.dropped};
-  require_input(!fp8 || std::ranges::count(flux_preset_names(), preset) > 0,
+  require_input(!fp8 || has_token_linears(preset),
                 in + " holds " + preset + " weights: --dtype fp8 is for FLUX transformer checkpoints");
   write_weights_file(out, preset, [&](WeightsWriter& w) {
     w.attribute("source", in);

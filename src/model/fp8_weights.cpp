@@ -11,9 +11,13 @@
 
 namespace fresco {
 
-std::vector<WeightSpec> fp8_file_weight_specs(const std::string& preset, const std::string& path) {
+bool has_token_linears(const std::string& preset) {
   const auto flux = flux_preset_names();
-  require_input(std::find(flux.begin(), flux.end(), preset) != flux.end(),
+  return std::find(flux.begin(), flux.end(), preset) != flux.end();
+}
+
+std::vector<WeightSpec> fp8_file_weight_specs(const std::string& preset, const std::string& path) {
+  require_input(has_token_linears(preset),
                 path + " is an FP8 weights file of preset " + preset +
                     ", which has no token linears: FP8 weights files are for FLUX transformer presets");
   const FluxConfig config = flux_preset(preset);
@@ -97,8 +101,7 @@ Fp8Conversion write_fp8_weights_file(const std::string& in, const std::string& o
   const WeightsFile file(in);
   require_input(!file.fp8(), in + " is already an FP8 weights file");
   const std::string preset = file.model();
-  const auto flux = flux_preset_names();
-  require_input(std::find(flux.begin(), flux.end(), preset) != flux.end(),
+  require_input(has_token_linears(preset),
                 in + " holds weights of preset " + preset + "; FP8 weights files are for FLUX transformer presets");
   const auto specs = preset_weight_specs(preset);
   const auto problems = validate_weight_table(preset, specs, file.table());

@@ -21,6 +21,9 @@ namespace fresco {
 // A token linear NAME's scale tensor: NAME.weight_scale beside NAME.weight.
 inline constexpr const char* kWeightScaleSuffix = ".weight_scale";
 
+// Whether `preset` is a FLUX transformer's (the presets with token linears).
+bool has_token_linears(const std::string& preset);
+
 // The weight table of preset `preset` as an FP8 file holds it: each token linear's NAME.weight
 // required e4m3 [N, K] and followed by NAME.weight_scale, f32 [N]; every other tensor as in
 // the preset's table. InputError naming `path` for a preset that is not a FLUX transformer's.
