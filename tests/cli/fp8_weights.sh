@@ -2,7 +2,7 @@
 # weights file (the golden flux-tiny) and of a bf16 one; `forward --dtype fp8` from the FP8 file
 # equals, bit for bit, `forward --dtype fp8` from the file it was made from (one rank, and on the
 # CPU two ranks of Ulysses sequence parallelism); --dtype bf16 runs it dequantized with a note;
-# the hybrid schedule is refused; --help says all this. FP8_BACKEND: cpu, or cuda from gpu_backend.sh.
+# the hybrid schedule and --lora are refused; --help says all this. FP8_BACKEND: cpu, or cuda from gpu_backend.sh.
 source "$(dirname "$0")/common.sh"
 backend=${FP8_BACKEND:-cpu}
 g=$GOLDEN_DIR
@@ -33,10 +33,14 @@ err=$(rel_l2 file_bf16.h5 source_bf16.h5)
 echo "bf16 forward of the dequantized FP8 file against the source's ($backend): relative L2 $err"
 awk -v e="$err" 'BEGIN { exit !(e > 0 && e < 0.1) }' || fail "dequantized bf16 forward differs by $err"
 
-# The hybrid schedule needs bf16 linears; a second conversion, a bad --dtype and an autoencoder are refused.
+# The hybrid schedule and LoRA need bf16 linears; a second conversion, a bad --dtype and an autoencoder are refused.
 "$FRESCO" make-prompts --model flux-tiny --count 1 --txt-len 5 --width 64 --height 64 --steps 2 prompts.h5 >/dev/null
 expect_error "the FP8 weights file fp8.h5 does not hold: run it from the bf16 file" -- \
   "$FRESCO" generate --backend "$backend" --weights fp8.h5 --prompts prompts.h5 --out x --dtype fp8 --fp8-bf16-steps 1
+/usr/bin/python3 "$(dirname "$0")/../checkpoints/lora_fixture.py" write "$g/flux_tiny_weights.h5" style.safetensors
+expect_error "--lora needs bf16 (or f32) weights: fp8.h5 is an FP8 weights file" -- \
+  "$FRESCO" forward --backend "$backend" --weights fp8.h5 --inputs "$g/flux_tiny_inputs.h5" --out x.h5 --dtype fp8 \
+  --lora style.safetensors:0.5
 expect_error "fp8.h5 is already an FP8 weights file" -- "$FRESCO" convert --dtype fp8 fp8.h5 again.h5
 expect_error "option --dtype: expected keep or fp8, got 'bf16'" -- "$FRESCO" convert --dtype bf16 fp8.h5 again.h5
 expect_error "convert --dtype fp8 makes an FP8 weights file of it" -- "$FRESCO" convert "$g/flux_tiny_weights.h5" again.h5
