@@ -95,7 +95,7 @@ TypeId file_type(DType dtype) {
     case DType::bf16: return float16_type(8, 7, 127);
     case DType::f64: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_IEEE_F64LE), "float64 type"));
     case DType::i64: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_STD_I64LE), "int64 type"));
-    case DType::e4m3: break;  // a wire format only: never stored
+    case DType::e4m3: return TypeId(FRESCO_H5_CHECK(H5Tcopy(H5T_STD_U8LE), "e4m3 (uint8) type"));
   }
   FRESCO_ASSERT(false, std::string("no HDF5 type for ") + dtype_name(dtype));
 }
@@ -254,15 +254,32 @@ Tensor File::read_f32(const std::string& name, const std::optional<Shape>& expec
   return t;
 }
 
-Tensor File::read_raw(const std::string& name) const {
-  const TypeId type = dataset_type(name);
-  const auto dtype = stored_dtype(type.get());
-  if (!dtype)
-    throw InputError(where(name) + " is stored as " + type_description(type.get()) +
-                     ", expected float32, float16 or bfloat16");
-  Tensor t(dataset_shape(name), *dtype);
+std::optional<DType> File::dataset_dtype(const std::string& name) const {
   const DatasetId ds = open_dataset(name);
-  FRESCO_H5_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()),
+  const TypeId type(FRESCO_H5_CHECK(H5Dget_type(ds.get()), where(name)));
+  if (const auto dtype = stored_dtype(type.get())) return dtype;
+  const bool byte = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
+                    H5Tget_sign(type.get()) == H5T_SGN_NONE;
+  // The marker looked up on the open dataset (not by path: a weights file has a thousand datasets).
+  if (byte && H5Aexists(ds.get(), kDtypeAttr) > 0 && read_string_attr(kDtypeAttr, name) == kE4m3DtypeName)
+    return DType::e4m3;
+  return std::nullopt;
+}
+
+std::string File::dataset_type_description(const std::string& name) const {
+  if (dataset_dtype(name) == DType::e4m3) return std::string(kE4m3DtypeName) + " (uint8)";
+  return type_description(dataset_type(name).get());
+}
+
+Tensor File::read_raw(const std::string& name) const {
+  const auto dtype = dataset_dtype(name);
+  if (!dtype)
+    throw InputError(where(name) + " is stored as " + dataset_type_description(name) +
+                     ", expected float32, float16, bfloat16 or float8_e4m3fn");
+  Tensor t(dataset_shape(name), *dtype);
+  const TypeId memory = file_type(*dtype);  // the stored layout itself: the bytes unconverted
+  const DatasetId ds = open_dataset(name);
+  FRESCO_H5_CHECK(H5Dread(ds.get(), memory.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()),
                   where(name));
   return t;
 }
@@ -295,6 +312,7 @@ void File::write_bytes(const std::string& name, DType dtype, const Shape& shape,
   // not report it again, and the unwritten data reads back as zeros. So the close is checked
   // here (not left to the handle's destructor), with the cause as close() reports it.
   if (H5Dclose(ds.release()) < 0) throw IoError("cannot write " + where(name) + ": " + failure_cause());
+  if (dtype == DType::e4m3) write_attr(kDtypeAttr, std::string(kE4m3DtypeName), name);
 }
 
 bool File::has_attr(const std::string& attr, const std::string& object) const {

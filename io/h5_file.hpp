@@ -64,8 +64,12 @@ using AttrId = Handle<&H5Aclose>;
 using PlistId = Handle<&H5Pclose>;
 
 // Element types Fresco stores: IEEE f32/f16 and bfloat16 (sign bit 15, exponent 7-14,
-// mantissa 0-6, bias 127); f64 and i64 (little-endian) for statistics and counters.
+// mantissa 0-6, bias 127); f64 and i64 (little-endian) for statistics and counters; e4m3 as
+// uint8 (HDF5 has no 8-bit float type), the dataset marked by kE4m3DtypeAttr (File::write).
 TypeId file_type(DType dtype);
+// The dataset attribute "dtype" = "float8_e4m3fn" that says a uint8 dataset holds e4m3 bits.
+inline constexpr const char* kDtypeAttr = "dtype";
+inline constexpr const char* kE4m3DtypeName = "float8_e4m3fn";
 // The DType of a stored f32, f16 or bf16 type (the element types of tensors Fresco reads
 // raw), or nothing (integers, float64, strings...).
 std::optional<DType> stored_dtype(hid_t type);
@@ -96,12 +100,18 @@ class File {
   // Shape and stored type of a dataset.
   Shape dataset_shape(const std::string& name) const;
   TypeId dataset_type(const std::string& name) const;
+  // The DType of a dataset Fresco reads raw: stored_dtype of its type, or e4m3 for a uint8
+  // dataset marked dtype = float8_e4m3fn; nothing for anything else.
+  std::optional<DType> dataset_dtype(const std::string& name) const;
+  // type_description, or "float8_e4m3fn (uint8)" for a marked e4m3 dataset.
+  std::string dataset_type_description(const std::string& name) const;
 
   // Reads a float dataset converted to f32, checking the shape when one is given.
   Tensor read_f32(const std::string& name, const std::optional<Shape>& expect = std::nullopt) const;
-  // Reads a dataset in its stored dtype (f32, f16 or bf16) without conversion.
+  // Reads a dataset in its stored dtype (f32, f16, bf16 or marked e4m3) without conversion.
   Tensor read_raw(const std::string& name) const;
-  // Writes a host tensor (any row stride) as a dataset of its dtype (groups created as needed).
+  // Writes a host tensor (any row stride) as a dataset of its dtype (groups created as needed);
+  // e4m3 as uint8 marked dtype = float8_e4m3fn.
   void write(const std::string& name, const Tensor& tensor);
   // Writes raw bytes of a dtype and shape (the converter's path).
   void write_bytes(const std::string& name, DType dtype, const Shape& shape, const void* bytes);

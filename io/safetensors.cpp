@@ -69,7 +69,7 @@ void SafetensorsFile::parse_header() {
     const std::string_view bytes(reinterpret_cast<const char*>(map_), size_);
     if (bytes.starts_with("\x89HDF\r\n\x1a\n"))
       throw InputError(path + " is an HDF5 file, not a safetensors checkpoint (a Fresco weights file "
-                              "needs no conversion: pass it to --weights or --vae)");
+                              "needs no conversion: pass it to --weights or --vae; convert --dtype fp8 makes an FP8 weights file of it)");
     const auto first = bytes.find_first_not_of(" \t\r\n");
     if (first != std::string_view::npos && bytes[first] == '{') {
       if (bytes.find("\"weight_map\"") != std::string_view::npos)

@@ -36,6 +36,13 @@ WeightsFile::WeightsFile(const std::string& path)
     : file_(std::make_shared<const h5::File>(h5::File::open(path))) {
   check_format(*file_);
   model_ = file_->read_string_attr("model");
+  if (file_->has_attr(kQuantizationAttr)) {
+    const std::string q = file_->read_string_attr(kQuantizationAttr);
+    if (q != kFp8Quantization)
+      throw InputError(path + " has quantization '" + q + "'; this Fresco reads '" + kFp8Quantization +
+                       "' (FP8 weights files) or none");
+    fp8_ = true;
+  }
 }
 
 const std::string& WeightsFile::path() const { return file_->path(); }
@@ -43,9 +50,10 @@ const std::string& WeightsFile::path() const { return file_->path(); }
 TensorTable WeightsFile::table() const {
   TensorTable found;
   for (const std::string& ds : file_->list_datasets()) {
-    const h5::TypeId type = file_->dataset_type(ds);
-    found[h5_to_checkpoint_key(ds)] = {file_->dataset_shape(ds), h5::stored_dtype(type.get()),
-                                       h5::type_description(type.get())};
+    const std::optional<DType> dtype = file_->dataset_dtype(ds);
+    const std::string stored = dtype == DType::e4m3 ? file_->dataset_type_description(ds)
+                                                    : h5::type_description(file_->dataset_type(ds).get());
+    found[h5_to_checkpoint_key(ds)] = {file_->dataset_shape(ds), dtype, stored};
   }
   return found;
 }

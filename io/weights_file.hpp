@@ -1,6 +1,9 @@
 // The Fresco weights file (docs/file-formats.md): one dataset per tensor at the checkpoint key
 // with '.' replaced by '/', PyTorch layout, float32/float16/bfloat16; root attributes
 // format = "fresco-weights", format_version = 1, model = preset name, source (optional).
+// An FP8 weights file (root attribute quantization = kFp8Quantization) stores the token linears'
+// weights as e4m3 (uint8 datasets marked dtype = float8_e4m3fn) beside their f32 scales
+// NAME.weight_scale [N]: which tensors, and the scale rule, are src/model/fp8_weights.hpp's.
 //
 // The format only: which preset a file must match, and what is done with its tensors (loading
 // them onto a backend, random initialisation), is src/model/weights_io.hpp's business.
@@ -22,6 +25,9 @@ class File;
 
 inline constexpr const char* kWeightsFormat = "fresco-weights";
 inline constexpr int64_t kWeightsFormatVersion = 1;
+// The root attribute of an FP8 weights file and its one value.
+inline constexpr const char* kQuantizationAttr = "quantization";
+inline constexpr const char* kFp8Quantization = "e4m3 per output channel";
 
 // "double_blocks.0.img_attn.qkv.weight" <-> "/double_blocks/0/img_attn/qkv/weight"
 std::string checkpoint_key_to_h5(const std::string& key);
@@ -34,14 +40,18 @@ class WeightsFile {
   const std::string& path() const;
   // The preset the file was written for (root attribute model).
   const std::string& model() const { return model_; }
+  // Whether the file is an FP8 weights file (root attribute quantization; InputError for a value
+  // this Fresco does not know).
+  bool fp8() const { return fp8_; }
   // Every tensor of the file, by checkpoint key, with its stored shape and dtype (no data read).
   TensorTable table() const;
-  // One tensor in its stored dtype (f32, bf16 or f16), as a host tensor.
+  // One tensor in its stored dtype (f32, bf16, f16 or e4m3), as a host tensor.
   Tensor read(const std::string& key) const;
 
  private:
   std::shared_ptr<const h5::File> file_;
   std::string model_;
+  bool fp8_ = false;
 };
 
 // The preset a weights file was written for (checks the format attributes).

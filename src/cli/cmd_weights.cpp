@@ -4,7 +4,9 @@
 #include <string>
 
 #include "io/atomic_output.hpp"
+#include "io/h5_file.hpp"
 #include "src/model/checkpoint_convert.hpp"
+#include "src/model/fp8_weights.hpp"
 #include "src/model/weights_io.hpp"
 #include "src/cli/commands.hpp"
 #include "src/model/model_registry.hpp"
@@ -63,7 +65,7 @@ Command convert_command() {
   Command c;
   c.name = "convert";
   c.summary = "convert a FLUX (or FLUX autoencoder) checkpoint to a Fresco weights file";
-  c.usage = "fresco convert [--model auto|PRESET] IN OUT.h5";
+  c.usage = "fresco convert [--model auto|PRESET] [--dtype keep|fp8] IN OUT.h5";
   c.details =
       "IN is a safetensors checkpoint: one file, the index of a sharded one\n"
       "(*.safetensors.index.json), or a folder holding either (diffusers' transformer/ or vae/).\n"
@@ -76,23 +78,46 @@ Command convert_command() {
       "tensors keep their dtype; F8_E4M3 ones (flux1-dev-fp8) are widened to bf16, times their\n"
       "per-tensor scale (NAME.scale_weight) when the checkpoint has one. The checkpoint must\n"
       "match the preset's weight table exactly; a mismatch is summarised with the preset the\n"
-      "checkpoint does match, or the closest one.";
+      "checkpoint does match, or the closest one.\n"
+      "--dtype fp8 writes an FP8 weights file (FLUX transformer presets): the token linears'\n"
+      "weights (qkv, proj, MLP, linear1, linear2) as e4m3 with one f32 scale per output channel,\n"
+      "quantized exactly as --dtype fp8 does at set-up, everything else as it was: about half the\n"
+      "size of a bf16 file and of its load time. IN may then also be a Fresco weights file (.h5,\n"
+      "bf16 or f32) to rewrite. Such a file runs with --dtype fp8 from the stored e4m3 weights (the\n"
+      "same result, bit for bit, as --dtype fp8 from the file it was made from); with another\n"
+      "--dtype its linears are dequantized (q x scale); --fp8-bf16-steps and --lora need the bf16\n"
+      "file. docs/file-formats.md describes the format.";
   c.add_options = [](po::options_description& o, po::positional_options_description& p) {
     o.add_options()
         ("input", po::value<std::string>()->required(), "safetensors file, index json or folder (first positional)")
         ("output", po::value<std::string>()->required(), "output HDF5 file (second positional)")
         ("model", po::value<std::string>()->default_value("auto"),
-         "preset the checkpoint is for; auto picks the preset whose weight table matches");
+         "preset the checkpoint is for; auto picks the preset whose weight table matches")
+        ("dtype", po::value<std::string>()->default_value("keep"),
+         "keep (every tensor in its stored dtype) or fp8 (an FP8 weights file: the token linears in e4m3 "
+         "with per-output-channel scales; IN may be a Fresco .h5 weights file)");
     p.add("input", 1).add("output", 1);
   };
   c.setup = [](const po::variables_map& vm, const RunContext& ctx) -> std::function<int()> {
     const std::string in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
     const std::string model = vm["model"].as<std::string>();
     if (model != "auto") preset_weight_specs(model);  // rejects an unknown name before any work
+    const std::string dtype = vm["dtype"].as<std::string>();
+    require_input(dtype == "keep" || dtype == "fp8", "option --dtype: expected keep or fp8, got '" + dtype + "'");
+    const bool fp8 = dtype == "fp8";
     ensure_output_path(out);
     return [=]() {
       if (!writes_here(ctx)) return 0;
-      const ConvertedCheckpoint done = convert_checkpoint(in, out, model);
+      if (fp8 && h5::is_hdf5_file(in)) {  // a Fresco weights file rewritten
+        const std::string preset = weights_file_model(in);
+        require_input(model == "auto" || model == preset, in + " holds weights of preset " + preset + ", not " + model);
+        const Fp8Conversion done = write_fp8_weights_file(in, out);
+        std::printf("fresco convert: wrote %s (preset %s; FP8 weights file: %lld token linears in e4m3 with "
+                    "per-output-channel scales)\n",
+                    out.c_str(), done.preset.c_str(), (long long)done.quantized);
+        return 0;
+      }
+      const ConvertedCheckpoint done = convert_checkpoint(in, out, model, fp8);
       std::string how = "; " + done.layout + " layout";
       if (done.shards > 1) how += ", " + std::to_string(done.shards) + " shards";
       if (!done.stripped_prefix.empty()) how += "; keys under " + done.stripped_prefix + ", prefix removed";
@@ -101,6 +126,9 @@ Command convert_command() {
       if (done.widened_e4m3 > 0)
         how += "; " + std::to_string(done.widened_e4m3) + " F8_E4M3 tensor(s) widened to bf16 (" +
                std::to_string(done.scaled_e4m3) + " with a per-tensor scale)";
+      if (fp8)
+        how += "; FP8 weights file: " + std::to_string(done.quantized) +
+               " token linears in e4m3 with per-output-channel scales";
       std::printf("fresco convert: wrote %s (preset %s%s)\n", out.c_str(), done.preset.c_str(), how.c_str());
       return 0;
     };

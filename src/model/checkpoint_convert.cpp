@@ -10,6 +10,7 @@
 #include "io/weights_file.hpp"
 #include "src/core/error.hpp"
 #include "src/model/checkpoint_layout.hpp"
+#include "src/model/fp8_weights.hpp"
 #include "src/model/model_registry.hpp"
 #include "src/model/qwen_config.hpp"
 #include "src/model/sdxl_config.hpp"
@@ -156,14 +157,21 @@ PresetView view_as(const std::string& preset, const SafetensorsSet& set, Checkpo
 // Writes preset tensor `spec` from its recipe: the stored bytes unchanged when it is one whole
 // tensor, else its parts' rows copied in order; F8_E4M3 parts widened (and scaled) to f32 and
 // the result stored as bf16 (exact: every E4M3 value is a bf16 value; a scaled one is rounded once).
+// With `fp8` the tensor goes through it (an FP8 file: the token linears quantized).
 void write_tensor(WeightsWriter& w, const WeightSpec& spec, const TensorRecipe& recipe, const SafetensorsSet& set,
-                  ConvertedCheckpoint& done) {
+                  ConvertedCheckpoint& done, Fp8WeightsWriter* fp8) {
   std::vector<const CheckpointTensor*> parts;
   for (const SourceRows& part : recipe.parts) parts.push_back(&set.tensors().at(part.name));
   const DType dtype = parts[0]->entry.dtype;
   const SourceRows& first = recipe.parts[0];
   if (dtype != DType::e4m3 && parts.size() == 1 && first.begin == 0 && first.rows == first.source_rows) {
-    w.tensor_bytes(spec.name, dtype, spec.shape, parts[0]->data());
+    if (!fp8) {
+      w.tensor_bytes(spec.name, dtype, spec.shape, parts[0]->data());
+      return;
+    }
+    Tensor whole(spec.shape, dtype);
+    std::memcpy(whole.raw(), parts[0]->data(), whole.bytes());
+    fp8->tensor(spec.name, whole);
     return;
   }
   const bool widen = dtype == DType::e4m3;
@@ -191,15 +199,16 @@ void write_tensor(WeightsWriter& w, const WeightSpec& spec, const TensorRecipe& 
   if (widen) {
     ++done.widened_e4m3;
     done.scaled_e4m3 += scaled;
-    w.tensor(spec.name, out.to_dtype(DType::bf16));
-  } else {
-    w.tensor(spec.name, out);
   }
+  const Tensor stored = widen ? out.to_dtype(DType::bf16) : out;
+  if (fp8) fp8->tensor(spec.name, stored);
+  else w.tensor(spec.name, stored);
 }
 
 }  // namespace
 
-ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model) {
+ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model,
+                                       bool fp8) {
   if (model != "auto") preset_weight_specs(model);  // rejects an unknown preset
   const SafetensorsSet set(in);
   const CheckpointLayout layout = detect_layout(set);
@@ -249,9 +258,14 @@ ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string&
                               : prefix.empty()        ? "diffusers U-Net"
                                                       : "original SDXL single file (sgm names)";
   ConvertedCheckpoint done{preset, read_as, prefix, int64_t(set.shard_count()), view.left_out, view.dropped};
+  require_input(!fp8 || has_token_linears(preset),
+                in + " holds " + preset + " weights: --dtype fp8 is for FLUX transformer checkpoints");
   write_weights_file(out, preset, [&](WeightsWriter& w) {
     w.attribute("source", in);
-    for (const WeightSpec& spec : preset_weight_specs(preset)) write_tensor(w, spec, view.recipes.at(spec.name), set, done);
+    std::unique_ptr<Fp8WeightsWriter> quantizer = fp8 ? std::make_unique<Fp8WeightsWriter>(w, flux_preset(preset)) : nullptr;
+    for (const WeightSpec& spec : preset_weight_specs(preset))
+      write_tensor(w, spec, view.recipes.at(spec.name), set, done, quantizer.get());
+    if (quantizer) done.quantized = quantizer->quantized();
   });
   return done;
 }

@@ -20,7 +20,9 @@ namespace fresco {
 // text_model.embeddings.position_ids and T5's encoder.embed_tokens.weight where it has
 // shared.weight's shape (the tied copy). Published atomically. A mismatch is one InputError that
 // summarises the differences and names the preset the checkpoint does match, or else the
-// closest one.
+// closest one. `fp8`: written as an FP8 weights file (src/model/fp8_weights.hpp; FLUX
+// transformer presets only), the token linears' weights quantized from what the plain file
+// would hold.
 struct ConvertedCheckpoint {
   std::string preset;
   std::string layout;           // layout_name(), or for a U-Net "diffusers U-Net" / "original SDXL single file (sgm names)"
@@ -30,7 +32,9 @@ struct ConvertedCheckpoint {
   std::vector<std::string> dropped;  // text encoders' non-weights left out, each "NAME (why)"
   int64_t widened_e4m3 = 0;     // F8_E4M3 tensors written as bf16
   int64_t scaled_e4m3 = 0;      // of which with a per-tensor scale
+  int64_t quantized = 0;        // token linears stored as e4m3 (fp8)
 };
-ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model);
+ConvertedCheckpoint convert_checkpoint(const std::string& in, const std::string& out, const std::string& model,
+                                       bool fp8 = false);
 
 }  // namespace fresco

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "src/core/error.hpp"
+#include "src/model/fp8_weights.hpp"
 #include "src/model/rope.hpp"
 
 namespace fresco {
@@ -128,16 +129,7 @@ void FluxTransformer::linear(const std::string& name, const Tensor& x, const Ten
   backend_.linear(x, w(name + ".weight"), &bias, y, epilogue, gate);
 }
 
-std::vector<std::string> FluxTransformer::token_linear_names() const {
-  std::vector<std::string> names;
-  for (int i = 0; i < config_.depth; ++i)
-    for (const char* stream : {"img", "txt"})
-      for (const char* part : {"_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"})
-        names.push_back("double_blocks." + std::to_string(i) + "." + stream + part);
-  for (int i = 0; i < config_.depth_single; ++i)
-    for (const char* part : {".linear1", ".linear2"}) names.push_back("single_blocks." + std::to_string(i) + part);
-  return names;
-}
+std::vector<std::string> FluxTransformer::token_linear_names() const { return flux_token_linear_names(config_); }
 
 void FluxTransformer::use_fp8_linears() {
   for (const OpDesc& op : {OpDesc{Op::quantize_rows, compute_, compute_, DType::e4m3},
@@ -148,9 +140,14 @@ void FluxTransformer::use_fp8_linears() {
                                   Epilogue::gated_residual, true}})
     if (!backend_.supports(op))
       throw ComputeError("the " + backend_.name() + " backend cannot run --dtype fp8: it lacks " + op.describe());
-  // Each weight [N, K] quantized per output channel, once (set-up: allocates).
+  // Each weight [N, K] quantized per output channel, once (set-up: allocates); an FP8 weights
+  // file's are already, by the same rule (src/model/fp8_weights.hpp), and used as loaded.
   for (const std::string& name : token_linear_names()) {
     const Tensor& weight = w(name + ".weight");
+    if (weight.dtype() == DType::e4m3) {
+      fp8_[name] = Fp8Weight{weight, w(name + kWeightScaleSuffix)};
+      continue;
+    }
     Fp8Weight f{backend_.alloc(weight.shape(), DType::e4m3), backend_.alloc({weight.dim(0)}, DType::f32)};
     backend_.quantize_rows(weight, f.q, f.scale);
     fp8_[name] = std::move(f);
@@ -204,6 +201,8 @@ void FluxTransformer::token_linear(const std::string& name, const TokenInput& in
   const Tensor bias = w(name + ".bias").rows(row0, count);
   const auto f = fp8_.find(name);
   if (!fp8_active_ || f == fp8_.end()) {
+    FRESCO_ASSERT(weight.dtype() != DType::e4m3,
+                  "token_linear " + name + ": an FP8 weights file's e4m3 weight runs only as an FP8 linear");
     backend_.linear(in.x, weight.rows(row0, count), &bias, y, epilogue, gate);
     return;
   }

@@ -61,6 +61,17 @@ int64_t flux_token_linear_weight_count(const FluxConfig& config) {
   return int64_t(2 * config.depth + config.depth_single) * (4 * d * d + 2 * m * d);
 }
 
+std::vector<std::string> flux_token_linear_names(const FluxConfig& config) {
+  std::vector<std::string> names;
+  for (int i = 0; i < config.depth; ++i)
+    for (const char* stream : {"img", "txt"})
+      for (const char* part : {"_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"})
+        names.push_back("double_blocks." + std::to_string(i) + "." + stream + part);
+  for (int i = 0; i < config.depth_single; ++i)
+    for (const char* part : {".linear1", ".linear2"}) names.push_back("single_blocks." + std::to_string(i) + part);
+  return names;
+}
+
 int64_t flux_parameter_count(const FluxConfig& config) {
   int64_t n = 0;
   for (const auto& spec : flux_weight_specs(config)) n += shape_numel(spec.shape);
@@ -83,7 +94,11 @@ std::vector<WeightProblem> validate_weight_table(const std::string& preset,
     if (it->second.shape != spec.shape)
       problems.push_back({Kind::shape, "tensor " + spec.name + " has shape " + shape_string(it->second.shape) +
                                            ", " + preset + " expects " + shape_string(spec.shape)});
-    if (!it->second.dtype)
+    const std::optional<DType>& stored = it->second.dtype;
+    if (spec.dtype && stored != spec.dtype)
+      problems.push_back({Kind::dtype, "tensor " + spec.name + " is stored as " + it->second.stored_type +
+                                           " (expected " + dtype_name(*spec.dtype) + ")"});
+    if (!spec.dtype && (!stored || *stored == DType::e4m3 || *stored == DType::f64 || *stored == DType::i64))
       problems.push_back({Kind::dtype, "tensor " + spec.name + " is stored as " + it->second.stored_type +
                                            " (expected float32, float16 or bfloat16)"});
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ namespace fresco {
 struct WeightSpec {
   std::string name;  // checkpoint key, e.g. "double_blocks.0.img_attn.qkv.weight"
   Shape shape;       // PyTorch layout: Linear weight [out, in], bias [out]
+  // The stored dtype required (an FP8 file's e4m3 weights and f32 scales); nothing: any of f32,
+  // bf16 or f16.
+  std::optional<DType> dtype = std::nullopt;
 };
 
 // Every tensor of the preset, in checkpoint order.
@@ -23,6 +27,9 @@ int64_t flux_parameter_count(const FluxConfig& config);
 // The weights of the token linears (every block's qkv, proj, MLP, linear1, linear2; no biases):
 // what --dtype fp8 keeps a second time in e4m3, (2 depth + depth_single) (4 d^2 + 2 m d).
 int64_t flux_token_linear_weight_count(const FluxConfig& config);
+// Those linears' checkpoint names, without ".weight" ("double_blocks.0.img_attn.qkv", ...), in
+// block order.
+std::vector<std::string> flux_token_linear_names(const FluxConfig& config);
 
 // One difference of a file's tensors from a preset's table.
 struct WeightProblem {

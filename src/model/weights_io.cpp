@@ -7,6 +7,7 @@
 
 #include "src/core/digest.hpp"
 #include "src/core/error.hpp"
+#include "src/model/fp8_weights.hpp"
 #include "src/model/model_registry.hpp"
 #include "src/model/noise.hpp"
 #include "src/model/vae_config.hpp"
@@ -43,17 +44,18 @@ namespace {
 
 bool is_weight_dtype(DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; }
 
-// `host` (f32, bf16 or f16) as `as`, converted on the host through f32.
+}  // namespace
+
 Tensor convert_on_host(const Tensor& host, DType as) {
   if (host.dtype() == as) return host;
   const Tensor f32 = host.to_f32();
   return as == DType::f32 ? f32 : f32.to_dtype(as);
 }
 
-}  // namespace
+bool is_fp8_weights_file(const std::string& path) { return !random_weights_seed(path) && WeightsFile(path).fp8(); }
 
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as, const LoraMerge* lora) {
+                          std::optional<DType> as, const LoraMerge* lora, Fp8Linears fp8) {
   FRESCO_ASSERT(!as || is_weight_dtype(*as),
                 std::string("load_weights: weights are f32, bf16 or f16, not ") + dtype_name(*as));
   if (const auto seed = random_weights_seed(path)) {
@@ -64,9 +66,13 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
   const WeightsFile file(path);
   if (file.model() != preset)
     throw InputError(path + " holds weights of preset " + file.model() + ", but the run uses " + preset);
-  const auto specs = preset_weight_specs(preset);
+  require_input(!file.fp8() || !lora, "--lora needs bf16 (or f32) weights: " + path +
+                                          " is an FP8 weights file; merge into the file it was made from");
+  const auto specs = file.fp8() ? fp8_file_weight_specs(preset, path) : preset_weight_specs(preset);
   const auto problems = validate_weight_table(preset, specs, file.table());
   if (!problems.empty()) throw InputError(describe_weight_problems(path, preset, problems));
+  const bool keep_fp8 = fp8 == Fp8Linears::keep;
+  std::unique_ptr<Backend> cpu;  // dequantizes an FP8 file's linears (Fp8Linears::dequantize)
   ModelWeights weights;
   // The identity of the weights for resume records: every tensor's name, dtype, shape and
   // bytes as stored (before any conversion), so a copy of the file is the same weights.
@@ -80,12 +86,24 @@ ModelWeights load_weights(const std::string& path, const std::string& preset, Ba
   for (const auto& spec : specs) {
     Tensor host = file.read(spec.name);
     identity.add(spec.name).tensor(host);
+    const bool scale = file.fp8() && spec.name.ends_with(kWeightScaleSuffix);  // [N] f32
+    if (scale) {
+      check_weight_scale(host, spec.shape[0], spec.name, path);
+      if (!keep_fp8) continue;  // applied to its weight, read before it
+    }
+    if (host.dtype() == DType::e4m3 && !keep_fp8) {
+      const std::string scale_name = spec.name.substr(0, spec.name.size() - 7) + kWeightScaleSuffix;
+      const Tensor scales = file.read(scale_name);  // [N] f32
+      check_weight_scale(scales, spec.shape[0], scale_name, path);
+      if (!cpu) cpu = make_cpu_backend();
+      host = dequantize_weight(host, scales, as.value_or(DType::f32), *cpu);
+    }
     if (lora) host = lora->apply(spec.name, host);
     if (const int64_t bad = count_nonfinite_host(host))
       non_finite.push_back(spec.name + " (" + std::to_string(bad) + " of " +
                            std::to_string(host.numel()) + " values)");
     if (!non_finite.empty()) continue;  // the run will not start: no need to upload
-    if (as) host = convert_on_host(host, *as);
+    if (as && !scale && host.dtype() != DType::e4m3) host = convert_on_host(host, *as);
     backend.synchronize();
     in_flight = host;
     weights.set(spec.name, backend.upload(in_flight));

@@ -32,8 +32,21 @@ FluxConfig preset_for_weights(const std::string& path, const std::string& reques
 // `lora`: adapters merged into the tensors they touch as each is read, in f32, before `as`
 // (src/model/lora.hpp); the weights' identity then includes the LoRA files and scales. Random
 // weights take none (InputError: they are drawn on the device).
+// An FP8 weights file (src/model/fp8_weights.hpp) is checked against its FP8 table and its
+// scales by check_weight_scale; `fp8` says what becomes of its token linears: kept, the e4m3
+// NAME.weight and f32 NAME.weight_scale placed as stored (for --dtype fp8, whose linears use
+// them directly; `as` converts the other tensors only), or dequantized, NAME.weight = q * scale
+// in `as` (f32 without) and no scales kept. It takes no LoRA (InputError).
+enum class Fp8Linears { dequantize, keep };
 ModelWeights load_weights(const std::string& path, const std::string& preset, Backend& backend,
-                          std::optional<DType> as = std::nullopt, const LoraMerge* lora = nullptr);
+                          std::optional<DType> as = std::nullopt, const LoraMerge* lora = nullptr,
+                          Fp8Linears fp8 = Fp8Linears::dequantize);
+
+// Whether `path` is an FP8 weights file (false for random:SEED).
+bool is_fp8_weights_file(const std::string& path);
+
+// `host` (f32, bf16 or f16) as `as`, converted on the host through f32, as load_weights does.
+Tensor convert_on_host(const Tensor& host, DType as);
 
 // A preset's random weights (the rules of write_random_weights, the same values as the file
 // it writes for that seed, up to the device's logf/sinf ulps), drawn directly on the backend's

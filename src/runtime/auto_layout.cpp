@@ -8,6 +8,7 @@
 #include "src/model/flux_weights.hpp"
 #include "src/model/perf_model.hpp"
 #include "src/model/sequence_shard.hpp"
+#include "src/model/weights_io.hpp"
 
 namespace fresco {
 
@@ -98,8 +99,11 @@ DegreeChooser automatic_layout(AutoLayoutInputs inputs) {
 double weight_bytes_in_memory(const FluxConfig& config, const EngineChoice& engine, const std::string& weights_path) {
   double bytes = double(flux_parameter_count(config)) * double(dtype_size(engine.compute));
   std::error_code ec;
-  if (const auto size = std::filesystem::file_size(weights_path, ec); !ec)
-    bytes = engine.compute == DType::f32 ? double(size) : std::min(double(size), bytes);
+  const auto size = std::filesystem::file_size(weights_path, ec);
+  // An FP8 weights file: with --dtype fp8 held as stored (its token linears in e4m3 only), with
+  // another dtype dequantized into it (the bytes above).
+  if (!ec && is_fp8_weights_file(weights_path)) return engine.fp8 ? double(size) : bytes;
+  if (!ec) bytes = engine.compute == DType::f32 ? double(size) : std::min(double(size), bytes);
   // --dtype fp8 keeps the token linears' weights a second time, in e4m3 (one byte each).
   if (engine.fp8) bytes += double(flux_token_linear_weight_count(config));
   return bytes;

@@ -47,7 +47,8 @@ DegreeChooser automatic_layout(AutoLayoutInputs inputs);
 AutoLayoutInputs auto_layout_inputs(const Engine& engine, int threads_requested);
 
 // Bytes of a run's weights in the compute dtype: the file's size in f32, else the parameters
-// at the dtype's size (what check_generate_memory and the chooser's memory check count).
+// at the dtype's size (what check_generate_memory and the chooser's memory check count); with
+// --dtype fp8 the e4m3 copy of the token linears besides, or an FP8 weights file's size alone.
 double weight_bytes_in_memory(const FluxConfig& config, const EngineChoice& engine, const std::string& weights_path);
 
 }  // namespace fresco

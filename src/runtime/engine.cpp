@@ -104,8 +104,22 @@ bool Engine::step_capturable() const {
 
 void Engine::load_model() {
   FRESCO_ASSERT(layout != nullptr, "Engine::load_model before build_layout");
+  // An FP8 weights file: --dtype fp8 runs on its e4m3 linears as stored (never a bf16 copy of
+  // them); another dtype on them dequantized; the hybrid schedule needs the bf16 ones.
+  const bool fp8_file = is_fp8_weights_file(weights_path);
+  const Fp8Linears fp8_linears = choice.fp8 ? Fp8Linears::keep : Fp8Linears::dequantize;
+  if (fp8_file) {
+    require_input(choice.fp8_bf16_steps == 0,
+                  "--fp8-bf16-steps runs its first and last steps on bf16 token linears, which the FP8 weights file " +
+                      weights_path + " does not hold: run it from the bf16 file that file was made from");
+    if (!choice.fp8 && mpi.rank() == 0)
+      std::fprintf(stderr,
+                   "fresco: note: %s is an FP8 weights file: --dtype %s runs its token linears dequantized "
+                   "(e4m3 x scale), not the weights it was made from\n",
+                   weights_path.c_str(), precision_name(choice).c_str());
+  }
   if (lora.empty()) {
-    weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice));
+    weights = load_weights(weights_path, config.name, *backend, weight_dtype_for(choice), nullptr, fp8_linears);
   } else {
     const LoraMerge merge(lora, config.name);
     if (mpi.rank() == 0)

@@ -27,6 +27,7 @@ QWEN_BACKEND=cuda bash "$(dirname "$0")/qwen_forward.sh" 1 || fail "qwen-tiny fo
 # --dtype fp8 on the GPU (cuBLASLt's e4m3 products): the CPU's rule (fp8_forward.sh).
 FP8_BACKEND=cuda bash "$(dirname "$0")/fp8_forward.sh" || fail "fp8 forward on the GPU"
 FP8_BACKEND=cuda bash "$(dirname "$0")/fp8_generate.sh" || fail "fp8 generate on the GPU"
+FP8_BACKEND=cuda bash "$(dirname "$0")/fp8_weights.sh" || fail "fp8 weights file on the GPU"
 # --lora: weights merged on the host, then uploaded (lora.sh's forward checks on the GPU).
 LORA_BACKEND=cuda bash "$(dirname "$0")/lora.sh" || fail "lora on the GPU"
 
