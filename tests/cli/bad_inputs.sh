@@ -54,6 +54,9 @@ expect_error "option --cache-pattern must be a string of 1 (computed) and 0 (cac
   gen $W $P --cache teacache --cache-pattern 1x; no_output
 expect_error "option --cache-coefficients must be comma-separated numbers (got 'a')" -- \
   gen $W $P --cache teacache --cache-coefficients 1,a; no_output
+# FP8 attention quantizes bf16 activations: refused with f32 (the CPU's default), before any work.
+expect_error "option --fp8-attention goes with --dtype bf16 or fp8" -- gen $W $P --fp8-attention --dtype f32; no_output
+expect_error "option --fp8-attention goes with --dtype bf16 or fp8" -- gen $W $P --fp8-attention; no_output
 # Output directory that cannot be written (a path under a regular file).
 echo x > afile
 expect_error "output directory afile/sub cannot be created" -- \
