@@ -168,11 +168,14 @@ struct CudnnSdpa::Plan {
   static constexpr size_t kMaxReplays = 8;
 };
 
-size_t CudnnSdpa::KeyHash::operator()(const Key& k) const {
+size_t hash_key_values(std::initializer_list<int64_t> values) {
   size_t h = 1469598103934665603ull;
-  for (int64_t v : {k.Lq, k.Lk, k.H, k.D, k.ld_q, k.ld_k, k.ld_v, k.ld_o, int64_t(k.bf16), int64_t(k.stats)})
-    h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull;
+  for (int64_t v : values) h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull;
   return h;
+}
+
+size_t CudnnSdpa::KeyHash::operator()(const Key& k) const {
+  return hash_key_values({k.Lq, k.Lk, k.H, k.D, k.ld_q, k.ld_k, k.ld_v, k.ld_o, int64_t(k.bf16), int64_t(k.stats)});
 }
 
 CudnnSdpa::CudnnSdpa() {

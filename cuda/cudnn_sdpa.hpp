@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -85,6 +86,9 @@ CudnnDescriptor cudnn_tensor(int64_t uid, cudnnDataType_t type, std::array<int64
 // An execution plan of the operation graph of `ops`: the first engine configuration of cuDNN's
 // heuristics (mode A) that finalizes. The graph, heuristics and configurations are moved into
 // `keep` (the plan refers to them); ApiError naming each configuration's failure when none does.
+// FNV-1a over a plan key's values (the plan caches' hash).
+size_t hash_key_values(std::initializer_list<int64_t> values);
+
 struct CudnnPlan {
   std::unique_ptr<CudnnDescriptor> plan;
   int64_t workspace = 0;

@@ -111,10 +111,7 @@ struct CudnnSdpaFp8::Plan {
 };
 
 size_t CudnnSdpaFp8::KeyHash::operator()(const Key& k) const {
-  size_t h = 1469598103934665603ull;
-  for (int64_t v : {k.Lq, k.Lk, k.H, k.D, k.ld_o, int64_t(k.bf16), int64_t(k.stats)})
-    h = (h ^ std::hash<int64_t>{}(v)) * 1099511628211ull;
-  return h;
+  return hash_key_values({k.Lq, k.Lk, k.H, k.D, k.ld_o, int64_t(k.bf16), int64_t(k.stats)});
 }
 
 CudnnSdpaFp8::CudnnSdpaFp8(const CudnnSdpa& owner) : owner_(owner) {
