@@ -52,16 +52,26 @@ cat err.log
 [ "$busy" -lt 30 ] || fail "the waiting ranks used ${busy}% of a core each: they spin"
 lost=$(grep -o "image [0-9]* (held by group [0-9]*, rank(s) $victim_rank)" err.log | awk '{print $2}')
 [ "$(echo "$lost" | grep -c .)" -eq 1 ] || fail "the error does not name one image held by rank $victim_rank"
+# The stop may land after the stopped rank published its image but before it told rank 0 (a
+# window of a few milliseconds, seen on a loaded CI machine): that image is then complete (results
+# are published atomically) and the rerun finds all six done. Either way the rerun is checked
+# bit for bit against the clean run below.
+lost_published=0
 for i in 0 1 2 3 4 5; do
   if [ "$i" = "$lost" ]; then
-    [ ! -e "run/img_$i.h5" ] || fail "image $i, named as lost, is published"
+    [ ! -e "run/img_$i.h5" ] || lost_published=1
   else
     [ -e "run/img_$i.h5" ] || fail "image $i is not published although the stopped rank did not hold it"
   fi
 done
 
 run_np "$NP" generate "${ARGS[@]}" --out run | tee rerun.log
-grep -q "5 image(s) already done, 1 to compute" rerun.log || fail "the rerun did not resume the batch"
+if [ "$lost_published" = 1 ]; then
+  grep -q "6 image(s) already done, 0 to compute" rerun.log || fail "the rerun did not find the published image $lost done"
+else
+  grep -q "5 image(s) already done, 1 to compute" rerun.log || fail "the rerun did not resume the batch"
+fi
 for i in 0 1 2 3 4 5; do "$H5_TOOL" compare "run/img_$i.h5" "clean/img_$i.h5" /latent 0; done
-echo "ok: np $NP: rank $victim_rank stopped, image $lost named, the job ended ${elapsed} s later" \
+echo "ok: np $NP: rank $victim_rank stopped, image $lost named (published before the stop: $lost_published)," \
+  "the job ended ${elapsed} s later" \
   "(status $rc), waiting ranks at ${busy}% CPU, rerun bit-identical"
